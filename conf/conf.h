@@ -1,0 +1,79 @@
+/*
+ * conf/ — the configuration file: JSON read once at start with jansson.
+ * Every key has a default (conf/pkid.json lists them all); unknown keys,
+ * wrong types and out-of-range values are refused with the file, the key
+ * path and the reason. Keys whose name starts with "_" are comments.
+ */
+#ifndef PKID_CONF_H
+#define PKID_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONF_FILE_MAX	(1024 * 1024)
+
+struct conf {
+	char	*path;			/* file read, or NULL for defaults */
+	char	*data_dir;		/* "var" */
+	int	 workers;		/* 0: number of cores */
+	char	*log_level;		/* "info" */
+	bool	 access_log;		/* true */
+
+	struct {
+		char	*https;		/* "127.0.0.1:8443" ("" disables) */
+		char	*http;		/* "127.0.0.1:8080" */
+		char	*mgmt;		/* "127.0.0.1:9443" */
+	} listen;
+
+	struct {			/* base URLs clients are told about; */
+		char	*https;		/* "" derives them from listen.* */
+		char	*http;
+		char	*mgmt;
+	} public_url;
+
+	struct {
+		size_t	 max_header_bytes;	/* 16384 */
+		size_t	 max_body_bytes;	/* 1048576 */
+		int	 timeout_seconds;	/* 30 */
+		int	 drain_seconds;		/* 10 */
+	} server;
+
+	struct {
+		char	*master_key_file;	/* "": DATA/master.key */
+		char	*root_subject;		/* "CN=pkid Root CA" */
+		char	*issuing_subject;	/* "CN=pkid Issuing CA" */
+		char	*key_algorithm;		/* "ECDSA_P256" */
+		double	 root_validity_days;	/* 3650 */
+		double	 issuing_validity_days;	/* 1825 */
+		char   **server_names;		/* {"localhost", "127.0.0.1"} */
+		size_t	 nserver_names;
+		double	 crl_next_update_hours;	/* 24 */
+	} ca;
+
+	struct {
+		double	 default_validity_days;		/* 90 */
+		double	 default_renew_before_days;	/* 30 */
+	} certificates;
+
+	struct {
+		double	 default_ttl_days;	/* 30 */
+	} tokens;
+
+	struct {
+		int	 http01_port;		/* 80 */
+		int	 tlsalpn01_port;	/* 443 */
+		char	*dns_resolver;		/* "" = system resolver */
+	} acme;
+};
+
+/* Returns the defaults. NULL on allocation failure. */
+struct conf *conf_defaults(void);
+/* Reads path over the defaults. On failure returns NULL and writes
+ * "FILE: KEY: REASON" into err. */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+void conf_free(struct conf *c);
+/* Splits "host:port" or "[v6]:port" into host (to free()) and port;
+ * 0 or -1. */
+int conf_split_hostport(const char *s, char **host, int *port);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * lifecycle/ — certificate objects and their versions, resources and
+ * associations. Every change to a certificate (issue, import, renew,
+ * revoke, delete) goes through here: it calls ca/ to sign or revoke and
+ * records the result in the same store transaction, so the inventory can
+ * never miss a certificate.
+ *
+ * Tables owned here: `certificate`, `version`, `key`, `resource`,
+ * `association`, `audit`.
+ *
+ * Certificate record (table `certificate`):
+ *   {"id", "name", "mode": "managed"|"external"|"imported", "origin":
+ *    "mgmt"|"acme"|"est", "ca_id" (null for imported from outside),
+ *    "profile", "subject", "sans": [..], "key_algorithm",
+ *    "validity_days", "renewal": {"renew_before_days"},
+ *    "current_version", "latest_version", "created_at", "state": "active"}
+ * Version record (table `version`):
+ *   {"certificate_id", "version", "serial", "stage": "pending"|"current"|
+ *    "previous"|"revoked"|"failed"|"expired", "not_before", "not_after",
+ *    "certificate" (PEM), "chain" (PEM), "key_id" (managed only),
+ *    "revoked_at", "revocation_reason", "created_at"}
+ *
+ * Every function returns new JSON references (caller decrefs) or NULL /
+ * -1 with err set; "who" names the actor for the audit trail
+ * ("token:<sub>", "acme:<account>", "est:<user>").
+ */
+#ifndef PKID_LIFECYCLE_H
+#define PKID_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "ca/ca.h"
+#include "common/common.h"
+#include "store/store.h"
+
+#define LIFECYCLE_NAME_MAX	128
+#define LIFECYCLE_PAGE_MAX	1000
+#define LIFECYCLE_PAGE_DEFAULT	100
+
+struct lifecycle;
+
+struct lifecycle_config {
+	double	default_validity_days;	/* when a request names none */
+	double	default_renew_before_days;
+};
+
+/* Borrows ctx (and its store); NULL on allocation failure. */
+struct lifecycle *lifecycle_new(struct ca_ctx *ctx,
+    const struct lifecycle_config *cfg);
+void lifecycle_free(struct lifecycle *lc);
+
+/*
+ * Creates a certificate from a management-API style request object:
+ *   managed:  {"name", "mode": "managed", "ca_id", "profile", "subject",
+ *              "sans", "key_algorithm", "validity_days", "renewal"}
+ *   external: {"name", "mode": "external", "ca_id", "profile",
+ *              "validity_days", "csr"} (subject and SANs come from the CSR
+ *              unless given, and then must match it)
+ *   imported: {"name", "mode": "imported", "certificate", "private_key",
+ *              "chain"} (key must match the certificate)
+ * Unknown fields, wrong types and bad values are COMMON_E_INVALID naming
+ * the field. Version 1 is created "current". Returns the certificate
+ * record with "current" (its current version, without private key).
+ */
+json_t *lifecycle_cert_create(struct lifecycle *lc, const json_t *req,
+    const char *who, struct common_error *err);
+
+/*
+ * Issues a certificate for a protocol door (ACME finalize, EST enroll):
+ * the public key, subject and SANs were validated by the caller. Creates
+ * (or, when cert_id names an existing certificate, adds a version to) an
+ * inventory entry with mode "external" and the given origin. Returns the
+ * version record (with "certificate" and "chain" PEM).
+ */
+struct lifecycle_issue_req {
+	const char		*ca_id;
+	const char		*cert_id;	/* NULL: new inventory entry */
+	const char		*name;		/* NULL: derived from first SAN */
+	EVP_PKEY		*pubkey;
+	const char		*subject;
+	const char *const	*sans;
+	size_t			 nsans;
+	enum ca_profile		 profile;
+	double			 validity_days;
+	const char		*origin;	/* "acme" | "est" | "mgmt" */
+};
+json_t *lifecycle_issue(struct lifecycle *lc,
+    const struct lifecycle_issue_req *req, const char *who,
+    struct common_error *err);
+
+/* One certificate with "current" (its current version record, no key). */
+json_t *lifecycle_cert_get(struct lifecycle *lc, const char *id,
+    struct common_error *err);
+
+/* Inventory page. Filters (NULL = any): ca_id, stage (of the current
+ * version), name (substring of name or any SAN), expiring_within_days
+ * (< 0 = any). Returns {"certificates": [...], "next_page_token": ..}. */
+struct lifecycle_query {
+	const char	*ca_id;
+	const char	*stage;
+	const char	*name;
+	double		 expiring_within_days;
+	const char	*page_token;
+	size_t		 limit;
+};
+json_t *lifecycle_cert_list(struct lifecycle *lc,
+    const struct lifecycle_query *q, struct common_error *err);
+
+/* Every version of a certificate, without PEMs or keys. */
+json_t *lifecycle_versions(struct lifecycle *lc, const char *id,
+    struct common_error *err);
+/* One version: {"version", "stage", ..., "certificate", "chain"} plus
+ * "private_key" (unencrypted PKCS#8 PEM) when with_key is true and the
+ * certificate is managed. */
+json_t *lifecycle_version_get(struct lifecycle *lc, const char *id,
+    unsigned n, bool with_key, struct common_error *err);
+/* New version of a managed certificate (new key) or, for external ones,
+ * re-signs the last CSR key; it becomes current at once (no deployment
+ * yet) and the old current becomes previous. Returns the version. */
+json_t *lifecycle_cert_renew(struct lifecycle *lc, const char *id,
+    const char *who, struct common_error *err);
+/* Revokes version n (reason per RFC 5280) and queues no CRL: the caller
+ * publishes. Returns the version record with stage "revoked" and
+ * "ca_id" of the issuer. */
+json_t *lifecycle_version_revoke(struct lifecycle *lc, const char *id,
+    unsigned n, enum ca_reason reason, const char *who,
+    struct common_error *err);
+/* Deletes a certificate with all its versions and keys. A certificate
+ * that has associations is a conflict whose message names them. */
+int lifecycle_cert_delete(struct lifecycle *lc, const char *id,
+    const char *who, struct common_error *err);
+
+/* ---- resources and associations ---- */
+
+/* {"name", "type": "nginx"|"haproxy"|"webhook"|"other", "config": {..}} */
+json_t *lifecycle_resource_create(struct lifecycle *lc, const json_t *req,
+    const char *who, struct common_error *err);
+json_t *lifecycle_resource_get(struct lifecycle *lc, const char *id,
+    struct common_error *err);
+json_t *lifecycle_resource_list(struct lifecycle *lc, const char *page_token,
+    size_t limit, struct common_error *err);
+/* A resource with associations is a conflict naming them. */
+int lifecycle_resource_delete(struct lifecycle *lc, const char *id,
+    const char *who, struct common_error *err);
+
+/* {"certificate_id", "resource_id"}: both must exist; a duplicate pair is
+ * a conflict. */
+json_t *lifecycle_assoc_create(struct lifecycle *lc, const json_t *req,
+    const char *who, struct common_error *err);
+json_t *lifecycle_assoc_list(struct lifecycle *lc, const char *cert_id,
+    const char *page_token, size_t limit, struct common_error *err);
+int lifecycle_assoc_delete(struct lifecycle *lc, const char *id,
+    const char *who, struct common_error *err);
+
+#endif

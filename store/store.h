@@ -1,0 +1,172 @@
+/*
+ * store/ — the Berkeley DB store. The only module that includes <db.h>.
+ *
+ * One transactional environment (DB_INIT_TXN|DB_INIT_LOCK|DB_INIT_LOG|
+ * DB_INIT_MPOOL|DB_THREAD|DB_RECOVER) in DIR/db, one B-tree per table,
+ * secondary indexes where a query needs them, records serialised as JSON
+ * text (readable with `db_dump -p`). Every change runs inside
+ * store_txn_run(), which commits durably (fsync'd log) before returning.
+ *
+ * Tables (key -> record):
+ *   meta          name -> string             ("schema_version" = "1")
+ *   ca            ca id -> JSON
+ *   certificate   cert id -> JSON; indexes: by "name" (unique), by "ca_id"
+ *   version       cert id + big-endian u32 n -> JSON
+ *   issued        serial (upper-case hex) -> JSON; indexes: by "not_after"
+ *                 (big-endian u64 seconds), by "ca_id" + "\0" + "status"
+ *   key           key id -> opaque bytes (sealed private keys)
+ *   resource      resource id -> JSON
+ *   association   assoc id -> JSON; indexes: by "certificate_id",
+ *                 by "resource_id"
+ *   audit         big-endian u64 sequence -> JSON (append-only)
+ *
+ * Record ownership: *_put functions never take ownership of the json_t
+ * passed in; *_get/list functions return new references the caller
+ * json_decref()s.
+ *
+ * Errors: a get that finds nothing returns NULL. A real failure inside a
+ * transaction (I/O, deadlock, corrupt record) is logged, marks the txn
+ * failed, and store_txn_run() then aborts it (and retries a deadlock) no
+ * matter what the callback returned; so callers may treat NULL as "not
+ * found". Functions that take a txn also accept NULL for a standalone read
+ * (retried on deadlock internally).
+ */
+#ifndef PKID_STORE_H
+#define PKID_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define STORE_SCHEMA_VERSION	"1"
+#define STORE_TXN_RETRIES	16	/* deadlock retries before giving up */
+#define STORE_RECORD_MAX	(4 * 1024 * 1024)	/* largest record */
+
+struct store;
+struct store_txn;
+
+/* Opens (creating if needed) the environment under dir/db with recovery,
+ * takes an exclusive lock on dir/pkid.lock (a second process gets NULL
+ * with a log line naming the directory), opens every table and index, and
+ * writes or checks the schema version. NULL on failure. */
+struct store *store_open(const char *dir);
+/* Checkpoints and closes everything; accepts NULL. */
+void store_close(struct store *st);
+
+/* Runs fn(txn, arg) in a new transaction. Commits (durably) when fn
+ * returns 0 and no operation failed; aborts otherwise. On a deadlock the
+ * transaction is aborted and fn is run again, up to STORE_TXN_RETRIES
+ * times, so fn must not keep side effects outside the store between tries.
+ * Returns 0 when committed, otherwise fn's non-zero result or -1. */
+int store_txn_run(struct store *st,
+    int (*fn)(struct store_txn *txn, void *arg), void *arg);
+/* Lower-level form for tests and callers that manage tries themselves. */
+struct store_txn *store_txn_begin(struct store *st);
+int store_txn_commit(struct store_txn *txn);	/* frees txn */
+void store_txn_abort(struct store_txn *txn);	/* frees txn; accepts NULL */
+/* True once an operation in txn failed (it will not commit). */
+bool store_txn_failed(const struct store_txn *txn);
+struct store *store_txn_store(struct store_txn *txn);
+
+/* ---- meta ---- */
+char *store_meta_get(struct store *st, struct store_txn *txn, const char *name);
+int store_meta_put(struct store_txn *txn, const char *name, const char *value);
+
+/* ---- ca ---- */
+int store_ca_put(struct store_txn *txn, const char *id, const json_t *rec);
+json_t *store_ca_get(struct store *st, struct store_txn *txn, const char *id);
+/* Every CA record, ordered by id. */
+json_t *store_ca_list(struct store *st, struct store_txn *txn);
+int store_ca_del(struct store_txn *txn, const char *id);
+
+/* ---- certificate ---- */
+
+/* A page query over a table ordered by id. Filter (may be NULL) is called
+ * for each record and keeps it when it returns true. At most limit
+ * records (1..1000) with id > after (NULL or "" for the start) are
+ * returned as a JSON array; *next (to free()) is set to the last id
+ * returned when more records may follow, else NULL. */
+struct store_page {
+	const char	*after;
+	size_t		 limit;
+	bool		(*filter)(const json_t *rec, void *arg);
+	void		*arg;
+};
+
+int store_cert_put(struct store_txn *txn, const char *id, const json_t *rec);
+json_t *store_cert_get(struct store *st, struct store_txn *txn, const char *id);
+json_t *store_cert_by_name(struct store *st, struct store_txn *txn,
+    const char *name);
+json_t *store_cert_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next);
+/* Number of certificates whose "ca_id" is ca_id. -1 on failure. */
+long store_cert_count_by_ca(struct store *st, struct store_txn *txn,
+    const char *ca_id);
+int store_cert_del(struct store_txn *txn, const char *id);
+
+/* ---- version ---- */
+int store_version_put(struct store_txn *txn, const char *cert_id,
+    uint32_t n, const json_t *rec);
+json_t *store_version_get(struct store *st, struct store_txn *txn,
+    const char *cert_id, uint32_t n);
+/* Every version of cert_id, ordered by n (empty array when none). */
+json_t *store_version_list(struct store *st, struct store_txn *txn,
+    const char *cert_id);
+int store_version_del(struct store_txn *txn, const char *cert_id, uint32_t n);
+
+/* ---- issued (serial registry) ---- */
+
+/* rec must hold "ca_id" (string), "status" (string) and "not_after"
+ * (integer seconds): the indexes are built from them. */
+int store_issued_put(struct store_txn *txn, const char *serial,
+    const json_t *rec);
+json_t *store_issued_get(struct store *st, struct store_txn *txn,
+    const char *serial);
+/* Every record of ca_id whose status equals status, as an array. */
+json_t *store_issued_by_ca_status(struct store *st, struct store_txn *txn,
+    const char *ca_id, const char *status);
+/* Up to limit records with not_after < before, ascending by not_after. */
+json_t *store_issued_expiring_before(struct store *st, struct store_txn *txn,
+    time_t before, size_t limit);
+
+/* ---- key (sealed private keys, opaque bytes) ---- */
+int store_key_put(struct store_txn *txn, const char *id, const void *blob,
+    size_t len);
+/* 0 and a malloc'd copy, or -1 when absent. */
+int store_key_get(struct store *st, struct store_txn *txn, const char *id,
+    unsigned char **blob, size_t *len);
+int store_key_del(struct store_txn *txn, const char *id);
+
+/* ---- resource ---- */
+int store_resource_put(struct store_txn *txn, const char *id, const json_t *rec);
+json_t *store_resource_get(struct store *st, struct store_txn *txn,
+    const char *id);
+json_t *store_resource_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next);
+int store_resource_del(struct store_txn *txn, const char *id);
+
+/* ---- association ---- */
+int store_assoc_put(struct store_txn *txn, const char *id, const json_t *rec);
+json_t *store_assoc_get(struct store *st, struct store_txn *txn, const char *id);
+json_t *store_assoc_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next);
+/* Every association whose "certificate_id" / "resource_id" matches. */
+json_t *store_assoc_by_cert(struct store *st, struct store_txn *txn,
+    const char *cert_id);
+json_t *store_assoc_by_resource(struct store *st, struct store_txn *txn,
+    const char *resource_id);
+int store_assoc_del(struct store_txn *txn, const char *id);
+
+/* ---- audit (append-only) ---- */
+
+/* Appends rec under the next sequence number (stored into *seq when seq is
+ * not NULL) and adds "seq" to the stored copy. */
+int store_audit_append(struct store_txn *txn, const json_t *rec, uint64_t *seq);
+/* Up to limit records with seq > after, ascending. */
+json_t *store_audit_list(struct store *st, struct store_txn *txn,
+    uint64_t after, size_t limit);
+
+#endif
