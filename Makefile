@@ -76,12 +76,14 @@ $(BIN)/pkictl: $(call obj,$(CLI_SRC)) $(LIB_COMMON)
 UNIT_HARNESS = $(call obj,tests/unit/test.c)
 UNIT_TESTS = $(BUILD)/tests/common_test $(BUILD)/tests/conf_test \
 	     $(BUILD)/tests/store_test $(BUILD)/tests/ca_test \
-	     $(BUILD)/tests/lifecycle_test $(BUILD)/tests/mgmt_test
+	     $(BUILD)/tests/lifecycle_test $(BUILD)/tests/server_test \
+	     $(BUILD)/tests/mgmt_test
 $(BUILD)/tests/common_test: $(call obj,tests/unit/common_test.c) $(UNIT_HARNESS) $(LIB_COMMON)
 $(BUILD)/tests/conf_test: $(call obj,tests/unit/conf_test.c) $(UNIT_HARNESS) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/store_test: $(call obj,tests/unit/store_test.c) $(UNIT_HARNESS) $(LIB_STORE) $(LIB_COMMON)
 $(BUILD)/tests/ca_test: $(call obj,tests/unit/ca_test.c) $(UNIT_HARNESS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
 $(BUILD)/tests/lifecycle_test: $(call obj,tests/unit/lifecycle_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BUILD)/tests/server_test: $(call obj,tests/unit/server_test.c) $(UNIT_HARNESS) $(LIB_SERVER) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/mgmt_test: $(call obj,tests/unit/mgmt_test.c) $(UNIT_HARNESS) $(LIBS_ALL)
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
