@@ -85,7 +85,7 @@ $(BUILD)/tests/ca_test: $(call obj,tests/unit/ca_test.c) $(UNIT_HARNESS) $(LIB_C
 $(BUILD)/tests/lifecycle_test: $(call obj,tests/unit/lifecycle_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
 $(BUILD)/tests/server_test: $(call obj,tests/unit/server_test.c) $(UNIT_HARNESS) $(LIB_SERVER) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/mgmt_test: $(call obj,tests/unit/mgmt_test.c) $(UNIT_HARNESS) $(LIBS_ALL)
-$(BUILD)/tests/%:
+$(UNIT_TESTS): $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

@@ -1,0 +1,440 @@
+/* Unit tests for conf/: defaults, the shipped conf/pkid.json, a full
+ * valid file, host:port splitting and every hostile file under
+ * tests/data/conf/ (each NAME.json next to NAME.expect, the substring
+ * its error must contain). Run from the repository root. */
+#include <dirent.h>
+#include <stdlib.h>
+
+#include "common/common.h"
+#include "conf/conf.h"
+#include "tests/unit/test.h"
+
+#define HOSTILE_DIR	"tests/data/conf"
+#define HOSTILE_MIN	30	/* fewer files means the directory was missed */
+
+/* Writes text to a file in the test directory; returns its static path. */
+static const char *
+write_conf(const char *name, const char *text)
+{
+	static char path[512];
+
+	if (common_path(path, sizeof(path), "%s/%s", test_tmpdir(),
+	    name) == -1 ||
+	    common_file_write(path, text, strlen(text), 0600) == -1)
+		return NULL;
+	return path;
+}
+
+/* True when both configurations hold the same values (path aside). */
+static bool
+conf_same(const struct conf *a, const struct conf *b)
+{
+	size_t i;
+
+	if (a->ca.nserver_names != b->ca.nserver_names)
+		return false;
+	for (i = 0; i < a->ca.nserver_names; i++)
+		if (strcmp(a->ca.server_names[i], b->ca.server_names[i]) != 0)
+			return false;
+	return strcmp(a->data_dir, b->data_dir) == 0 &&
+	    a->workers == b->workers &&
+	    strcmp(a->log_level, b->log_level) == 0 &&
+	    a->access_log == b->access_log &&
+	    strcmp(a->listen.https, b->listen.https) == 0 &&
+	    strcmp(a->listen.http, b->listen.http) == 0 &&
+	    strcmp(a->listen.mgmt, b->listen.mgmt) == 0 &&
+	    strcmp(a->public_url.https, b->public_url.https) == 0 &&
+	    strcmp(a->public_url.http, b->public_url.http) == 0 &&
+	    strcmp(a->public_url.mgmt, b->public_url.mgmt) == 0 &&
+	    a->server.max_header_bytes == b->server.max_header_bytes &&
+	    a->server.max_body_bytes == b->server.max_body_bytes &&
+	    a->server.timeout_seconds == b->server.timeout_seconds &&
+	    a->server.drain_seconds == b->server.drain_seconds &&
+	    strcmp(a->ca.master_key_file, b->ca.master_key_file) == 0 &&
+	    strcmp(a->ca.root_subject, b->ca.root_subject) == 0 &&
+	    strcmp(a->ca.issuing_subject, b->ca.issuing_subject) == 0 &&
+	    strcmp(a->ca.key_algorithm, b->ca.key_algorithm) == 0 &&
+	    a->ca.root_validity_days == b->ca.root_validity_days &&
+	    a->ca.issuing_validity_days == b->ca.issuing_validity_days &&
+	    a->ca.crl_next_update_hours == b->ca.crl_next_update_hours &&
+	    a->certificates.default_validity_days ==
+	    b->certificates.default_validity_days &&
+	    a->certificates.default_renew_before_days ==
+	    b->certificates.default_renew_before_days &&
+	    a->tokens.default_ttl_days == b->tokens.default_ttl_days &&
+	    a->acme.http01_port == b->acme.http01_port &&
+	    a->acme.tlsalpn01_port == b->acme.tlsalpn01_port &&
+	    strcmp(a->acme.dns_resolver, b->acme.dns_resolver) == 0;
+}
+
+static void
+test_defaults(void)
+{
+	struct conf *c = conf_defaults();
+
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	CHECK(c->path == NULL);
+	CHECK_STR(c->data_dir, "var");
+	CHECK(c->workers == 0);
+	CHECK_STR(c->log_level, "info");
+	CHECK(c->access_log);
+	CHECK_STR(c->listen.https, "127.0.0.1:8443");
+	CHECK_STR(c->listen.http, "127.0.0.1:8080");
+	CHECK_STR(c->listen.mgmt, "127.0.0.1:9443");
+	CHECK_STR(c->public_url.https, "");
+	CHECK_STR(c->public_url.http, "");
+	CHECK_STR(c->public_url.mgmt, "");
+	CHECK(c->server.max_header_bytes == 16384);
+	CHECK(c->server.max_body_bytes == 1048576);
+	CHECK(c->server.timeout_seconds == 30);
+	CHECK(c->server.drain_seconds == 10);
+	CHECK_STR(c->ca.master_key_file, "");
+	CHECK_STR(c->ca.root_subject, "CN=pkid Root CA");
+	CHECK_STR(c->ca.issuing_subject, "CN=pkid Issuing CA");
+	CHECK_STR(c->ca.key_algorithm, "ECDSA_P256");
+	CHECK(c->ca.root_validity_days == 3650);
+	CHECK(c->ca.issuing_validity_days == 1825);
+	CHECK(c->ca.nserver_names == 2);
+	CHECK_STR(c->ca.server_names[0], "localhost");
+	CHECK_STR(c->ca.server_names[1], "127.0.0.1");
+	CHECK(c->ca.crl_next_update_hours == 24);
+	CHECK(c->certificates.default_validity_days == 90);
+	CHECK(c->certificates.default_renew_before_days == 30);
+	CHECK(c->tokens.default_ttl_days == 30);
+	CHECK(c->acme.http01_port == 80);
+	CHECK(c->acme.tlsalpn01_port == 443);
+	CHECK_STR(c->acme.dns_resolver, "");
+	conf_free(c);
+	conf_free(NULL);
+}
+
+/* The shipped file documents the defaults: it must load and equal them. */
+static void
+test_shipped_file(void)
+{
+	struct conf *d = conf_defaults(), *c;
+	char err[512];
+
+	c = conf_load("conf/pkid.json", err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "conf/pkid.json: %s\n", err);
+	CHECK(c != NULL && d != NULL);
+	if (c != NULL && d != NULL) {
+		CHECK(conf_same(c, d));
+		CHECK_STR(c->path, "conf/pkid.json");
+	}
+	conf_free(c);
+	conf_free(d);
+}
+
+static void
+test_full_file(void)
+{
+	static const char text[] =
+	    "{\n"
+	    "  \"_comment\": [\"comments may hold any value\", 1, null],\n"
+	    "  \"data_dir\": \"/srv/pkid\",\n"
+	    "  \"workers\": 4,\n"
+	    "  \"log_level\": \"debug\",\n"
+	    "  \"access_log\": false,\n"
+	    "  \"listen\": { \"_why\": {\"nested\": true},\n"
+	    "    \"https\": \"[::1]:0\", \"http\": \"localhost:0\",\n"
+	    "    \"mgmt\": \"\" },\n"
+	    "  \"public_url\": { \"https\": \"https://ca.example:8443\",\n"
+	    "    \"http\": \"http://ca.example\", \"mgmt\": \"\" },\n"
+	    "  \"server\": { \"max_header_bytes\": 1024,\n"
+	    "    \"max_body_bytes\": 67108864, \"timeout_seconds\": 3600,\n"
+	    "    \"drain_seconds\": 1 },\n"
+	    "  \"ca\": { \"master_key_file\": \"/etc/pkid/master.key\",\n"
+	    "    \"root_subject\": \"CN=Test Root,O=Example\",\n"
+	    "    \"issuing_subject\": \"CN=Test Issuing,O=Example\",\n"
+	    "    \"key_algorithm\": \"RSA3072\",\n"
+	    "    \"root_validity_days\": 36500,\n"
+	    "    \"issuing_validity_days\": 365.25,\n"
+	    "    \"server_names\": [\"ca.example\", \"::1\", \"10.0.0.1\"],\n"
+	    "    \"crl_next_update_hours\": 0.5 },\n"
+	    "  \"certificates\": { \"default_validity_days\": 0.5,\n"
+	    "    \"default_renew_before_days\": 0.25 },\n"
+	    "  \"tokens\": { \"default_ttl_days\": 1 },\n"
+	    "  \"acme\": { \"http01_port\": 5002, \"tlsalpn01_port\": 5001,\n"
+	    "    \"dns_resolver\": \"127.0.0.1:8053\" }\n"
+	    "}\n";
+	const char *path = write_conf("full.json", text);
+	struct conf *c;
+	char err[512];
+
+	CHECK(path != NULL);
+	if (path == NULL)
+		return;
+	c = conf_load(path, err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "full.json: %s\n", err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	CHECK_STR(c->path, path);
+	CHECK_STR(c->data_dir, "/srv/pkid");
+	CHECK(c->workers == 4);
+	CHECK_STR(c->log_level, "debug");
+	CHECK(!c->access_log);
+	CHECK_STR(c->listen.https, "[::1]:0");
+	CHECK_STR(c->listen.http, "localhost:0");
+	CHECK_STR(c->listen.mgmt, "");
+	CHECK_STR(c->public_url.https, "https://ca.example:8443");
+	CHECK_STR(c->public_url.http, "http://ca.example");
+	CHECK_STR(c->public_url.mgmt, "");
+	CHECK(c->server.max_header_bytes == 1024);
+	CHECK(c->server.max_body_bytes == 67108864);
+	CHECK(c->server.timeout_seconds == 3600);
+	CHECK(c->server.drain_seconds == 1);
+	CHECK_STR(c->ca.master_key_file, "/etc/pkid/master.key");
+	CHECK_STR(c->ca.root_subject, "CN=Test Root,O=Example");
+	CHECK_STR(c->ca.issuing_subject, "CN=Test Issuing,O=Example");
+	CHECK_STR(c->ca.key_algorithm, "RSA3072");
+	CHECK(c->ca.root_validity_days == 36500);
+	CHECK(c->ca.issuing_validity_days == 365.25);
+	CHECK(c->ca.nserver_names == 3);
+	if (c->ca.nserver_names == 3) {
+		CHECK_STR(c->ca.server_names[0], "ca.example");
+		CHECK_STR(c->ca.server_names[1], "::1");
+		CHECK_STR(c->ca.server_names[2], "10.0.0.1");
+	}
+	CHECK(c->ca.crl_next_update_hours == 0.5);
+	CHECK(c->certificates.default_validity_days == 0.5);
+	CHECK(c->certificates.default_renew_before_days == 0.25);
+	CHECK(c->tokens.default_ttl_days == 1);
+	CHECK(c->acme.http01_port == 5002);
+	CHECK(c->acme.tlsalpn01_port == 5001);
+	CHECK_STR(c->acme.dns_resolver, "127.0.0.1:8053");
+	conf_free(c);
+}
+
+/* Keys left out keep their defaults; an empty object is all defaults. */
+static void
+test_partial_file(void)
+{
+	struct conf *d = conf_defaults(), *c;
+	const char *path;
+	char err[512];
+
+	path = write_conf("partial.json",
+	    "{ \"listen\": { \"http\": \"127.0.0.1:0\" },"
+	    " \"acme\": { \"http01_port\": 5002 } }");
+	c = path != NULL ? conf_load(path, err, sizeof(err)) : NULL;
+	CHECK(c != NULL && d != NULL);
+	if (c != NULL && d != NULL) {
+		CHECK_STR(c->listen.http, "127.0.0.1:0");
+		CHECK(c->acme.http01_port == 5002);
+		CHECK_STR(c->listen.https, d->listen.https);
+		CHECK(c->acme.tlsalpn01_port == 443);
+		c->acme.http01_port = 80;
+		free(c->listen.http);
+		c->listen.http = strdup(d->listen.http);
+		CHECK(c->listen.http != NULL && conf_same(c, d));
+	}
+	conf_free(c);
+
+	path = write_conf("empty-object.json", "{}");
+	c = path != NULL ? conf_load(path, err, sizeof(err)) : NULL;
+	CHECK(c != NULL && d != NULL && conf_same(c, d));
+	conf_free(c);
+	conf_free(d);
+}
+
+/* Loads path expecting failure with an error holding "path: " and want. */
+static bool
+refused_with(const char *path, const char *want)
+{
+	char err[1024], prefix[600];
+	struct conf *c;
+
+	c = conf_load(path, err, sizeof(err));
+	if (c != NULL) {
+		fprintf(stderr, "%s: accepted, expected \"%s\"\n", path, want);
+		conf_free(c);
+		return false;
+	}
+	snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) != 0 ||
+	    strstr(err, want) == NULL) {
+		fprintf(stderr, "%s: error \"%s\" lacks \"%s\"\n", path, err,
+		    want);
+		return false;
+	}
+	return true;
+}
+
+static void
+test_hostile_files(void)
+{
+	char path[512], expect[512], *want;
+	struct dirent *de;
+	size_t len, n;
+	int files = 0;
+	DIR *d;
+
+	d = opendir(HOSTILE_DIR);
+	CHECK(d != NULL);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+			continue;
+		files++;
+		CHECK(common_path(path, sizeof(path), "%s/%s", HOSTILE_DIR,
+		    de->d_name) == 0);
+		CHECK(common_path(expect, sizeof(expect), "%s/%.*s.expect",
+		    HOSTILE_DIR, (int)(n - 5), de->d_name) == 0);
+		want = NULL;
+		CHECK(common_file_read(expect, 4096, &want, &len) == 0);
+		if (want == NULL) {
+			fprintf(stderr, "%s: missing\n", expect);
+			continue;
+		}
+		while (len > 0 && (want[len - 1] == '\n' ||
+		    want[len - 1] == '\r'))
+			want[--len] = '\0';
+		CHECK(len > 0);
+		CHECK(refused_with(path, want));
+		free(want);
+	}
+	closedir(d);
+	CHECK(files >= HOSTILE_MIN);
+}
+
+/*
+ * The size limit. The oversized file is made here rather than checked in:
+ * a megabyte of padding in the repository would test nothing more.
+ */
+static void
+test_file_size_limit(void)
+{
+	char *text, err[512];
+	const char *path;
+	struct conf *c;
+
+	text = malloc(CONF_FILE_MAX + 2);
+	CHECK(text != NULL);
+	if (text == NULL)
+		return;
+	/* Exactly CONF_FILE_MAX bytes of valid JSON loads. */
+	memset(text, ' ', CONF_FILE_MAX);
+	text[0] = '{';
+	text[CONF_FILE_MAX - 1] = '}';
+	text[CONF_FILE_MAX] = '\0';
+	path = write_conf("max.json", text);
+	c = path != NULL ? conf_load(path, err, sizeof(err)) : NULL;
+	CHECK(c != NULL);
+	conf_free(c);
+
+	/* One more byte is refused before any parsing. */
+	text[CONF_FILE_MAX - 1] = ' ';
+	text[CONF_FILE_MAX] = '}';
+	text[CONF_FILE_MAX + 1] = '\0';
+	path = write_conf("oversized.json", text);
+	CHECK(path != NULL && refused_with(path, "file larger than 1048576 "
+	    "bytes"));
+	free(text);
+}
+
+static void
+test_unreadable(void)
+{
+	char path[512], small[24];
+	struct conf *c;
+
+	CHECK(common_path(path, sizeof(path), "%s/missing.json",
+	    test_tmpdir()) == 0);
+	CHECK(refused_with(path, "cannot read: No such file"));
+	CHECK(refused_with(test_tmpdir(), "cannot read"));	/* directory */
+	CHECK(conf_load(NULL, small, sizeof(small)) == NULL);
+	CHECK(small[0] != '\0');
+
+	/* A short error buffer is truncated, never overrun. */
+	memset(small, 'x', sizeof(small));
+	c = conf_load(HOSTILE_DIR "/bad-listen.json", small, sizeof(small));
+	CHECK(c == NULL && memchr(small, '\0', sizeof(small)) != NULL);
+	CHECK(strncmp(small, HOSTILE_DIR "/bad-listen.json: ",
+	    strlen(small)) == 0 && strlen(small) == sizeof(small) - 1);
+	CHECK(conf_load(HOSTILE_DIR "/bad-listen.json", NULL, 0) == NULL);
+}
+
+/* The key named in errors is sanitized, whatever bytes the file holds. */
+static void
+test_hostile_key_names(void)
+{
+	char err[512];
+	const char *path;
+
+	path = write_conf("ctl-key.json", "{ \"server\": { \"a\\u0001b\": 1 } }");
+	CHECK(path != NULL && refused_with(path, "server.a?b: unknown key"));
+	path = write_conf("utf8-key.json", "{ \"d\\u00e9j\\u00e0\": 1 }");
+	CHECK(path != NULL && refused_with(path, "d??j??: unknown key"));
+	path = write_conf("deep.json",
+	    "{ \"listen\": { \"https\": { \"x\": 1 } } }");
+	CHECK(path != NULL && refused_with(path,
+	    "listen.https: expected string, got object"));
+	path = write_conf("long-value.json", "{ \"log_level\": "
+	    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" }");
+	CHECK(path != NULL && refused_with(path, "aaaa...\""));
+	CHECK(conf_load(path, err, sizeof(err)) == NULL && strlen(err) < 200);
+}
+
+static void
+test_split_hostport(void)
+{
+	char *host = NULL;
+	int port = -1;
+
+	CHECK(conf_split_hostport("127.0.0.1:8443", &host, &port) == 0);
+	CHECK_STR(host, "127.0.0.1");
+	CHECK(port == 8443);
+	free(host);
+	CHECK(conf_split_hostport("[::1]:0", &host, &port) == 0);
+	CHECK_STR(host, "::1");
+	CHECK(port == 0);
+	free(host);
+	CHECK(conf_split_hostport("[fe80::1:2]:65535", &host, &port) == 0);
+	CHECK_STR(host, "fe80::1:2");
+	CHECK(port == 65535);
+	free(host);
+	CHECK(conf_split_hostport("ca.example-1.test:53", &host, &port) == 0);
+	CHECK_STR(host, "ca.example-1.test");
+	free(host);
+
+	CHECK(conf_split_hostport("127.0.0.1:65536", &host, &port) == -1);
+	CHECK(host == NULL);
+	CHECK(conf_split_hostport("127.0.0.1", &host, &port) == -1);
+	CHECK(conf_split_hostport("127.0.0.1:", &host, &port) == -1);
+	CHECK(conf_split_hostport(":80", &host, &port) == -1);
+	CHECK(conf_split_hostport("::1:80", &host, &port) == -1);
+	CHECK(conf_split_hostport("[::1]80", &host, &port) == -1);
+	CHECK(conf_split_hostport("[::1:80", &host, &port) == -1);
+	CHECK(conf_split_hostport("[]:80", &host, &port) == -1);
+	CHECK(conf_split_hostport("[example.com]:80", &host, &port) == -1);
+	CHECK(conf_split_hostport("host:80x", &host, &port) == -1);
+	CHECK(conf_split_hostport("host:+80", &host, &port) == -1);
+	CHECK(conf_split_hostport("host:000080", &host, &port) == -1);
+	CHECK(conf_split_hostport("ho st:80", &host, &port) == -1);
+	CHECK(conf_split_hostport("host/x:80", &host, &port) == -1);
+	CHECK(conf_split_hostport("", &host, &port) == -1);
+	CHECK(conf_split_hostport(NULL, &host, &port) == -1);
+	CHECK(host == NULL);
+}
+
+const struct test_case test_cases[] = {
+	TEST(test_defaults),
+	TEST(test_shipped_file),
+	TEST(test_full_file),
+	TEST(test_partial_file),
+	TEST(test_hostile_files),
+	TEST(test_file_size_limit),
+	TEST(test_unreadable),
+	TEST(test_hostile_key_names),
+	TEST(test_split_hostport),
+	{ 0 },
+};
