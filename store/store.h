@@ -169,4 +169,14 @@ int store_audit_append(struct store_txn *txn, const json_t *rec, uint64_t *seq);
 json_t *store_audit_list(struct store *st, struct store_txn *txn,
     uint64_t after, size_t limit);
 
+/* ---- maintenance ---- */
+
+/* Flushes the cache and writes a checkpoint (old logs are then removed
+ * automatically); the jobs thread calls it periodically. 0 or -1. */
+int store_checkpoint(struct store *st);
+/* Consistency check: walks every table and index; each record must
+ * parse, keys must be well formed, and every index must hold exactly the
+ * entries its table implies. 0 when consistent, -1 (problems logged). */
+int store_check(struct store *st);
+
 #endif

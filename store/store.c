@@ -1,0 +1,2207 @@
+/*
+ * store/store.c — the Berkeley DB store: environment, tables, secondary
+ * indexes, transactions with deadlock retry, typed record operations.
+ *
+ * Layout of DIR:
+ *   pkid.lock	exclusive flock(2) held while the store is open; holds the
+ *		pid of the owner (so a second opener can name it)
+ *   db/	the transactional environment: one B-tree file per table
+ *		(ca.db, certificate.db, ...) and per secondary index
+ *		(certificate-name.db, issued-not-after.db, ...), logs, regions
+ *
+ * Every operation runs in a struct store_txn. An operation that fails
+ * (I/O, deadlock, corrupt record, refused value) logs once and marks the
+ * txn failed; later operations in the same txn fail at once without
+ * touching BDB, and store_txn_run() aborts (and, on a deadlock, reruns).
+ * Reads called with a NULL txn run in a short internal read-committed
+ * transaction, retried on deadlock.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <db.h>
+
+#include "common/common.h"
+#include "store/store.h"
+
+#define STORE_ENV_DIR		"db"
+#define STORE_LOCK_FILE		"pkid.lock"
+#define STORE_DIR_MODE		0700
+#define STORE_FILE_MODE		0600
+/* A small cache keeps an idle daemon's RSS small; the working set of a
+ * private CA (records of a few KiB) fits easily. */
+#define STORE_CACHE_BYTES	(16 * 1024 * 1024)
+/* Page-level locks: a long scan inside one caller transaction holds one
+ * lock per page, so the lock table is sized well above the default. */
+#define STORE_LOCKS_MAX		20000
+#define STORE_LOCK_OBJECTS_MAX	20000
+#define STORE_LOCKERS_MAX	2000
+#define STORE_KEY_MAX		512	/* longest id / serial / meta name */
+#define STORE_VKEY_MAX		(STORE_KEY_MAX + 1 + 4)	/* id, NUL, u32 */
+#define STORE_PAGE_MAX		1000	/* largest page a list returns */
+#define STORE_BACKOFF_MIN_US	200	/* deadlock retry backoff range */
+#define STORE_BACKOFF_MAX_US	32000
+#define STORE_KEY_REPR_MAX	160	/* printable form of a key in logs */
+#define STORE_PID_TEXT_MAX	32
+#define STORE_U64_TEXT_MAX	24
+
+#define STORE_META_SCHEMA	"schema_version"
+#define STORE_META_AUDIT_SEQ	"audit_seq"
+
+enum store_table {
+	STORE_T_META,
+	STORE_T_CA,
+	STORE_T_CERT,
+	STORE_T_VERSION,
+	STORE_T_ISSUED,
+	STORE_T_KEY,
+	STORE_T_RESOURCE,
+	STORE_T_ASSOC,
+	STORE_T_AUDIT,
+	STORE_T__MAX
+};
+
+struct store_table_def {
+	const char	*name;		/* for logs */
+	const char	*file;		/* in DIR/db */
+	bool		 json;		/* records are JSON objects */
+};
+
+static const struct store_table_def store_tables[STORE_T__MAX] = {
+	[STORE_T_META] = { "meta", "meta.db", false },
+	[STORE_T_CA] = { "ca", "ca.db", true },
+	[STORE_T_CERT] = { "certificate", "certificate.db", true },
+	[STORE_T_VERSION] = { "version", "version.db", true },
+	[STORE_T_ISSUED] = { "issued", "issued.db", true },
+	[STORE_T_KEY] = { "key", "key.db", false },
+	[STORE_T_RESOURCE] = { "resource", "resource.db", true },
+	[STORE_T_ASSOC] = { "association", "association.db", true },
+	[STORE_T_AUDIT] = { "audit", "audit.db", true },
+};
+
+enum store_index {
+	STORE_I_CERT_NAME,
+	STORE_I_CERT_CA,
+	STORE_I_ISSUED_NOT_AFTER,
+	STORE_I_ISSUED_CA_STATUS,
+	STORE_I_ASSOC_CERT,
+	STORE_I_ASSOC_RESOURCE,
+	STORE_I__MAX
+};
+
+/* How a secondary key is built from the primary's JSON record. */
+enum store_ikind {
+	STORE_IK_STRING,	/* the string field1 */
+	STORE_IK_U64,		/* the integer field1, big-endian u64 */
+	STORE_IK_PAIR,		/* field1 + "\0" + field2, both strings */
+};
+
+struct store_index_def {
+	const char		*name;		/* for logs */
+	const char		*file;
+	enum store_table	 primary;
+	bool			 unique;	/* no DB_DUP */
+	enum store_ikind	 kind;
+	const char		*field1;
+	const char		*field2;
+};
+
+static const struct store_index_def store_indexes[STORE_I__MAX] = {
+	[STORE_I_CERT_NAME] = { "certificate by name",
+	    "certificate-name.db", STORE_T_CERT, true, STORE_IK_STRING,
+	    "name", NULL },
+	[STORE_I_CERT_CA] = { "certificate by ca_id",
+	    "certificate-ca.db", STORE_T_CERT, false, STORE_IK_STRING,
+	    "ca_id", NULL },
+	[STORE_I_ISSUED_NOT_AFTER] = { "issued by not_after",
+	    "issued-not-after.db", STORE_T_ISSUED, false, STORE_IK_U64,
+	    "not_after", NULL },
+	[STORE_I_ISSUED_CA_STATUS] = { "issued by ca_id+status",
+	    "issued-ca-status.db", STORE_T_ISSUED, false, STORE_IK_PAIR,
+	    "ca_id", "status" },
+	[STORE_I_ASSOC_CERT] = { "association by certificate_id",
+	    "association-certificate.db", STORE_T_ASSOC, false,
+	    STORE_IK_STRING, "certificate_id", NULL },
+	[STORE_I_ASSOC_RESOURCE] = { "association by resource_id",
+	    "association-resource.db", STORE_T_ASSOC, false,
+	    STORE_IK_STRING, "resource_id", NULL },
+};
+
+struct store {
+	DB_ENV	*env;
+	DB	*db[STORE_T__MAX];	/* primaries */
+	DB	*idx[STORE_I__MAX];	/* secondaries */
+	int	 lock_fd;		/* flock'd DIR/pkid.lock, -1 if none */
+	char	 dir[PATH_MAX];
+};
+
+struct store_txn {
+	struct store	*st;
+	DB_TXN		*tid;
+	bool		 failed;	/* an operation failed: never commits */
+	bool		 deadlock;	/* ...because of a deadlock: retry */
+};
+
+/*
+ * Arguments and results of one read operation, so the same operation can
+ * run in a caller's txn or in internal read transactions retried on
+ * deadlock (store_read_run). An operation sets its results only when it
+ * succeeds and frees everything it built when it fails.
+ */
+struct store_read {
+	enum store_table	 table;
+	enum store_index	 index;
+	const void		*key;		/* lookup key or scan start */
+	size_t			 klen;
+	size_t			 prefix;	/* scan: shared key prefix */
+	bool			 skip_exact;	/* scan: skip key itself */
+	size_t			 limit;		/* scan: most records */
+	uint64_t		 below;		/* index range: keys < below */
+	bool			 (*filter)(const json_t *, void *);
+	void			*filter_arg;
+	bool			 want_next;	/* scan: produce a next token */
+	u_int32_t		 flags;		/* get: extra DB->get flags */
+
+	json_t			*out;
+	char			*next;
+	unsigned char		*raw;
+	size_t			 rawlen;
+	long			 count;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static bool
+store_is_deadlock(int rc)
+{
+	return rc == DB_LOCK_DEADLOCK || rc == DB_LOCK_NOTGRANTED;
+}
+
+/* Printable form of a key for logs: printable ASCII as is, other bytes
+ * as \xNN, truncated. */
+static void
+store_key_repr(const void *key, size_t len, char *out, size_t outlen)
+{
+	const unsigned char *p = key;
+	size_t i, o = 0;
+
+	if (outlen == 0)
+		return;
+	for (i = 0; i < len && o + 5 < outlen; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			out[o++] = (char)p[i];
+		} else {
+			snprintf(out + o, outlen - o, "\\x%02x", p[i]);
+			o += 4;
+		}
+	}
+	if (i < len && o + 3 < outlen) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+/* Marks txn failed after BDB returned rc at step on table/key. A deadlock
+ * is routine under contention (the txn is retried), so it is logged at
+ * debug level; anything else is an error. */
+static void
+store_txn_dberr(struct store_txn *txn, int rc, const char *step,
+    const char *table, const void *key, size_t klen)
+{
+	char repr[STORE_KEY_REPR_MAX];
+
+	txn->failed = true;
+	store_key_repr(key, klen, repr, sizeof(repr));
+	if (store_is_deadlock(rc)) {
+		txn->deadlock = true;
+		log_debug("store: %s %s \"%s\": %s", table, step, repr,
+		    db_strerror(rc));
+		return;
+	}
+	log_err("store: %s %s \"%s\": %s", table, step, repr, db_strerror(rc));
+}
+
+/* Marks txn failed for a reason that is not a BDB error (logged by the
+ * caller). */
+static void
+store_txn_refuse(struct store_txn *txn)
+{
+	txn->failed = true;
+}
+
+/* Logs an allocation failure during what and fails txn. */
+static void
+store_txn_nomem(struct store_txn *txn, const char *what)
+{
+	log_err("store: %s: out of memory", what);
+	txn->failed = true;
+}
+
+/* Length of a valid id key (1..STORE_KEY_MAX bytes), 0 if invalid. */
+static size_t
+store_id_len(const char *id)
+{
+	size_t len;
+
+	if (id == NULL)
+		return 0;
+	len = strnlen(id, STORE_KEY_MAX + 1);
+	return len > STORE_KEY_MAX ? 0 : len;
+}
+
+static void
+store_be32(unsigned char *out, uint32_t v)
+{
+	out[0] = (unsigned char)(v >> 24);
+	out[1] = (unsigned char)(v >> 16);
+	out[2] = (unsigned char)(v >> 8);
+	out[3] = (unsigned char)v;
+}
+
+static void
+store_be64(unsigned char *out, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--) {
+		out[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+store_get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Version key: cert id bytes, NUL, big-endian n. Returns its length. */
+static size_t
+store_version_key(const char *cert_id, size_t idlen, uint32_t n,
+    unsigned char out[STORE_VKEY_MAX])
+{
+	memcpy(out, cert_id, idlen);
+	out[idlen] = '\0';
+	store_be32(out + idlen + 1, n);
+	return idlen + 1 + 4;
+}
+
+/* Copies len bytes into a new NUL-terminated string; NULL on ENOMEM. */
+static char *
+store_strndup(const void *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+static size_t
+store_clamp_limit(size_t limit)
+{
+	if (limit < 1)
+		return 1;
+	return limit > STORE_PAGE_MAX ? STORE_PAGE_MAX : limit;
+}
+
+/* Randomised exponential backoff before rerunning a deadlocked txn, so
+ * the two sides of a deadlock do not collide again in lockstep. */
+static void
+store_backoff(unsigned int attempt)
+{
+	static __thread unsigned int seed;
+	unsigned int span = STORE_BACKOFF_MIN_US;
+
+	if (seed == 0)
+		seed = (unsigned int)(common_mono_ms() ^
+		    (uintptr_t)pthread_self() ^ (uintptr_t)getpid()) | 1u;
+	while (attempt-- > 0 && span < STORE_BACKOFF_MAX_US)
+		span *= 2;
+	if (span > STORE_BACKOFF_MAX_US)
+		span = STORE_BACKOFF_MAX_US;
+	usleep(STORE_BACKOFF_MIN_US + (useconds_t)(rand_r(&seed) % span));
+}
+
+/* ---- JSON records ------------------------------------------------------- */
+
+/* Parses a stored record; NULL (reason in jerr) unless it is a JSON
+ * object of at most STORE_RECORD_MAX bytes. */
+static json_t *
+store_json_parse(const void *data, size_t len, json_error_t *jerr)
+{
+	json_t *j;
+
+	if (len > STORE_RECORD_MAX) {
+		snprintf(jerr->text, sizeof(jerr->text),
+		    "record of %zu bytes exceeds the %d byte limit", len,
+		    STORE_RECORD_MAX);
+		return NULL;
+	}
+	j = json_loadb(data, len, JSON_REJECT_DUPLICATES, jerr);
+	if (j != NULL && !json_is_object(j)) {
+		json_decref(j);
+		snprintf(jerr->text, sizeof(jerr->text), "not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* Parses a record read from table at key; a record that does not parse
+ * is corrupt: logged, and txn fails. */
+static json_t *
+store_json_load(struct store_txn *txn, enum store_table t, const void *key,
+    size_t klen, const void *data, size_t len)
+{
+	char repr[STORE_KEY_REPR_MAX];
+	json_error_t jerr;
+	json_t *j;
+
+	if ((j = store_json_parse(data, len, &jerr)) != NULL)
+		return j;
+	store_key_repr(key, klen, repr, sizeof(repr));
+	log_err("store: %s \"%s\": corrupt record: %s", store_tables[t].name,
+	    repr, jerr.text);
+	store_txn_refuse(txn);
+	return NULL;
+}
+
+/*
+ * Builds the secondary key of index def from a primary record. Returns 0
+ * with *out (malloc'd) and *outlen, 1 when the record has no value for
+ * this index (not indexed), -1 when the record does not parse or on
+ * ENOMEM.
+ */
+static int
+store_index_key(const struct store_index_def *def, const void *data,
+    size_t len, unsigned char **out, size_t *outlen)
+{
+	json_error_t jerr;
+	json_t *rec, *v1, *v2 = NULL;
+	const char *s1, *s2;
+	size_t l1, l2;
+	json_int_t t;
+	unsigned char *buf = NULL;
+	int rc = -1;
+
+	if ((rec = store_json_parse(data, len, &jerr)) == NULL)
+		goto out;
+	v1 = json_object_get(rec, def->field1);
+	if (def->field2 != NULL)
+		v2 = json_object_get(rec, def->field2);
+	switch (def->kind) {
+	case STORE_IK_STRING:
+		if (!json_is_string(v1) || json_string_length(v1) == 0) {
+			rc = 1;
+			goto out;
+		}
+		l1 = json_string_length(v1);
+		if ((buf = malloc(l1)) == NULL)
+			goto out;
+		memcpy(buf, json_string_value(v1), l1);
+		*outlen = l1;
+		break;
+	case STORE_IK_U64:
+		if (!json_is_integer(v1)) {
+			rc = 1;
+			goto out;
+		}
+		t = json_integer_value(v1);
+		if ((buf = malloc(8)) == NULL)
+			goto out;
+		/* Times before 1970 sort first, as 0. */
+		store_be64(buf, t < 0 ? 0 : (uint64_t)t);
+		*outlen = 8;
+		break;
+	case STORE_IK_PAIR:
+		if (!json_is_string(v1) || !json_is_string(v2) ||
+		    json_string_length(v1) == 0) {
+			rc = 1;
+			goto out;
+		}
+		s1 = json_string_value(v1);
+		s2 = json_string_value(v2);
+		l1 = json_string_length(v1);
+		l2 = json_string_length(v2);
+		if ((buf = malloc(l1 + 1 + l2 + 1)) == NULL)
+			goto out;
+		memcpy(buf, s1, l1);
+		buf[l1] = '\0';
+		memcpy(buf + l1 + 1, s2, l2);
+		*outlen = l1 + 1 + l2;
+		break;
+	}
+	*out = buf;	/* steal */
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	json_decref(rec);
+	return rc;
+}
+
+/* DB->associate callback shared by every index; the secondary handle's
+ * app_private holds the index number. */
+static int
+store_index_callback(DB *sdb, const DBT *pkey, const DBT *pdata, DBT *skey)
+{
+	const struct store_index_def *def =
+	    &store_indexes[(uintptr_t)sdb->app_private];
+	char repr[STORE_KEY_REPR_MAX];
+	unsigned char *buf = NULL;
+	size_t len = 0;
+
+	switch (store_index_key(def, pdata->data, pdata->size, &buf, &len)) {
+	case 0:
+		break;
+	case 1:
+		return DB_DONOTINDEX;
+	default:
+		store_key_repr(pkey->data, pkey->size, repr, sizeof(repr));
+		log_err("store: %s: cannot index record \"%s\" (corrupt or "
+		    "out of memory)", def->name, repr);
+		return EINVAL;
+	}
+	skey->data = buf;
+	skey->size = (u_int32_t)len;
+	skey->flags = DB_DBT_APPMALLOC;	/* BDB frees it */
+	return 0;
+}
+
+/* ---- raw record operations (txn must not be NULL) ----------------------- */
+
+static int
+store_raw_put(struct store_txn *txn, enum store_table t, const void *key,
+    size_t klen, const void *data, size_t dlen, u_int32_t flags)
+{
+	DB *db = txn->st->db[t];
+	char repr[STORE_KEY_REPR_MAX];
+	DBT k, d;
+	int rc;
+
+	if (txn->failed)
+		return -1;
+	if (dlen > STORE_RECORD_MAX) {
+		store_key_repr(key, klen, repr, sizeof(repr));
+		log_err("store: %s put \"%s\": record of %zu bytes exceeds "
+		    "the %d byte limit", store_tables[t].name, repr, dlen,
+		    STORE_RECORD_MAX);
+		store_txn_refuse(txn);
+		return -1;
+	}
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	k.data = (void *)(uintptr_t)key;
+	k.size = (u_int32_t)klen;
+	d.data = (void *)(uintptr_t)data;
+	d.size = (u_int32_t)dlen;
+	if ((rc = db->put(db, txn->tid, &k, &d, flags)) != 0) {
+		store_txn_dberr(txn, rc, "put", store_tables[t].name, key,
+		    klen);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the record at key: 0 with *data (malloc'd, to free) and *dlen,
+ * 1 when absent, -1 on failure (txn marked). */
+static int
+store_raw_get(struct store_txn *txn, enum store_table t, const void *key,
+    size_t klen, u_int32_t flags, unsigned char **data, size_t *dlen)
+{
+	DB *db = txn->st->db[t];
+	DBT k, d;
+	int rc;
+
+	if (txn->failed)
+		return -1;
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	k.data = (void *)(uintptr_t)key;
+	k.size = (u_int32_t)klen;
+	d.flags = DB_DBT_MALLOC;
+	rc = db->get(db, txn->tid, &k, &d, flags);
+	if (rc == DB_NOTFOUND)
+		return 1;
+	if (rc != 0) {
+		store_txn_dberr(txn, rc, "get", store_tables[t].name, key,
+		    klen);
+		return -1;
+	}
+	*data = d.data;
+	*dlen = d.size;
+	return 0;
+}
+
+/* Deletes key (and its index entries); an absent key is not an error. */
+static int
+store_raw_del(struct store_txn *txn, enum store_table t, const void *key,
+    size_t klen)
+{
+	DB *db = txn->st->db[t];
+	DBT k;
+	int rc;
+
+	if (txn->failed)
+		return -1;
+	memset(&k, 0, sizeof(k));
+	k.data = (void *)(uintptr_t)key;
+	k.size = (u_int32_t)klen;
+	rc = db->del(db, txn->tid, &k, 0);
+	if (rc != 0 && rc != DB_NOTFOUND) {
+		store_txn_dberr(txn, rc, "del", store_tables[t].name, key,
+		    klen);
+		return -1;
+	}
+	return 0;
+}
+
+/* Serialises rec (compact, sorted keys) and stores it at key. */
+static int
+store_json_put(struct store_txn *txn, enum store_table t, const void *key,
+    size_t klen, const json_t *rec)
+{
+	char repr[STORE_KEY_REPR_MAX];
+	char *text = NULL;
+	int rc = -1;
+
+	if (txn->failed)
+		goto out;
+	store_key_repr(key, klen, repr, sizeof(repr));
+	if (!json_is_object(rec)) {
+		log_err("store: %s put \"%s\": record is not a JSON object",
+		    store_tables[t].name, repr);
+		store_txn_refuse(txn);
+		goto out;
+	}
+	if ((text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		log_err("store: %s put \"%s\": cannot serialise the record",
+		    store_tables[t].name, repr);
+		store_txn_refuse(txn);
+		goto out;
+	}
+	rc = store_raw_put(txn, t, key, klen, text, strlen(text), 0);
+out:
+	free(text);
+	return rc;
+}
+
+/* Checks the txn and key of a write; logs and fails the txn if bad. */
+static int
+store_write_check(struct store_txn *txn, enum store_table t, const char *id,
+    size_t *len)
+{
+	if (txn == NULL) {
+		log_err("store: %s write outside a transaction",
+		    store_tables[t].name);
+		return -1;
+	}
+	if (txn->failed)
+		return -1;
+	if ((*len = store_id_len(id)) == 0) {
+		log_err("store: %s write: invalid key (empty or longer than "
+		    "%d bytes)", store_tables[t].name, STORE_KEY_MAX);
+		store_txn_refuse(txn);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static struct store_txn *
+store_txn_begin_flags(struct store *st, u_int32_t flags)
+{
+	struct store_txn *txn;
+	int rc;
+
+	if (st == NULL || st->env == NULL) {
+		log_err("store: txn begin: store not open");
+		return NULL;
+	}
+	if ((txn = calloc(1, sizeof(*txn))) == NULL) {
+		log_err("store: txn begin: out of memory");
+		return NULL;
+	}
+	txn->st = st;
+	if ((rc = st->env->txn_begin(st->env, NULL, &txn->tid, flags)) != 0) {
+		log_err("store: %s: txn begin: %s", st->dir, db_strerror(rc));
+		free(txn);
+		return NULL;
+	}
+	return txn;
+}
+
+struct store_txn *
+store_txn_begin(struct store *st)
+{
+	return store_txn_begin_flags(st, 0);
+}
+
+/* Commits durably unless an operation failed (then aborts). Frees txn.
+ * 0 when committed, -1 otherwise. */
+int
+store_txn_commit(struct store_txn *txn)
+{
+	int rc;
+
+	if (txn == NULL)
+		return -1;
+	if (txn->failed) {
+		store_txn_abort(txn);
+		return -1;
+	}
+	/* DB_TXN->commit releases the handle even when it fails. */
+	if ((rc = txn->tid->commit(txn->tid, 0)) != 0)
+		log_err("store: %s: txn commit: %s", txn->st->dir,
+		    db_strerror(rc));
+	free(txn);
+	return rc == 0 ? 0 : -1;
+}
+
+void
+store_txn_abort(struct store_txn *txn)
+{
+	int rc;
+
+	if (txn == NULL)
+		return;
+	if ((rc = txn->tid->abort(txn->tid)) != 0)
+		log_err("store: %s: txn abort: %s", txn->st->dir,
+		    db_strerror(rc));
+	free(txn);
+}
+
+bool
+store_txn_failed(const struct store_txn *txn)
+{
+	return txn == NULL || txn->failed;
+}
+
+struct store *
+store_txn_store(struct store_txn *txn)
+{
+	return txn == NULL ? NULL : txn->st;
+}
+
+/*
+ * Runs fn in a fresh txn; commits when fn returns 0 and nothing failed,
+ * otherwise aborts, and reruns fn after a deadlock (with backoff) up to
+ * STORE_TXN_RETRIES times. 0 when committed, else fn's result or -1.
+ */
+int
+store_txn_run(struct store *st, int (*fn)(struct store_txn *, void *),
+    void *arg)
+{
+	struct store_txn *txn;
+	unsigned int attempt;
+	bool deadlock;
+	int rc;
+
+	for (attempt = 0; ; attempt++) {
+		if ((txn = store_txn_begin(st)) == NULL)
+			return -1;
+		rc = fn(txn, arg);
+		if (rc == 0 && !txn->failed)
+			return store_txn_commit(txn);
+		deadlock = txn->deadlock;
+		store_txn_abort(txn);
+		if (!deadlock)
+			return rc != 0 ? rc : -1;
+		if (attempt >= STORE_TXN_RETRIES) {
+			log_err("store: %s: transaction abandoned after %d "
+			    "deadlock retries", st->dir, STORE_TXN_RETRIES);
+			return -1;
+		}
+		store_backoff(attempt);
+	}
+}
+
+/*
+ * Runs the read operation fn in txn, or, when txn is NULL, in internal
+ * read-committed transactions retried on deadlock. Returns fn's result
+ * (-1 on failure).
+ */
+static int
+store_read_run(struct store *st, struct store_txn *txn,
+    int (*fn)(struct store_txn *, struct store_read *), struct store_read *r)
+{
+	struct store_txn *t;
+	unsigned int attempt;
+	bool deadlock;
+	int rc;
+
+	if (txn != NULL)
+		return txn->failed ? -1 : fn(txn, r);
+	if (st == NULL) {
+		log_err("store: read without a store or a transaction");
+		return -1;
+	}
+	for (attempt = 0; ; attempt++) {
+		if ((t = store_txn_begin_flags(st, DB_READ_COMMITTED)) == NULL)
+			return -1;
+		rc = fn(t, r);
+		deadlock = t->deadlock;
+		/* Read-only: aborting releases the locks without a log
+		 * record. */
+		store_txn_abort(t);
+		if (!deadlock)
+			return rc;
+		if (attempt >= STORE_TXN_RETRIES) {
+			log_err("store: %s: read abandoned after %d deadlock "
+			    "retries", st->dir, STORE_TXN_RETRIES);
+			return -1;
+		}
+		store_backoff(attempt);
+	}
+}
+
+/* ---- read operations (see struct store_read) ---------------------------- */
+
+/* r->out = the JSON record of r->table at r->key; -1 when absent. */
+static int
+store_op_get_json(struct store_txn *txn, struct store_read *r)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (store_raw_get(txn, r->table, r->key, r->klen, r->flags, &data,
+	    &len) != 0)
+		goto out;
+	if ((r->out = store_json_load(txn, r->table, r->key, r->klen, data,
+	    len)) == NULL)
+		goto out;
+	rc = 0;
+out:
+	free(data);
+	return rc;
+}
+
+/* r->raw/r->rawlen = the bytes of r->table at r->key (NUL-terminated
+ * copy); -1 when absent. */
+static int
+store_op_get_raw(struct store_txn *txn, struct store_read *r)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (store_raw_get(txn, r->table, r->key, r->klen, r->flags, &data,
+	    &len) != 0)
+		goto out;
+	if ((r->raw = (unsigned char *)store_strndup(data, len)) == NULL) {
+		store_txn_nomem(txn, store_tables[r->table].name);
+		goto out;
+	}
+	r->rawlen = len;
+	rc = 0;
+out:
+	free(data);
+	return rc;
+}
+
+/* r->out = the record whose unique index r->index key is r->key; r->raw =
+ * its primary key (NUL-terminated). -1 when absent. */
+static int
+store_op_index_get(struct store_txn *txn, struct store_read *r)
+{
+	const struct store_index_def *def = &store_indexes[r->index];
+	DB *sdb = txn->st->idx[r->index];
+	DBT k, pk, d;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	memset(&d, 0, sizeof(d));
+	k.data = (void *)(uintptr_t)r->key;
+	k.size = (u_int32_t)r->klen;
+	pk.flags = DB_DBT_MALLOC;
+	d.flags = DB_DBT_MALLOC;
+	rc = sdb->pget(sdb, txn->tid, &k, &pk, &d, r->flags);
+	if (rc == DB_NOTFOUND)
+		goto out;
+	if (rc != 0) {
+		store_txn_dberr(txn, rc, "get", def->name, r->key, r->klen);
+		goto out;
+	}
+	if ((r->out = store_json_load(txn, def->primary, pk.data, pk.size,
+	    d.data, d.size)) == NULL)
+		goto out;
+	if ((r->raw = (unsigned char *)store_strndup(pk.data,
+	    pk.size)) == NULL) {
+		store_txn_nomem(txn, def->name);
+		json_decref(r->out);
+		r->out = NULL;
+		goto out;
+	}
+	ret = 0;
+out:
+	free(pk.data);
+	free(d.data);
+	return ret;
+}
+
+/*
+ * Scans r->table in key order from r->key (the start when klen is 0),
+ * skipping the exact key when r->skip_exact, stopping at the first key
+ * without r->prefix, keeping records r->filter accepts, at most r->limit.
+ * r->out = the array; with r->want_next, r->next = the last key returned
+ * when the limit was reached and more keys follow.
+ */
+static int
+store_op_scan(struct store_txn *txn, struct store_read *r)
+{
+	const char *tname = store_tables[r->table].name;
+	DB *db = txn->st->db[r->table];
+	DBC *c = NULL;
+	DBT k, d;
+	json_t *arr = NULL, *rec;
+	char *next = NULL;
+	size_t n = 0;
+	u_int32_t op = DB_FIRST;
+	bool more = false;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	k.flags = DB_DBT_REALLOC;
+	d.flags = DB_DBT_REALLOC;
+	if ((arr = json_array()) == NULL) {
+		store_txn_nomem(txn, tname);
+		goto out;
+	}
+	if (r->klen > 0) {
+		if ((k.data = malloc(r->klen)) == NULL) {
+			store_txn_nomem(txn, tname);
+			goto out;
+		}
+		memcpy(k.data, r->key, r->klen);
+		k.size = (u_int32_t)r->klen;
+		op = DB_SET_RANGE;
+	}
+	if ((rc = db->cursor(db, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", tname, r->key, r->klen);
+		goto out;
+	}
+	for (;;) {
+		rc = c->get(c, &k, &d, op);
+		op = DB_NEXT;
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "scan", tname, r->key,
+			    r->klen);
+			goto out;
+		}
+		if (r->prefix > 0 && (k.size < r->prefix ||
+		    memcmp(k.data, r->key, r->prefix) != 0))
+			break;
+		if (r->skip_exact && k.size == r->klen &&
+		    memcmp(k.data, r->key, r->klen) == 0)
+			continue;
+		if (n == r->limit) {
+			more = true;
+			break;
+		}
+		if ((rec = store_json_load(txn, r->table, k.data, k.size,
+		    d.data, d.size)) == NULL)
+			goto out;
+		if (r->filter != NULL && !r->filter(rec, r->filter_arg)) {
+			json_decref(rec);
+			continue;
+		}
+		if (json_array_append_new(arr, rec) == -1) {
+			store_txn_nomem(txn, tname);
+			goto out;
+		}
+		n++;
+		if (r->want_next) {
+			free(next);
+			if ((next = store_strndup(k.data, k.size)) == NULL) {
+				store_txn_nomem(txn, tname);
+				goto out;
+			}
+		}
+	}
+	if (!more) {
+		free(next);
+		next = NULL;
+	}
+	r->out = arr;	/* steal */
+	arr = NULL;
+	r->next = next;	/* steal */
+	next = NULL;
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed)
+		store_txn_dberr(txn, rc, "cursor close", tname, r->key,
+		    r->klen);
+	free(k.data);
+	free(d.data);
+	free(next);
+	json_decref(arr);
+	return ret;
+}
+
+/* r->out = every record of the dup-sorted index r->index under key
+ * r->key, in primary-key order. */
+static int
+store_op_index_dups(struct store_txn *txn, struct store_read *r)
+{
+	const struct store_index_def *def = &store_indexes[r->index];
+	DB *sdb = txn->st->idx[r->index];
+	DBC *c = NULL;
+	DBT k, pk, d;
+	json_t *arr = NULL, *rec;
+	u_int32_t op = DB_SET;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	memset(&d, 0, sizeof(d));
+	k.flags = DB_DBT_REALLOC;
+	pk.flags = DB_DBT_REALLOC;
+	d.flags = DB_DBT_REALLOC;
+	if ((arr = json_array()) == NULL ||
+	    (k.data = malloc(r->klen)) == NULL) {
+		store_txn_nomem(txn, def->name);
+		goto out;
+	}
+	memcpy(k.data, r->key, r->klen);
+	k.size = (u_int32_t)r->klen;
+	if ((rc = sdb->cursor(sdb, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", def->name, r->key, r->klen);
+		goto out;
+	}
+	for (;;) {
+		rc = c->pget(c, &k, &pk, &d, op);
+		op = DB_NEXT_DUP;
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "scan", def->name, r->key,
+			    r->klen);
+			goto out;
+		}
+		if ((rec = store_json_load(txn, def->primary, pk.data,
+		    pk.size, d.data, d.size)) == NULL)
+			goto out;
+		if (json_array_append_new(arr, rec) == -1) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+	}
+	r->out = arr;	/* steal */
+	arr = NULL;
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed)
+		store_txn_dberr(txn, rc, "cursor close", def->name, r->key,
+		    r->klen);
+	free(k.data);
+	free(pk.data);
+	free(d.data);
+	json_decref(arr);
+	return ret;
+}
+
+/* r->out = up to r->limit records of the u64 index r->index with key <
+ * r->below, ascending. */
+static int
+store_op_index_below(struct store_txn *txn, struct store_read *r)
+{
+	const struct store_index_def *def = &store_indexes[r->index];
+	DB *sdb = txn->st->idx[r->index];
+	DBC *c = NULL;
+	DBT k, pk, d;
+	json_t *arr = NULL, *rec;
+	u_int32_t op = DB_FIRST;
+	size_t n = 0;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	memset(&d, 0, sizeof(d));
+	k.flags = DB_DBT_REALLOC;
+	pk.flags = DB_DBT_REALLOC;
+	d.flags = DB_DBT_REALLOC;
+	if ((arr = json_array()) == NULL) {
+		store_txn_nomem(txn, def->name);
+		goto out;
+	}
+	if ((rc = sdb->cursor(sdb, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", def->name, "", 0);
+		goto out;
+	}
+	while (n < r->limit) {
+		rc = c->pget(c, &k, &pk, &d, op);
+		op = DB_NEXT;
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "scan", def->name, "", 0);
+			goto out;
+		}
+		if (k.size != 8) {
+			log_err("store: %s: corrupt index key of %u bytes",
+			    def->name, (unsigned int)k.size);
+			store_txn_refuse(txn);
+			goto out;
+		}
+		if (store_get_be64(k.data) >= r->below)
+			break;
+		if ((rec = store_json_load(txn, def->primary, pk.data,
+		    pk.size, d.data, d.size)) == NULL)
+			goto out;
+		if (json_array_append_new(arr, rec) == -1) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+		n++;
+	}
+	r->out = arr;	/* steal */
+	arr = NULL;
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed)
+		store_txn_dberr(txn, rc, "cursor close", def->name, "", 0);
+	free(k.data);
+	free(pk.data);
+	free(d.data);
+	json_decref(arr);
+	return ret;
+}
+
+/* r->count = number of entries under key r->key in index r->index. */
+static int
+store_op_index_count(struct store_txn *txn, struct store_read *r)
+{
+	const struct store_index_def *def = &store_indexes[r->index];
+	DB *sdb = txn->st->idx[r->index];
+	DBC *c = NULL;
+	DBT k, d;
+	db_recno_t count = 0;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	k.flags = DB_DBT_REALLOC;
+	/* Only the position matters: fetch no record bytes. */
+	d.flags = DB_DBT_MALLOC | DB_DBT_PARTIAL;
+	d.dlen = 0;
+	if ((k.data = malloc(r->klen)) == NULL) {
+		store_txn_nomem(txn, def->name);
+		goto out;
+	}
+	memcpy(k.data, r->key, r->klen);
+	k.size = (u_int32_t)r->klen;
+	if ((rc = sdb->cursor(sdb, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", def->name, r->key, r->klen);
+		goto out;
+	}
+	rc = c->get(c, &k, &d, DB_SET);
+	if (rc == 0)
+		rc = c->count(c, &count, 0);
+	if (rc != 0 && rc != DB_NOTFOUND) {
+		store_txn_dberr(txn, rc, "count", def->name, r->key, r->klen);
+		goto out;
+	}
+	r->count = rc == DB_NOTFOUND ? 0 : (long)count;
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed) {
+		store_txn_dberr(txn, rc, "cursor close", def->name, r->key,
+		    r->klen);
+		ret = -1;
+	}
+	free(k.data);
+	free(d.data);
+	return ret;
+}
+
+/* ---- generic typed wrappers --------------------------------------------- */
+
+/* The JSON record of table t at key (any bytes), or NULL. */
+static json_t *
+store_get_json_key(struct store *st, struct store_txn *txn,
+    enum store_table t, const void *key, size_t klen)
+{
+	struct store_read r = { .table = t, .key = key, .klen = klen };
+
+	if (store_read_run(st, txn, store_op_get_json, &r) != 0)
+		return NULL;
+	return r.out;
+}
+
+static json_t *
+store_get_json(struct store *st, struct store_txn *txn, enum store_table t,
+    const char *id)
+{
+	size_t len = store_id_len(id);
+
+	return len == 0 ? NULL : store_get_json_key(st, txn, t, id, len);
+}
+
+static int
+store_put_json(struct store_txn *txn, enum store_table t, const char *id,
+    const json_t *rec)
+{
+	size_t len;
+
+	if (store_write_check(txn, t, id, &len) == -1)
+		return -1;
+	return store_json_put(txn, t, id, len, rec);
+}
+
+static int
+store_del_id(struct store_txn *txn, enum store_table t, const char *id)
+{
+	size_t len;
+
+	if (store_write_check(txn, t, id, &len) == -1)
+		return -1;
+	return store_raw_del(txn, t, id, len);
+}
+
+/* A page of table t (see struct store_page). */
+static json_t *
+store_page_list(struct store *st, struct store_txn *txn, enum store_table t,
+    const struct store_page *page, char **next)
+{
+	struct store_read r = { .table = t, .want_next = true,
+	    .limit = STORE_PAGE_MAX, .skip_exact = true };
+
+	if (next != NULL)
+		*next = NULL;
+	if (page != NULL) {
+		if (page->after != NULL && page->after[0] != '\0') {
+			if ((r.klen = store_id_len(page->after)) == 0) {
+				log_warn("store: %s list: invalid page "
+				    "token", store_tables[t].name);
+				return NULL;
+			}
+			r.key = page->after;
+		}
+		r.limit = store_clamp_limit(page->limit);
+		r.filter = page->filter;
+		r.filter_arg = page->arg;
+	}
+	if (store_read_run(st, txn, store_op_scan, &r) != 0)
+		return NULL;
+	if (next != NULL)
+		*next = r.next;	/* steal */
+	else
+		free(r.next);
+	return r.out;
+}
+
+/* Every record of index i under the string key (may be empty array). */
+static json_t *
+store_index_list(struct store *st, struct store_txn *txn, enum store_index i,
+    const void *key, size_t klen)
+{
+	struct store_read r = { .index = i, .key = key, .klen = klen };
+
+	if (store_read_run(st, txn, store_op_index_dups, &r) != 0)
+		return NULL;
+	return r.out;
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+static void
+store_bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
+{
+	(void)env;
+	(void)pfx;
+	log_err("store: bdb: %s", msg);
+}
+
+static void
+store_bdb_msgcall(const DB_ENV *env, const char *msg)
+{
+	(void)env;
+	log_info("store: bdb: %s", msg);
+}
+
+/*
+ * Takes the exclusive lock on DIR/pkid.lock and records our pid in it.
+ * The pid goes into the locked file itself (not an atomic rename), since
+ * replacing the file would detach the lock from the name.
+ */
+static int
+store_lock(struct store *st)
+{
+	char path[PATH_MAX], pid[STORE_PID_TEXT_MAX];
+	ssize_t n;
+	int fd = -1, len, rc = -1;
+
+	if (common_path(path, sizeof(path), "%s/%s", st->dir,
+	    STORE_LOCK_FILE) == -1) {
+		log_err("store: %s: path too long", st->dir);
+		goto out;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    STORE_FILE_MODE);
+	if (fd == -1) {
+		log_err("store: %s: open: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK) {
+			log_err("store: %s: flock: %s", path, strerror(errno));
+			goto out;
+		}
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\r\n")] = '\0';
+		log_err("store: %s is in use by another pkid (pid %s, lock "
+		    "%s)", st->dir, pid[0] != '\0' ? pid : "unknown", path);
+		goto out;
+	}
+	len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("store: %s: cannot record our pid: %s", path,
+		    strerror(errno));
+	st->lock_fd = fd;
+	fd = -1;
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+static int
+store_env_open(struct store *st)
+{
+	char path[PATH_MAX];
+	DB_ENV *env = NULL;
+	int rc;
+
+	if (common_path(path, sizeof(path), "%s/%s", st->dir,
+	    STORE_ENV_DIR) == -1) {
+		log_err("store: %s: path too long", st->dir);
+		return -1;
+	}
+	if (common_mkdirs(path, STORE_DIR_MODE) == -1) {
+		log_err("store: %s: mkdir: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((rc = db_env_create(&env, 0)) != 0) {
+		log_err("store: %s: db_env_create: %s", path, db_strerror(rc));
+		return -1;
+	}
+	env->set_errcall(env, store_bdb_errcall);
+	env->set_msgcall(env, store_bdb_msgcall);
+	if ((rc = env->set_cachesize(env, 0, STORE_CACHE_BYTES, 1)) != 0 ||
+	    (rc = env->set_lk_detect(env, DB_LOCK_DEFAULT)) != 0 ||
+	    (rc = env->set_lk_max_locks(env, STORE_LOCKS_MAX)) != 0 ||
+	    (rc = env->set_lk_max_objects(env, STORE_LOCK_OBJECTS_MAX)) != 0 ||
+	    (rc = env->set_lk_max_lockers(env, STORE_LOCKERS_MAX)) != 0 ||
+	    (rc = env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1)) != 0) {
+		log_err("store: %s: configure environment: %s", path,
+		    db_strerror(rc));
+		env->close(env, 0);
+		return -1;
+	}
+	/* DB_RECOVER is safe: the flock guarantees no other process has the
+	 * environment open. */
+	rc = env->open(env, path, DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK |
+	    DB_INIT_LOG | DB_INIT_MPOOL | DB_THREAD | DB_RECOVER,
+	    STORE_FILE_MODE);
+	if (rc != 0) {
+		log_err("store: %s: open environment (with recovery): %s",
+		    path, db_strerror(rc));
+		env->close(env, 0);
+		return -1;
+	}
+	st->env = env;
+	return 0;
+}
+
+static DB *
+store_db_open(struct store *st, const char *file, u_int32_t dbflags)
+{
+	DB *db = NULL;
+	int rc;
+
+	if ((rc = db_create(&db, st->env, 0)) != 0) {
+		log_err("store: %s/%s/%s: db_create: %s", st->dir,
+		    STORE_ENV_DIR, file, db_strerror(rc));
+		return NULL;
+	}
+	if (dbflags != 0 && (rc = db->set_flags(db, dbflags)) != 0) {
+		log_err("store: %s/%s/%s: set_flags: %s", st->dir,
+		    STORE_ENV_DIR, file, db_strerror(rc));
+		db->close(db, 0);
+		return NULL;
+	}
+	rc = db->open(db, NULL, file, NULL, DB_BTREE,
+	    DB_AUTO_COMMIT | DB_CREATE | DB_THREAD, STORE_FILE_MODE);
+	if (rc != 0) {
+		log_err("store: %s/%s/%s: open: %s", st->dir, STORE_ENV_DIR,
+		    file, db_strerror(rc));
+		db->close(db, 0);
+		return NULL;
+	}
+	return db;
+}
+
+static int
+store_tables_open(struct store *st)
+{
+	const struct store_index_def *def;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < STORE_T__MAX; i++)
+		if ((st->db[i] = store_db_open(st, store_tables[i].file,
+		    0)) == NULL)
+			return -1;
+	for (i = 0; i < STORE_I__MAX; i++) {
+		def = &store_indexes[i];
+		if ((st->idx[i] = store_db_open(st, def->file,
+		    def->unique ? 0 : DB_DUP | DB_DUPSORT)) == NULL)
+			return -1;
+		st->idx[i]->app_private = (void *)(uintptr_t)i;
+		/* DB_CREATE builds the index from the primary when the
+		 * index file is new (or was removed to be rebuilt). */
+		rc = st->db[def->primary]->associate(st->db[def->primary],
+		    NULL, st->idx[i], store_index_callback, DB_CREATE);
+		if (rc != 0) {
+			log_err("store: %s: associate %s: %s", st->dir,
+			    def->name, db_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct store_schema_arg {
+	const char	*dir;
+	bool		 mismatch;
+};
+
+static int
+store_schema_txn(struct store_txn *txn, void *arg)
+{
+	struct store_schema_arg *a = arg;
+	char *v;
+	int rc = -1;
+
+	a->mismatch = false;
+	v = store_meta_get(NULL, txn, STORE_META_SCHEMA);
+	if (txn->failed)
+		goto out;
+	if (v == NULL) {
+		rc = store_meta_put(txn, STORE_META_SCHEMA,
+		    STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	if (strcmp(v, STORE_SCHEMA_VERSION) != 0) {
+		log_err("store: %s: schema version \"%s\" on disk, this build "
+		    "reads \"%s\"; refusing to open", a->dir, v,
+		    STORE_SCHEMA_VERSION);
+		a->mismatch = true;
+		goto out;
+	}
+	rc = 0;
+out:
+	free(v);
+	return rc;
+}
+
+static void
+store_handles_close(struct store *st)
+{
+	int i, rc;
+
+	/* Secondaries first: they are associated with the primaries. */
+	for (i = STORE_I__MAX - 1; i >= 0; i--) {
+		if (st->idx[i] != NULL && (rc = st->idx[i]->close(st->idx[i],
+		    0)) != 0)
+			log_err("store: %s: close %s: %s", st->dir,
+			    store_indexes[i].name, db_strerror(rc));
+		st->idx[i] = NULL;
+	}
+	for (i = STORE_T__MAX - 1; i >= 0; i--) {
+		if (st->db[i] != NULL && (rc = st->db[i]->close(st->db[i],
+		    0)) != 0)
+			log_err("store: %s: close %s: %s", st->dir,
+			    store_tables[i].name, db_strerror(rc));
+		st->db[i] = NULL;
+	}
+	if (st->env != NULL && (rc = st->env->close(st->env, 0)) != 0)
+		log_err("store: %s: close environment: %s", st->dir,
+		    db_strerror(rc));
+	st->env = NULL;
+	if (st->lock_fd != -1)
+		close(st->lock_fd);	/* releases the flock */
+	st->lock_fd = -1;
+}
+
+/*
+ * Opens (creating) DIR and DIR/db, takes the process lock, opens the
+ * environment with recovery, every table and index, and writes or checks
+ * the schema version. NULL on failure (logged).
+ */
+struct store *
+store_open(const char *dir)
+{
+	struct store_schema_arg sa;
+	struct store *st = NULL;
+	bool ok = false;
+
+	if (dir == NULL || dir[0] == '\0') {
+		log_err("store: open: no data directory");
+		goto out;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		log_err("store: %s: open: out of memory", dir);
+		goto out;
+	}
+	st->lock_fd = -1;
+	if (common_path(st->dir, sizeof(st->dir), "%s", dir) == -1) {
+		log_err("store: %s: path too long", dir);
+		goto out;
+	}
+	if (common_mkdirs(st->dir, STORE_DIR_MODE) == -1) {
+		log_err("store: %s: mkdir: %s", st->dir, strerror(errno));
+		goto out;
+	}
+	if (store_lock(st) == -1 || store_env_open(st) == -1 ||
+	    store_tables_open(st) == -1)
+		goto out;
+	sa.dir = st->dir;
+	if (store_txn_run(st, store_schema_txn, &sa) != 0) {
+		if (!sa.mismatch)
+			log_err("store: %s: cannot read or write the schema "
+			    "version", st->dir);
+		goto out;
+	}
+	ok = true;
+out:
+	if (!ok && st != NULL) {
+		store_handles_close(st);
+		free(st);
+		st = NULL;
+	}
+	return st;
+}
+
+/* Flushes the cache and writes a checkpoint, so recovery after a crash
+ * replays little log and old log files can be removed. */
+int
+store_checkpoint(struct store *st)
+{
+	int rc;
+
+	if (st == NULL || st->env == NULL)
+		return -1;
+	if ((rc = st->env->txn_checkpoint(st->env, 0, 0, 0)) != 0) {
+		log_err("store: %s: checkpoint: %s", st->dir, db_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->env != NULL)
+		(void)store_checkpoint(st);
+	store_handles_close(st);
+	free(st);
+}
+
+/* ---- consistency check -------------------------------------------------- */
+
+struct store_check_state {
+	long	 expected[STORE_I__MAX];	/* primary records indexed */
+	int	 problems;
+};
+
+/* Checks one primary record: parses, checks the key shape, and looks up
+ * each of its index entries. */
+static int
+store_check_record(struct store_txn *txn, struct store_check_state *cs,
+    enum store_table t, const DBT *k, const DBT *d)
+{
+	const char *tname = store_tables[t].name;
+	char repr[STORE_KEY_REPR_MAX];
+	json_error_t jerr;
+	json_t *rec = NULL;
+	unsigned char *skey = NULL, *pkbuf = NULL;
+	size_t slen = 0, i;
+	DB *sdb;
+	DBT sk, pk, sd;
+	int rc, ret = -1;
+
+	memset(&sk, 0, sizeof(sk));
+	memset(&pk, 0, sizeof(pk));
+	memset(&sd, 0, sizeof(sd));
+	store_key_repr(k->data, k->size, repr, sizeof(repr));
+	if (store_tables[t].json &&
+	    (rec = store_json_parse(d->data, d->size, &jerr)) == NULL) {
+		log_err("store: check: %s \"%s\": corrupt record: %s", tname,
+		    repr, jerr.text);
+		cs->problems++;
+		return 0;
+	}
+	if ((t == STORE_T_VERSION && (k->size < 6 ||
+	    memchr(k->data, '\0', k->size - 4) !=
+	    (char *)k->data + k->size - 5)) ||
+	    (t == STORE_T_AUDIT && (k->size != 8 ||
+	    json_integer_value(json_object_get(rec, "seq")) !=
+	    (json_int_t)store_get_be64(k->data)))) {
+		log_err("store: check: %s \"%s\": malformed key", tname, repr);
+		cs->problems++;
+	}
+	for (i = 0; i < STORE_I__MAX; i++) {
+		if (store_indexes[i].primary != t)
+			continue;
+		sdb = txn->st->idx[i];
+		free(skey);
+		skey = NULL;
+		rc = store_index_key(&store_indexes[i], d->data, d->size,
+		    &skey, &slen);
+		if (rc == 1)
+			continue;
+		if (rc == -1) {
+			log_err("store: check: %s \"%s\": cannot build its "
+			    "index key", store_indexes[i].name, repr);
+			cs->problems++;
+			continue;
+		}
+		cs->expected[i]++;
+		sk.data = skey;
+		sk.size = (u_int32_t)slen;
+		/* DB_THREAD wants a memory flag even on this input DBT:
+		 * BDB writes the (identical) primary key back into it. */
+		if ((pkbuf = malloc(k->size)) == NULL) {
+			store_txn_nomem(txn, "check");
+			goto out;
+		}
+		memcpy(pkbuf, k->data, k->size);
+		pk.data = pkbuf;
+		pk.size = pk.ulen = k->size;
+		pk.flags = DB_DBT_USERMEM;
+		sd.flags = DB_DBT_MALLOC | DB_DBT_PARTIAL;
+		sd.dlen = 0;
+		rc = sdb->pget(sdb, txn->tid, &sk, &pk, &sd, DB_GET_BOTH);
+		free(sd.data);
+		sd.data = NULL;
+		free(pkbuf);
+		pkbuf = NULL;
+		if (rc == DB_NOTFOUND) {
+			log_err("store: check: %s: no entry for %s \"%s\"",
+			    store_indexes[i].name, tname, repr);
+			cs->problems++;
+		} else if (rc != 0) {
+			store_txn_dberr(txn, rc, "check",
+			    store_indexes[i].name, k->data, k->size);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(pkbuf);
+	free(skey);
+	json_decref(rec);
+	return ret;
+}
+
+/* Walks db (a primary when t >= 0, else index i) and checks each entry;
+ * *count = entries seen. */
+static int
+store_check_walk(struct store_txn *txn, struct store_check_state *cs,
+    DB *db, int t, int i, long *count)
+{
+	const char *name = t >= 0 ? store_tables[t].name :
+	    store_indexes[i].name;
+	DBC *c = NULL;
+	DBT k, pk, d;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	memset(&d, 0, sizeof(d));
+	k.flags = pk.flags = d.flags = DB_DBT_REALLOC;
+	*count = 0;
+	if ((rc = db->cursor(db, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", name, "", 0);
+		goto out;
+	}
+	for (;;) {
+		if (t >= 0)
+			rc = c->get(c, &k, &d, DB_NEXT);
+		else
+			rc = c->pget(c, &k, &pk, &d, DB_NEXT);
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc == DB_SECONDARY_BAD) {
+			log_err("store: check: %s: entry without a primary "
+			    "record", name);
+			cs->problems++;
+			continue;
+		}
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "check", name, "", 0);
+			goto out;
+		}
+		(*count)++;
+		if (t >= 0 && store_check_record(txn, cs, (enum store_table)t,
+		    &k, &d) == -1)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed) {
+		store_txn_dberr(txn, rc, "cursor close", name, "", 0);
+		ret = -1;
+	}
+	free(k.data);
+	free(pk.data);
+	free(d.data);
+	return ret;
+}
+
+static int
+store_op_check(struct store_txn *txn, struct store_read *r)
+{
+	struct store_check_state cs;
+	long count;
+	int i;
+
+	memset(&cs, 0, sizeof(cs));
+	for (i = 0; i < STORE_T__MAX; i++)
+		if (store_check_walk(txn, &cs, txn->st->db[i], i, -1,
+		    &count) == -1)
+			return -1;
+	for (i = 0; i < STORE_I__MAX; i++) {
+		if (store_check_walk(txn, &cs, txn->st->idx[i], -1, i,
+		    &count) == -1)
+			return -1;
+		if (count != cs.expected[i]) {
+			log_err("store: check: %s holds %ld entries, its "
+			    "table %ld indexed records", store_indexes[i].name,
+			    count, cs.expected[i]);
+			cs.problems++;
+		}
+	}
+	r->count = cs.problems;
+	return 0;
+}
+
+/* Walks every table and index: each record parses, keys are well
+ * formed, and every index holds exactly the entries its table implies.
+ * 0 when consistent, -1 (each problem logged) otherwise. */
+int
+store_check(struct store *st)
+{
+	struct store_read r = { .count = 0 };
+
+	if (store_read_run(st, NULL, store_op_check, &r) != 0)
+		return -1;
+	if (r.count != 0) {
+		log_err("store: %s: check found %ld problem(s)", st->dir,
+		    r.count);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- meta --------------------------------------------------------------- */
+
+char *
+store_meta_get(struct store *st, struct store_txn *txn, const char *name)
+{
+	struct store_read r = { .table = STORE_T_META, .key = name };
+
+	if ((r.klen = store_id_len(name)) == 0)
+		return NULL;
+	if (store_read_run(st, txn, store_op_get_raw, &r) != 0)
+		return NULL;
+	return (char *)r.raw;
+}
+
+int
+store_meta_put(struct store_txn *txn, const char *name, const char *value)
+{
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_META, name, &len) == -1)
+		return -1;
+	if (value == NULL) {
+		log_err("store: meta put \"%s\": no value", name);
+		store_txn_refuse(txn);
+		return -1;
+	}
+	return store_raw_put(txn, STORE_T_META, name, len, value,
+	    strlen(value), 0);
+}
+
+/* ---- ca ----------------------------------------------------------------- */
+
+int
+store_ca_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_CA, id, rec);
+}
+
+json_t *
+store_ca_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_CA, id);
+}
+
+json_t *
+store_ca_list(struct store *st, struct store_txn *txn)
+{
+	struct store_read r = { .table = STORE_T_CA, .limit = SIZE_MAX };
+
+	if (store_read_run(st, txn, store_op_scan, &r) != 0)
+		return NULL;
+	return r.out;
+}
+
+int
+store_ca_del(struct store_txn *txn, const char *id)
+{
+	return store_del_id(txn, STORE_T_CA, id);
+}
+
+/* ---- certificate -------------------------------------------------------- */
+
+/*
+ * Stores a certificate record. A "name" already used by another
+ * certificate is refused (logged, txn failed) before the unique index
+ * would refuse it, so the log says which certificate holds the name.
+ */
+int
+store_cert_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	struct store_read r = { .index = STORE_I_CERT_NAME };
+	const json_t *name;
+	size_t len;
+	int rc = -1;
+
+	if (store_write_check(txn, STORE_T_CERT, id, &len) == -1)
+		goto out;
+	name = json_object_get(rec, "name");
+	if (json_is_string(name) && json_string_length(name) > 0) {
+		r.key = json_string_value(name);
+		r.klen = json_string_length(name);
+		/* DB_RMW: we are about to write, take the write lock now
+		 * rather than deadlock on the upgrade. */
+		r.flags = DB_RMW;
+		if (store_op_index_get(txn, &r) == 0 &&
+		    (strlen((char *)r.raw) != len ||
+		    memcmp(r.raw, id, len) != 0)) {
+			log_warn("store: certificate \"%s\": name \"%s\" is "
+			    "already used by certificate \"%s\"", id,
+			    json_string_value(name), (char *)r.raw);
+			store_txn_refuse(txn);
+			goto out;
+		}
+		if (txn->failed)
+			goto out;
+	}
+	rc = store_json_put(txn, STORE_T_CERT, id, len, rec);
+out:
+	json_decref(r.out);
+	free(r.raw);
+	return rc;
+}
+
+json_t *
+store_cert_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_CERT, id);
+}
+
+json_t *
+store_cert_by_name(struct store *st, struct store_txn *txn, const char *name)
+{
+	struct store_read r = { .index = STORE_I_CERT_NAME, .key = name };
+
+	if (name == NULL ||
+	    (r.klen = strnlen(name, STORE_RECORD_MAX + 1)) == 0 ||
+	    r.klen > STORE_RECORD_MAX)
+		return NULL;
+	if (store_read_run(st, txn, store_op_index_get, &r) != 0)
+		return NULL;
+	free(r.raw);
+	return r.out;
+}
+
+json_t *
+store_cert_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next)
+{
+	return store_page_list(st, txn, STORE_T_CERT, page, next);
+}
+
+long
+store_cert_count_by_ca(struct store *st, struct store_txn *txn,
+    const char *ca_id)
+{
+	struct store_read r = { .index = STORE_I_CERT_CA, .key = ca_id };
+
+	if (ca_id == NULL || (r.klen = strlen(ca_id)) == 0)
+		return 0;
+	if (store_read_run(st, txn, store_op_index_count, &r) != 0)
+		return -1;
+	return r.count;
+}
+
+int
+store_cert_del(struct store_txn *txn, const char *id)
+{
+	return store_del_id(txn, STORE_T_CERT, id);
+}
+
+/* ---- version ------------------------------------------------------------ */
+
+int
+store_version_put(struct store_txn *txn, const char *cert_id, uint32_t n,
+    const json_t *rec)
+{
+	unsigned char key[STORE_VKEY_MAX];
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_VERSION, cert_id, &len) == -1)
+		return -1;
+	return store_json_put(txn, STORE_T_VERSION, key,
+	    store_version_key(cert_id, len, n, key), rec);
+}
+
+json_t *
+store_version_get(struct store *st, struct store_txn *txn,
+    const char *cert_id, uint32_t n)
+{
+	unsigned char key[STORE_VKEY_MAX];
+	size_t len = store_id_len(cert_id);
+
+	if (len == 0)
+		return NULL;
+	return store_get_json_key(st, txn, STORE_T_VERSION, key,
+	    store_version_key(cert_id, len, n, key));
+}
+
+json_t *
+store_version_list(struct store *st, struct store_txn *txn,
+    const char *cert_id)
+{
+	unsigned char key[STORE_VKEY_MAX];
+	struct store_read r = { .table = STORE_T_VERSION, .key = key,
+	    .limit = SIZE_MAX };
+	size_t len = store_id_len(cert_id);
+
+	if (len == 0)
+		return json_array();
+	memcpy(key, cert_id, len);
+	key[len] = '\0';
+	r.klen = r.prefix = len + 1;
+	if (store_read_run(st, txn, store_op_scan, &r) != 0)
+		return NULL;
+	return r.out;
+}
+
+int
+store_version_del(struct store_txn *txn, const char *cert_id, uint32_t n)
+{
+	unsigned char key[STORE_VKEY_MAX];
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_VERSION, cert_id, &len) == -1)
+		return -1;
+	return store_raw_del(txn, STORE_T_VERSION, key,
+	    store_version_key(cert_id, len, n, key));
+}
+
+/* ---- issued ------------------------------------------------------------- */
+
+int
+store_issued_put(struct store_txn *txn, const char *serial, const json_t *rec)
+{
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_ISSUED, serial, &len) == -1)
+		return -1;
+	if (!json_is_string(json_object_get(rec, "ca_id")) ||
+	    json_string_length(json_object_get(rec, "ca_id")) == 0 ||
+	    !json_is_string(json_object_get(rec, "status")) ||
+	    !json_is_integer(json_object_get(rec, "not_after"))) {
+		log_err("store: issued put \"%s\": record needs \"ca_id\", "
+		    "\"status\" and integer \"not_after\"", serial);
+		store_txn_refuse(txn);
+		return -1;
+	}
+	return store_json_put(txn, STORE_T_ISSUED, serial, len, rec);
+}
+
+json_t *
+store_issued_get(struct store *st, struct store_txn *txn, const char *serial)
+{
+	return store_get_json(st, txn, STORE_T_ISSUED, serial);
+}
+
+json_t *
+store_issued_by_ca_status(struct store *st, struct store_txn *txn,
+    const char *ca_id, const char *status)
+{
+	unsigned char key[STORE_KEY_MAX * 2 + 1];
+	size_t clen = store_id_len(ca_id), slen;
+
+	if (clen == 0 || status == NULL ||
+	    (slen = strnlen(status, STORE_KEY_MAX + 1)) > STORE_KEY_MAX)
+		return json_array();
+	memcpy(key, ca_id, clen);
+	key[clen] = '\0';
+	memcpy(key + clen + 1, status, slen);
+	return store_index_list(st, txn, STORE_I_ISSUED_CA_STATUS, key,
+	    clen + 1 + slen);
+}
+
+json_t *
+store_issued_expiring_before(struct store *st, struct store_txn *txn,
+    time_t before, size_t limit)
+{
+	struct store_read r = { .index = STORE_I_ISSUED_NOT_AFTER,
+	    .limit = store_clamp_limit(limit) };
+
+	if (before <= 0)
+		return json_array();
+	r.below = (uint64_t)before;
+	if (store_read_run(st, txn, store_op_index_below, &r) != 0)
+		return NULL;
+	return r.out;
+}
+
+/* ---- key ---------------------------------------------------------------- */
+
+int
+store_key_put(struct store_txn *txn, const char *id, const void *blob,
+    size_t len)
+{
+	size_t klen;
+
+	if (store_write_check(txn, STORE_T_KEY, id, &klen) == -1)
+		return -1;
+	if (blob == NULL || len == 0) {
+		log_err("store: key put \"%s\": empty key blob", id);
+		store_txn_refuse(txn);
+		return -1;
+	}
+	return store_raw_put(txn, STORE_T_KEY, id, klen, blob, len, 0);
+}
+
+int
+store_key_get(struct store *st, struct store_txn *txn, const char *id,
+    unsigned char **blob, size_t *len)
+{
+	struct store_read r = { .table = STORE_T_KEY, .key = id };
+
+	if ((r.klen = store_id_len(id)) == 0)
+		return -1;
+	if (store_read_run(st, txn, store_op_get_raw, &r) != 0)
+		return -1;
+	*blob = r.raw;	/* steal */
+	*len = r.rawlen;
+	return 0;
+}
+
+int
+store_key_del(struct store_txn *txn, const char *id)
+{
+	return store_del_id(txn, STORE_T_KEY, id);
+}
+
+/* ---- resource ----------------------------------------------------------- */
+
+int
+store_resource_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_RESOURCE, id, rec);
+}
+
+json_t *
+store_resource_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_RESOURCE, id);
+}
+
+json_t *
+store_resource_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next)
+{
+	return store_page_list(st, txn, STORE_T_RESOURCE, page, next);
+}
+
+int
+store_resource_del(struct store_txn *txn, const char *id)
+{
+	return store_del_id(txn, STORE_T_RESOURCE, id);
+}
+
+/* ---- association -------------------------------------------------------- */
+
+int
+store_assoc_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_ASSOC, id, rec);
+}
+
+json_t *
+store_assoc_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_ASSOC, id);
+}
+
+json_t *
+store_assoc_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next)
+{
+	return store_page_list(st, txn, STORE_T_ASSOC, page, next);
+}
+
+json_t *
+store_assoc_by_cert(struct store *st, struct store_txn *txn,
+    const char *cert_id)
+{
+	size_t len = store_id_len(cert_id);
+
+	if (len == 0)
+		return json_array();
+	return store_index_list(st, txn, STORE_I_ASSOC_CERT, cert_id, len);
+}
+
+json_t *
+store_assoc_by_resource(struct store *st, struct store_txn *txn,
+    const char *resource_id)
+{
+	size_t len = store_id_len(resource_id);
+
+	if (len == 0)
+		return json_array();
+	return store_index_list(st, txn, STORE_I_ASSOC_RESOURCE, resource_id,
+	    len);
+}
+
+int
+store_assoc_del(struct store_txn *txn, const char *id)
+{
+	return store_del_id(txn, STORE_T_ASSOC, id);
+}
+
+/* ---- audit -------------------------------------------------------------- */
+
+/*
+ * Appends a copy of rec with "seq" set to the next sequence number. The
+ * counter lives in meta and is read with DB_RMW in the same txn, so
+ * concurrent appends serialise and a number is never reused, even if
+ * audit records were ever removed.
+ */
+int
+store_audit_append(struct store_txn *txn, const json_t *rec, uint64_t *seq)
+{
+	struct store_read r = { .table = STORE_T_META,
+	    .key = STORE_META_AUDIT_SEQ, .flags = DB_RMW };
+	char text[STORE_U64_TEXT_MAX], *end;
+	unsigned char key[8];
+	json_t *copy = NULL;
+	char *s = NULL;
+	uint64_t last = 0;
+	int rc = -1;
+
+	r.klen = strlen(STORE_META_AUDIT_SEQ);
+	if (txn == NULL) {
+		log_err("store: audit append outside a transaction");
+		goto out;
+	}
+	if (txn->failed)
+		goto out;
+	if (!json_is_object(rec)) {
+		log_err("store: audit append: record is not a JSON object");
+		store_txn_refuse(txn);
+		goto out;
+	}
+	if (store_op_get_raw(txn, &r) == 0) {
+		errno = 0;
+		last = strtoull((char *)r.raw, &end, 10);
+		if (errno != 0 || end == (char *)r.raw || *end != '\0' ||
+		    last >= (uint64_t)INT64_MAX) {
+			log_err("store: meta \"%s\": corrupt value \"%s\"",
+			    STORE_META_AUDIT_SEQ, (char *)r.raw);
+			store_txn_refuse(txn);
+			goto out;
+		}
+	} else if (txn->failed) {
+		goto out;
+	}
+	if ((copy = json_deep_copy(rec)) == NULL ||
+	    json_object_set_new(copy, "seq",
+	    json_integer((json_int_t)(last + 1))) == -1) {
+		store_txn_nomem(txn, "audit append");
+		goto out;
+	}
+	if ((s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		log_err("store: audit append: cannot serialise the record");
+		store_txn_refuse(txn);
+		goto out;
+	}
+	snprintf(text, sizeof(text), "%" PRIu64, last + 1);
+	if (store_raw_put(txn, STORE_T_META, STORE_META_AUDIT_SEQ, r.klen,
+	    text, strlen(text), 0) == -1)
+		goto out;
+	store_be64(key, last + 1);
+	/* DB_NOOVERWRITE: append-only, an existing seq is never replaced. */
+	rc = store_raw_put(txn, STORE_T_AUDIT, key, sizeof(key), s, strlen(s),
+	    DB_NOOVERWRITE);
+	if (rc == 0 && seq != NULL)
+		*seq = last + 1;
+out:
+	free(s);
+	free(r.raw);
+	json_decref(copy);
+	return rc;
+}
+
+json_t *
+store_audit_list(struct store *st, struct store_txn *txn, uint64_t after,
+    size_t limit)
+{
+	unsigned char key[8];
+	struct store_read r = { .table = STORE_T_AUDIT, .key = key,
+	    .klen = sizeof(key), .limit = store_clamp_limit(limit) };
+
+	if (after >= (uint64_t)INT64_MAX)
+		return json_array();
+	store_be64(key, after + 1);
+	if (store_read_run(st, txn, store_op_scan, &r) != 0)
+		return NULL;
+	return r.out;
+}
