@@ -22,7 +22,7 @@ LDFLAGS	+= $(SAN)
 
 # pkg-config is evaluated lazily so `make deps` can run before it exists.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb -lpthread
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb -lpthread -lm
 
 # Modules, lowest layer first. Each module is its directory.
 COMMON_SRC	= $(wildcard common/*.c)
