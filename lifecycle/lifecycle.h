@@ -155,4 +155,89 @@ json_t *lifecycle_assoc_list(struct lifecycle *lc, const char *cert_id,
 int lifecycle_assoc_delete(struct lifecycle *lc, const char *id,
     const char *who, struct common_error *err);
 
+/* ---- shared by the files of lifecycle/ only (not an API) ---- */
+
+#define LIFECYCLE_ID_MAX	64	/* "assoc-" + 16 hex + NUL, with room */
+#define LIFECYCLE_TIME_MAX	32	/* RFC 3339 timestamp + NUL */
+
+/* The borrowed CA context, its store and the configuration. */
+struct ca_ctx *lifecycle_ca(struct lifecycle *lc);
+struct store *lifecycle_store(struct lifecycle *lc);
+const struct lifecycle_config *lifecycle_cfg(struct lifecycle *lc);
+
+/* Runs fn(txn, arg, err) in one store transaction (retried on deadlock;
+ * err is cleared before each try, so fn sets it freshly). A store failure
+ * inside fn is reported as COMMON_E_INTERNAL whatever fn said. 0 when
+ * committed, -1 with err set otherwise. */
+int lifecycle_txn_run(struct lifecycle *lc,
+    int (*fn)(struct store_txn *txn, void *arg, struct common_error *err),
+    void *arg, struct common_error *err);
+/* Appends {"time", "who", "action", "object", "result": "ok", "detail"}
+ * to the audit table inside txn. 0 or -1. */
+int lifecycle_audit(struct store_txn *txn, const char *who,
+    const char *action, const char *object, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+enum lifecycle_field_type {
+	LIFECYCLE_F_STRING,
+	LIFECYCLE_F_NUMBER,
+	LIFECYCLE_F_OBJECT,
+	LIFECYCLE_F_STRINGS,	/* array of strings */
+	LIFECYCLE_F__MAX
+};
+
+struct lifecycle_field {
+	const char			*name;
+	enum lifecycle_field_type	 type;
+};
+
+/* Checks that req is a JSON object whose every key is in fields (a table
+ * ending with a NULL name) with the right type; a JSON null counts as
+ * absent. prefix ("" or "renewal.") qualifies names in messages. 0, or
+ * -1 with COMMON_E_INVALID naming the field. */
+int lifecycle_req_check(const json_t *req, const char *prefix,
+    const struct lifecycle_field *fields, struct common_error *err);
+/* The string value of req[name], NULL when absent or null. */
+const char *lifecycle_req_str(const json_t *req, const char *name);
+/* 1..LIFECYCLE_NAME_MAX printable ASCII characters; else -1 with
+ * COMMON_E_INVALID naming field. */
+int lifecycle_name_check(const char *field, const char *s,
+    struct common_error *err);
+/* Validates a page token (NULL/"" = start) and a limit (0 = default,
+ * else 1..LIFECYCLE_PAGE_MAX) into *limit_out. 0 or -1 with err. */
+int lifecycle_page_check(const char *page_token, size_t limit,
+    size_t *limit_out, struct common_error *err);
+/* {key: items, "next_page_token": next or null}; steals items (also on
+ * failure). NULL on allocation failure. */
+json_t *lifecycle_page_result(const char *key, json_t *items,
+    const char *next);
+/* Sets COMMON_E_CONFLICT "OWNER has N association(s): assoc-1 (resource
+ * res-1 "name"), ..." for the associations in assocs (of a certificate
+ * when of_cert, else of a resource), looking the other side's names up
+ * in txn. Always returns -1. */
+int lifecycle_assoc_conflict(struct lifecycle *lc, struct store_txn *txn,
+    const char *owner, const json_t *assocs, bool of_cert,
+    struct common_error *err);
+
+/* ---- x509.c ---- */
+
+/* SAN strings of x (DNS, e-mail, URI as written; IPs in inet_ntop form)
+ * as a JSON array; NULL on allocation failure. */
+json_t *lifecycle_x509_sans(X509 *x);
+/* RFC 4514 text of name, to free(); NULL on failure. */
+char *lifecycle_name_text(const X509_NAME *name);
+/* Profile name matching x's extended key usage, or NULL. */
+const char *lifecycle_x509_profile(X509 *x);
+/* PEM text of csr, to free(); NULL on failure. */
+char *lifecycle_csr_to_pem(X509_REQ *csr);
+/* SubjectPublicKeyInfo PEM to a key; NULL on failure. */
+EVP_PKEY *lifecycle_pubkey_from_pem(const char *pem);
+/* 0 when the SAN sets want and csr are equal (IPs by value, names without
+ * regard to case); else -1 with COMMON_E_INVALID listing the differences. */
+int lifecycle_sans_match(const json_t *want, const json_t *csr,
+    struct common_error *err);
+/* True when the RFC 4514 text want names the same attributes as csr, in
+ * any order. */
+bool lifecycle_subject_match(const char *want, const X509_NAME *csr);
+
 #endif

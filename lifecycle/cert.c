@@ -1,0 +1,1877 @@
+/*
+ * lifecycle/cert.c — certificates and their versions: creation in the
+ * three modes (managed, external, imported), issuance for the protocol
+ * doors, inventory queries, renewal, revocation and deletion.
+ *
+ * Every change runs in one store transaction through lifecycle_txn_run:
+ * what is slow or random (key generation, sealing, ids, request parsing)
+ * happens before it, so a retried transaction repeats only store work
+ * and signing, and a refused request stores nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include "lifecycle/lifecycle.h"
+
+#define LC_ALGS_TEXT_MAX	128	/* "RSA2048, ..., ED25519" */
+#define LC_SERIAL_MAX		41	/* 20-byte serial in hex + NUL */
+#define LC_DAY_SECONDS		86400.0
+#define LC_RENEW_SHARE		3.0	/* a default renewal window that does
+					   not fit the validity becomes this
+					   share of it (the 30-of-90 ratio) */
+#define LC_JSON_INT_MAX		1e15	/* whole numbers shown as integers */
+#define LC_DEFAULT_KEY_ALG	CA_KEY_ECDSA_P256
+#define LC_NAME_FALLBACK	"certificate"	/* derived name of last resort */
+
+enum lc_mode {
+	LC_MODE_MANAGED,
+	LC_MODE_EXTERNAL,
+	LC_MODE_IMPORTED,
+	LC_MODE__MAX
+};
+
+static const char *const lc_mode_names[LC_MODE__MAX] = {
+	[LC_MODE_MANAGED] = "managed",
+	[LC_MODE_EXTERNAL] = "external",
+	[LC_MODE_IMPORTED] = "imported",
+};
+
+static const struct lifecycle_field lc_cert_fields[] = {
+	{ "name", LIFECYCLE_F_STRING },
+	{ "mode", LIFECYCLE_F_STRING },
+	{ "ca_id", LIFECYCLE_F_STRING },
+	{ "profile", LIFECYCLE_F_STRING },
+	{ "subject", LIFECYCLE_F_STRING },
+	{ "sans", LIFECYCLE_F_STRINGS },
+	{ "key_algorithm", LIFECYCLE_F_STRING },
+	{ "validity_days", LIFECYCLE_F_NUMBER },
+	{ "renewal", LIFECYCLE_F_OBJECT },
+	{ "csr", LIFECYCLE_F_STRING },
+	{ "certificate", LIFECYCLE_F_STRING },
+	{ "private_key", LIFECYCLE_F_STRING },
+	{ "chain", LIFECYCLE_F_STRING },
+	{ NULL, LIFECYCLE_F_STRING }
+};
+
+static const struct lifecycle_field lc_renewal_fields[] = {
+	{ "renew_before_days", LIFECYCLE_F_NUMBER },
+	{ NULL, LIFECYCLE_F_STRING }
+};
+
+#define LC_M	(1u << LC_MODE_MANAGED)
+#define LC_E	(1u << LC_MODE_EXTERNAL)
+#define LC_I	(1u << LC_MODE_IMPORTED)
+
+/* Which modes may and must carry each field. */
+static const struct lc_field_use {
+	const char	*name;
+	unsigned	 allowed;
+	unsigned	 required;
+} lc_field_uses[] = {
+	{ "name",		LC_M | LC_E | LC_I,	LC_M | LC_E | LC_I },
+	{ "mode",		LC_M | LC_E | LC_I,	0 },
+	{ "ca_id",		LC_M | LC_E,		LC_M | LC_E },
+	{ "profile",		LC_M | LC_E,		LC_M | LC_E },
+	{ "subject",		LC_M | LC_E,		0 },
+	{ "sans",		LC_M | LC_E,		0 },
+	{ "key_algorithm",	LC_M,			0 },
+	{ "validity_days",	LC_M | LC_E,		0 },
+	{ "renewal",		LC_M | LC_E | LC_I,	0 },
+	{ "csr",		LC_E,			LC_E },
+	{ "certificate",	LC_I,			LC_I },
+	{ "private_key",	LC_I,			LC_I },
+	{ "chain",		LC_I,			0 },
+	{ NULL,			0,			0 }
+};
+
+/*
+ * A validated creation: everything the transaction needs, prepared
+ * before it starts. Strings are owned unless marked borrowed.
+ */
+struct lc_create {
+	struct lifecycle	*lc;
+	const char		*who;		/* borrowed */
+	enum lc_mode		 mode;
+	const char		*origin;	/* borrowed, static */
+	char			 cert_id[LIFECYCLE_ID_MAX];
+	char			 key_id[LIFECYCLE_ID_MAX];	/* "": none */
+	char			 req_ca_id[LIFECYCLE_ID_MAX];	/* "": none */
+	char			*name;		/* as requested or derived */
+	bool			 derived_name;	/* may take a suffix */
+	const char		*profile;	/* borrowed, static; NULL */
+	enum ca_profile		 profile_id;
+	char			*subject;	/* "" when none */
+	json_t			*sans;		/* array of strings */
+	const char		*key_alg;	/* borrowed, static; NULL */
+	double			 validity_days;
+	double			 renew_before_days;
+	EVP_PKEY		*key;		/* managed, imported */
+	EVP_PKEY		*pubkey;	/* borrowed: key, csr or caller */
+	X509_REQ		*csr;		/* external from mgmt */
+	char			*csr_pem;
+	char			*pubkey_pem;	/* external */
+	char			*sealed;	/* sealed private key */
+	X509			*cert;		/* imported */
+	char			*chain_pem;	/* imported, NULL: none given */
+
+	/* set by each try of the transaction */
+	char			 ca_id[LIFECYCLE_ID_MAX];	/* "": none */
+	char			 final_name[LIFECYCLE_NAME_MAX + 1];
+	json_t			*out;
+};
+
+/* Parameters of one signing. */
+struct lc_sign {
+	const char		*ca_id;
+	const char		*cert_id;
+	unsigned		 version;
+	EVP_PKEY		*pubkey;
+	const char		*subject;
+	const json_t		*sans;
+	enum ca_profile		 profile;
+	double			 validity_days;
+	const char		*origin;
+	const char		*key_id;	/* NULL: none */
+	const char		*csr_pem;	/* NULL: none */
+	const char		*pubkey_pem;	/* NULL: none */
+};
+
+/* A transaction on one existing certificate (renew, revoke, delete,
+ * issue into an existing entry). */
+struct lc_change {
+	struct lifecycle	*lc;
+	const char		*who;
+	const char		*id;
+	unsigned		 n;		/* revoke: version */
+	enum ca_reason		 reason;	/* revoke */
+	enum lc_mode		 mode;		/* renew: mode read before */
+	char			 key_id[LIFECYCLE_ID_MAX];	/* renew */
+	char			*sealed;	/* renew, managed */
+	EVP_PKEY		*key;		/* renew, managed */
+	const struct lc_create	*issue;		/* issue into existing */
+	json_t			*out;
+};
+
+/* ---- small helpers ---- */
+
+/* Sets an internal "out of memory" error; returns -1. */
+static int
+lc_nomem(struct common_error *err)
+{
+	common_error_set(err, COMMON_E_INTERNAL, "out of memory");
+	return -1;
+}
+
+/* Sets an internal error for a failed random id; returns -1. */
+static int
+lc_noid(struct common_error *err)
+{
+	common_error_set(err, COMMON_E_INTERNAL, "cannot make an id");
+	return -1;
+}
+
+/* Days as JSON: an integer when whole (90, not 90.0), else a real. */
+static json_t *
+lc_json_days(double d)
+{
+	if (d > -LC_JSON_INT_MAX && d < LC_JSON_INT_MAX &&
+	    d == (double)(json_int_t)d)
+		return json_integer((json_int_t)d);
+	return json_real(d);
+}
+
+static const char *
+lc_str(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static int
+lc_mode_parse(const char *s, enum lc_mode *out)
+{
+	int i;
+
+	for (i = 0; i < LC_MODE__MAX; i++) {
+		if (s != NULL && strcmp(s, lc_mode_names[i]) == 0) {
+			*out = (enum lc_mode)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Version number of a record field; 0 when absent or out of range. */
+static unsigned
+lc_uint(const json_t *obj, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(obj, key));
+
+	return v > 0 && v <= (json_int_t)UINT32_MAX ? (unsigned)v : 0;
+}
+
+/* Checks that ca_id names a CA, inside txn. NOTFOUND names the id. */
+static int
+lc_ca_check(struct lifecycle *lc, struct store_txn *txn, const char *ca_id,
+    struct common_error *err)
+{
+	struct common_error e;
+	json_t *rec;
+
+	common_error_clear(&e);
+	if ((rec = ca_get(lifecycle_ca(lc), txn, ca_id, &e)) != NULL) {
+		json_decref(rec);
+		return 0;
+	}
+	if (e.code == COMMON_E_INTERNAL)
+		common_error_set(err, COMMON_E_INTERNAL, "%s", e.msg);
+	else
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "ca_id: no CA %s", ca_id);
+	return -1;
+}
+
+/*
+ * The public view of a version: a copy without the key reference, the
+ * stored request and public key, and (unless pem) without the PEMs.
+ */
+static json_t *
+lc_version_view(const json_t *v, bool pem)
+{
+	json_t *out;
+
+	if ((out = json_deep_copy(v)) == NULL)
+		return NULL;
+	json_object_del(out, "key_id");
+	json_object_del(out, "csr");
+	json_object_del(out, "public_key");
+	json_object_del(out, "not_after_epoch");
+	if (!pem) {
+		json_object_del(out, "certificate");
+		json_object_del(out, "chain");
+	}
+	return out;
+}
+
+/* A certificate record with "current" (the version v with PEMs, or null). */
+static json_t *
+lc_cert_view(const json_t *crec, const json_t *v)
+{
+	json_t *out, *cur = NULL;
+
+	if ((out = json_deep_copy(crec)) == NULL)
+		return NULL;
+	if (v != NULL && (cur = lc_version_view(v, true)) == NULL) {
+		json_decref(out);
+		return NULL;
+	}
+	if (json_object_set_new(out, "current",
+	    cur != NULL ? cur : json_null()) == -1) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Makes v the certificate's current version in crec (not stored). */
+static int
+lc_cert_set_current(json_t *crec, const json_t *v)
+{
+	unsigned n = lc_uint(v, "version");
+	int rc = 0;
+
+	rc |= json_object_set_new(crec, "current_version", json_integer(n));
+	if (n > lc_uint(crec, "latest_version"))
+		rc |= json_object_set_new(crec, "latest_version",
+		    json_integer(n));
+	rc |= json_object_set(crec, "not_after",
+	    json_object_get(v, "not_after"));
+	rc |= json_object_set(crec, "not_after_epoch",
+	    json_object_get(v, "not_after_epoch"));
+	rc |= json_object_set(crec, "stage", json_object_get(v, "stage"));
+	return rc == 0 ? 0 : -1;
+}
+
+/*
+ * A version record (stage "current") for certificate x. ca_id, key_id,
+ * csr_pem and pubkey_pem may be NULL. New reference or NULL with err.
+ */
+static json_t *
+lc_version_new(const char *cert_id, unsigned n, const char *ca_id, X509 *x,
+    const char *chain, const char *key_id, const char *csr_pem,
+    const char *pubkey_pem, struct common_error *err)
+{
+	char serial[LC_SERIAL_MAX], now[LIFECYCLE_TIME_MAX];
+	char nb[LIFECYCLE_TIME_MAX], na[LIFECYCLE_TIME_MAX];
+	time_t tnb, tna;
+	char *pem = NULL;
+	json_t *v = NULL;
+	int rc = 0;
+
+	if (common_x509_serial_hex(x, serial, sizeof(serial)) == -1 ||
+	    common_asn1_time(X509_get0_notBefore(x), &tnb) == -1 ||
+	    common_asn1_time(X509_get0_notAfter(x), &tna) == -1 ||
+	    (pem = common_x509_to_pem(x)) == NULL) {
+		log_err("lifecycle: certificate %s version %u: cannot read "
+		    "the certificate: %s", cert_id, n, common_ssl_error());
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "cannot read the certificate");
+		goto out;
+	}
+	common_time_rfc3339(tnb, nb, sizeof(nb));
+	common_time_rfc3339(tna, na, sizeof(na));
+	common_time_rfc3339(common_now(), now, sizeof(now));
+	v = json_pack("{s:s, s:I, s:o, s:s, s:s, s:s, s:s, s:I, s:s, s:s,"
+	    " s:n, s:n, s:s}",
+	    "certificate_id", cert_id, "version", (json_int_t)n,
+	    "ca_id", ca_id != NULL ? json_string(ca_id) : json_null(),
+	    "serial", serial, "stage", "current", "not_before", nb,
+	    "not_after", na, "not_after_epoch", (json_int_t)tna,
+	    "certificate", pem, "chain", chain != NULL ? chain : "",
+	    "revoked_at", "revocation_reason", "created_at", now);
+	if (v != NULL && key_id != NULL)
+		rc |= json_object_set_new(v, "key_id", json_string(key_id));
+	if (v != NULL && csr_pem != NULL)
+		rc |= json_object_set_new(v, "csr", json_string(csr_pem));
+	if (v != NULL && pubkey_pem != NULL)
+		rc |= json_object_set_new(v, "public_key",
+		    json_string(pubkey_pem));
+	if (v == NULL || rc != 0) {
+		json_decref(v);
+		v = NULL;
+		lc_nomem(err);
+	}
+out:
+	free(pem);
+	return v;
+}
+
+/*
+ * Signs one version under s->ca_id inside txn (ca_issue records the
+ * serial in `issued`) and returns its version record with the issuer's
+ * bundle as chain. NULL with err (a CA or policy refusal passes through).
+ */
+static json_t *
+lc_sign_version(struct lifecycle *lc, struct store_txn *txn,
+    const struct lc_sign *s, struct common_error *err)
+{
+	struct ca_issue_req ir;
+	const char **sanv = NULL;
+	size_t i, n = json_array_size(s->sans);
+	char *chain = NULL;
+	X509 *x = NULL;
+	json_t *v = NULL;
+
+	if ((sanv = calloc(n + 1, sizeof(*sanv))) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		sanv[i] = json_string_value(json_array_get(s->sans, i));
+	memset(&ir, 0, sizeof(ir));
+	ir.pubkey = s->pubkey;
+	ir.subject = s->subject != NULL && *s->subject != '\0' ?
+	    s->subject : NULL;
+	ir.sans = sanv;
+	ir.nsans = n;
+	ir.profile = s->profile;
+	ir.validity_days = s->validity_days;
+	ir.origin = s->origin;
+	ir.cert_id = s->cert_id;
+	ir.version = s->version;
+	if ((x = ca_issue(lifecycle_ca(lc), txn, s->ca_id, &ir, err)) == NULL)
+		goto out;
+	if ((chain = ca_bundle_pem(lifecycle_ca(lc), txn, s->ca_id, err)) ==
+	    NULL)
+		goto out;
+	v = lc_version_new(s->cert_id, s->version, s->ca_id, x, chain,
+	    s->key_id, s->csr_pem, s->pubkey_pem, err);
+out:
+	free(chain);
+	X509_free(x);
+	free(sanv);
+	return v;
+}
+
+/*
+ * Stores v as the new current version of crec inside txn: the old
+ * current version (if still "current") becomes "previous", and crec is
+ * updated and stored. 0 or -1.
+ */
+static int
+lc_version_advance(struct store_txn *txn, json_t *crec, const json_t *v,
+    struct common_error *err)
+{
+	const char *id = lc_str(crec, "id");
+	unsigned old = lc_uint(crec, "current_version");
+	json_t *prev = NULL;
+	int rc = -1;
+
+	if (old != 0 && (prev = store_version_get(store_txn_store(txn), txn,
+	    id, old)) != NULL) {
+		const char *stage = lc_str(prev, "stage");
+
+		if (stage != NULL && strcmp(stage, "current") == 0 &&
+		    (json_object_set_new(prev, "stage",
+		    json_string("previous")) == -1 ||
+		    store_version_put(txn, id, old, prev) == -1))
+			goto out;
+	}
+	if (store_version_put(txn, id, lc_uint(v, "version"), v) == -1)
+		goto out;
+	if (lc_cert_set_current(crec, v) == -1) {
+		lc_nomem(err);
+		goto out;
+	}
+	if (store_cert_put(txn, id, crec) == -1)
+		goto out;
+	rc = 0;
+out:
+	json_decref(prev);
+	return rc;
+}
+
+/* ---- creation ---- */
+
+static void
+lc_create_free(struct lc_create *c)
+{
+	free(c->name);
+	free(c->subject);
+	json_decref(c->sans);
+	EVP_PKEY_free(c->key);
+	X509_REQ_free(c->csr);
+	free(c->csr_pem);
+	free(c->pubkey_pem);
+	free(c->sealed);
+	X509_free(c->cert);
+	free(c->chain_pem);
+	json_decref(c->out);
+}
+
+/* Comma-separated names of every leaf key algorithm, for messages. */
+static void
+lc_key_alg_list(char *out, size_t outlen)
+{
+	size_t off = 0;
+	int i, w;
+
+	out[0] = '\0';
+	for (i = 0; i < CA_KEY__MAX; i++) {
+		w = snprintf(out + off, outlen - off, "%s%s", i > 0 ? ", " : "",
+		    ca_key_alg_name((enum ca_key_alg)i));
+		if (w < 0 || (size_t)w >= outlen - off)
+			break;
+		off += (size_t)w;
+	}
+}
+
+/*
+ * Validity and renewal window of a request. validity_days defaults to
+ * the configuration; a renewal window the caller gave must fit inside
+ * it, a defaulted one that does not fit becomes a third of it.
+ */
+static int
+lc_parse_timing(struct lifecycle *lc, const json_t *req, bool has_validity,
+    struct lc_create *c, struct common_error *err)
+{
+	const json_t *renewal = json_object_get(req, "renewal"), *rb;
+
+	if (has_validity) {
+		const json_t *vd = json_object_get(req, "validity_days");
+
+		c->validity_days = json_is_number(vd) ? json_number_value(vd) :
+		    lifecycle_cfg(lc)->default_validity_days;
+		if (!(c->validity_days > 0) ||
+		    c->validity_days > CA_MAX_VALIDITY_DAYS) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"validity_days\" must be > 0 and <= %g",
+			    CA_MAX_VALIDITY_DAYS);
+			return -1;
+		}
+	}
+	if (renewal != NULL && !json_is_null(renewal) &&
+	    lifecycle_req_check(renewal, "renewal.", lc_renewal_fields,
+	    err) == -1)
+		return -1;
+	rb = json_object_get(renewal, "renew_before_days");
+	if (json_is_number(rb)) {
+		c->renew_before_days = json_number_value(rb);
+		if (!(c->renew_before_days > 0) ||
+		    c->renew_before_days >= c->validity_days) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"renewal.renew_before_days\" must be > 0 "
+			    "and less than validity_days (%g)",
+			    c->validity_days);
+			return -1;
+		}
+		return 0;
+	}
+	c->renew_before_days = lifecycle_cfg(lc)->default_renew_before_days;
+	if (c->renew_before_days >= c->validity_days)
+		c->renew_before_days = c->validity_days / LC_RENEW_SHARE;
+	return 0;
+}
+
+/* Managed: the key algorithm, then a fresh key, sealed for the store. */
+static int
+lc_parse_managed(const json_t *req, struct lc_create *c,
+    struct common_error *err)
+{
+	const char *s = lifecycle_req_str(req, "key_algorithm");
+	enum ca_key_alg alg = LC_DEFAULT_KEY_ALG;
+	char algs[LC_ALGS_TEXT_MAX];
+
+	if (s != NULL && ca_key_alg_parse(s, &alg) == -1) {
+		lc_key_alg_list(algs, sizeof(algs));
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"key_algorithm\" must be one of %s", algs);
+		return -1;
+	}
+	c->key_alg = ca_key_alg_name(alg);
+	if (*c->subject == '\0' && json_array_size(c->sans) == 0) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "managed mode needs \"sans\" or \"subject\"");
+		return -1;
+	}
+	if ((c->key = ca_key_generate(alg)) == NULL) {
+		log_err("lifecycle: certificate %s: %s key generation failed",
+		    c->name, c->key_alg);
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "key generation failed");
+		return -1;
+	}
+	c->pubkey = c->key;
+	return 0;
+}
+
+/*
+ * External: the CSR must parse and carry a valid self-signature; subject
+ * and SANs come from it unless the request names them, and then must be
+ * the ones it carries.
+ */
+static int
+lc_parse_external(const json_t *req, struct lc_create *c,
+    struct common_error *err)
+{
+	const char *pem = lifecycle_req_str(req, "csr");
+	char *csr_subject = NULL;
+	json_t *csr_sans = NULL;
+	enum ca_key_alg alg;
+	int rc = -1;
+
+	if ((c->csr = common_csr_from_pem(pem, strlen(pem))) == NULL) {
+		ERR_clear_error();
+		common_error_set(err, COMMON_E_INVALID,
+		    "csr is not a PEM certificate request");
+		goto out;
+	}
+	if (ca_csr_parse(c->csr, &csr_subject, &csr_sans, err) == -1) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "csr signature does not verify");
+		goto out;
+	}
+	if ((c->pubkey = X509_REQ_get0_pubkey(c->csr)) == NULL ||
+	    ca_key_alg_of(c->pubkey, &alg) == -1) {
+		ERR_clear_error();
+		common_error_set(err, COMMON_E_INVALID,
+		    "csr key type or size is not supported");
+		goto out;
+	}
+	c->key_alg = ca_key_alg_name(alg);
+	if (*c->subject != '\0' && !lifecycle_subject_match(c->subject,
+	    X509_REQ_get_subject_name(c->csr))) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"subject\" \"%s\" does not match the csr subject "
+		    "\"%s\"", c->subject, csr_subject);
+		goto out;
+	}
+	if (*c->subject == '\0') {
+		free(c->subject);
+		c->subject = csr_subject;	/* steal */
+		csr_subject = NULL;
+	}
+	if (json_object_get(req, "sans") != NULL &&
+	    !json_is_null(json_object_get(req, "sans"))) {
+		if (lifecycle_sans_match(c->sans, csr_sans, err) == -1)
+			goto out;
+	} else {
+		json_decref(c->sans);
+		c->sans = csr_sans;		/* steal */
+		csr_sans = NULL;
+	}
+	if (*c->subject == '\0' && json_array_size(c->sans) == 0) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "csr has neither a subject nor SANs");
+		goto out;
+	}
+	if ((c->csr_pem = lifecycle_csr_to_pem(c->csr)) == NULL ||
+	    (c->pubkey_pem = common_pubkey_to_pem(c->pubkey)) == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "cannot encode the csr");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(csr_subject);
+	json_decref(csr_sans);
+	return rc;
+}
+
+/* Re-encodes a parsed chain as PEM text ("" when empty). */
+static char *
+lc_chain_pem(STACK_OF(X509) *sk)
+{
+	struct common_buf b;
+	char *pem;
+	int i;
+
+	common_buf_init(&b, STORE_RECORD_MAX);
+	for (i = 0; i < sk_X509_num(sk); i++) {
+		if ((pem = common_x509_to_pem(sk_X509_value(sk, i))) == NULL ||
+		    common_buf_addstr(&b, pem) == -1) {
+			free(pem);
+			common_buf_free(&b);
+			return NULL;
+		}
+		free(pem);
+	}
+	return common_buf_steal(&b, NULL);
+}
+
+/*
+ * Imported: one certificate, the private key that matches it, an
+ * optional chain. Subject, SANs, profile and validity come from the
+ * certificate.
+ */
+static int
+lc_parse_imported(struct lifecycle *lc, const json_t *req,
+    struct lc_create *c, struct common_error *err)
+{
+	const char *cert = lifecycle_req_str(req, "certificate");
+	const char *key = lifecycle_req_str(req, "private_key");
+	const char *chain = lifecycle_req_str(req, "chain");
+	STACK_OF(X509) *sk = NULL;
+	enum ca_key_alg alg;
+	time_t nb, na;
+	int rc = -1;
+
+	if ((c->cert = common_x509_from_pem(cert, strlen(cert))) == NULL) {
+		common_error_set(err, COMMON_E_INVALID, "field \"certificate\""
+		    " must hold exactly one PEM certificate");
+		goto out;
+	}
+	if ((c->key = common_privkey_from_pem(key, strlen(key))) == NULL) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"private_key\" is not an unencrypted PEM private "
+		    "key");
+		goto out;
+	}
+	if (X509_check_private_key(c->cert, c->key) != 1) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "private_key does not match certificate");
+		goto out;
+	}
+	if (chain != NULL) {
+		if ((sk = common_x509s_from_pem(chain, strlen(chain),
+		    CA_CHAIN_MAX)) == NULL) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"chain\" must hold at most %d PEM "
+			    "certificates", CA_CHAIN_MAX);
+			goto out;
+		}
+		if ((c->chain_pem = lc_chain_pem(sk)) == NULL) {
+			common_error_set(err, COMMON_E_INTERNAL,
+			    "cannot encode the chain");
+			goto out;
+		}
+	}
+	if (common_asn1_time(X509_get0_notBefore(c->cert), &nb) == -1 ||
+	    common_asn1_time(X509_get0_notAfter(c->cert), &na) == -1 ||
+	    na <= nb) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "certificate has no usable validity period");
+		goto out;
+	}
+	c->validity_days = (double)(na - nb) / LC_DAY_SECONDS;
+	if (lc_parse_timing(lc, req, false, c, err) == -1)
+		goto out;
+	free(c->subject);
+	json_decref(c->sans);
+	c->subject = lifecycle_name_text(X509_get_subject_name(c->cert));
+	c->sans = lifecycle_x509_sans(c->cert);
+	if (c->subject == NULL || c->sans == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "cannot read the certificate names");
+		goto out;
+	}
+	c->profile = lifecycle_x509_profile(c->cert);
+	c->key_alg = ca_key_alg_of(c->key, &alg) == 0 ?
+	    ca_key_alg_name(alg) : NULL;
+	rc = 0;
+out:
+	sk_X509_pop_free(sk, X509_free);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Field presence per mode: not-applicable fields are refused, missing
+ * required ones named. */
+static int
+lc_check_mode_fields(const json_t *req, enum lc_mode mode,
+    struct common_error *err)
+{
+	const struct lc_field_use *u;
+	unsigned bit = 1u << mode;
+	const json_t *v;
+
+	for (u = lc_field_uses; u->name != NULL; u++) {
+		v = json_object_get(req, u->name);
+		if (v != NULL && json_is_null(v))
+			v = NULL;
+		if (v != NULL && (u->allowed & bit) == 0) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"%s\" is not used in %s mode", u->name,
+			    lc_mode_names[mode]);
+			return -1;
+		}
+		if (v == NULL && (u->required & bit) != 0) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"%s\" is required in %s mode", u->name,
+			    lc_mode_names[mode]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Fails with CONFLICT when a certificate is named name (txn may be NULL). */
+static int
+lc_name_free(struct lifecycle *lc, struct store_txn *txn, const char *name,
+    struct common_error *err)
+{
+	json_t *rec = store_cert_by_name(lifecycle_store(lc), txn, name);
+
+	if (rec == NULL)
+		return 0;
+	common_error_set(err, COMMON_E_CONFLICT,
+	    "a certificate named \"%s\" exists (%s)", name, lc_str(rec, "id"));
+	json_decref(rec);
+	return -1;
+}
+
+/*
+ * Everything about a management-API creation request that can be checked
+ * or prepared outside the transaction, in the order a client fixes its
+ * mistakes: shape, mode, fields of the mode, values; then the expensive
+ * parts (key generation) once the cheap checks passed.
+ */
+static int
+lc_create_parse(struct lifecycle *lc, const json_t *req,
+    struct lc_create *c, struct common_error *err)
+{
+	const char *mode, *name, *ca_id, *profile, *subject;
+	const json_t *sans;
+
+	if (lifecycle_req_check(req, "", lc_cert_fields, err) == -1)
+		return -1;
+	if ((mode = lifecycle_req_str(req, "mode")) == NULL)
+		mode = lc_mode_names[LC_MODE_MANAGED];
+	if (lc_mode_parse(mode, &c->mode) == -1) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"mode\" must be managed, external or imported");
+		return -1;
+	}
+	if (lc_check_mode_fields(req, c->mode, err) == -1)
+		return -1;
+	name = lifecycle_req_str(req, "name");
+	if (lifecycle_name_check("name", name, err) == -1)
+		return -1;
+	if ((c->name = strdup(name)) == NULL)
+		return lc_nomem(err);
+	c->origin = "mgmt";
+	subject = lifecycle_req_str(req, "subject");
+	if ((c->subject = strdup(subject != NULL ? subject : "")) == NULL)
+		return lc_nomem(err);
+	sans = json_object_get(req, "sans");
+	c->sans = json_is_array(sans) ? json_deep_copy(sans) : json_array();
+	if (c->sans == NULL)
+		return lc_nomem(err);
+	if (json_array_size(c->sans) > CA_MAX_SANS) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"sans\" has more than %d entries", CA_MAX_SANS);
+		return -1;
+	}
+	if (c->mode != LC_MODE_IMPORTED) {
+		ca_id = lifecycle_req_str(req, "ca_id");
+		if (!common_id_valid(ca_id) ||
+		    strlen(ca_id) >= sizeof(c->req_ca_id)) {
+			common_error_set(err, COMMON_E_NOTFOUND,
+			    "ca_id: no CA with that id");
+			return -1;
+		}
+		snprintf(c->req_ca_id, sizeof(c->req_ca_id), "%s", ca_id);
+		profile = lifecycle_req_str(req, "profile");
+		if (ca_profile_parse(profile, &c->profile_id) == -1) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"profile\" must be tls_server_or_client, "
+			    "tls_server, tls_client or code_signing");
+			return -1;
+		}
+		c->profile = ca_profile_name(c->profile_id);
+		if (lc_parse_timing(lc, req, true, c, err) == -1)
+			return -1;
+		/* fail fast, before a key is generated for nothing */
+		if (lc_ca_check(lc, NULL, c->req_ca_id, err) == -1)
+			return -1;
+	}
+	if (lc_name_free(lc, NULL, c->name, err) == -1)
+		return -1;
+	if (common_random_id("cert-", c->cert_id, sizeof(c->cert_id)) == -1)
+		return lc_noid(err);
+	switch (c->mode) {
+	case LC_MODE_MANAGED:
+		if (lc_parse_managed(req, c, err) == -1)
+			return -1;
+		break;
+	case LC_MODE_EXTERNAL:
+		if (lc_parse_external(req, c, err) == -1)
+			return -1;
+		break;
+	default:
+		if (lc_parse_imported(lc, req, c, err) == -1)
+			return -1;
+		break;
+	}
+	if (c->key != NULL) {
+		if (common_random_id("key-", c->key_id,
+		    sizeof(c->key_id)) == -1)
+			return lc_noid(err);
+		if ((c->sealed = ca_key_seal(lifecycle_ca(lc), c->key)) ==
+		    NULL) {
+			log_err("lifecycle: certificate %s: sealing the key "
+			    "failed", c->cert_id);
+			common_error_set(err, COMMON_E_INTERNAL,
+			    "cannot seal the private key");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The id of the pkid CA that issued an imported certificate (issuer name
+ * and key identifier match and the signature verifies), into out; ""
+ * when none did.
+ */
+static void
+lc_import_issuer(struct lifecycle *lc, struct store_txn *txn, X509 *cert,
+    char *out, size_t outlen)
+{
+	json_t *cas, *rec;
+	const char *pem, *id;
+	X509 *ca;
+	size_t i;
+
+	out[0] = '\0';
+	if ((cas = ca_list(lifecycle_ca(lc), txn)) == NULL)
+		return;
+	json_array_foreach(cas, i, rec) {
+		pem = lc_str(rec, "certificate");
+		id = lc_str(rec, "id");
+		if (pem == NULL || id == NULL ||
+		    (ca = common_x509_from_pem(pem, strlen(pem))) == NULL)
+			continue;
+		if (X509_check_issued(ca, cert) == X509_V_OK &&
+		    X509_verify(cert, X509_get0_pubkey(ca)) == 1)
+			snprintf(out, outlen, "%s", id);
+		X509_free(ca);
+		if (out[0] != '\0')
+			break;
+	}
+	ERR_clear_error();
+	json_decref(cas);
+}
+
+/* The certificate record of a new entry whose version 1 is v. */
+static json_t *
+lc_cert_record(const struct lc_create *c, const json_t *v)
+{
+	char now[LIFECYCLE_TIME_MAX];
+	json_t *crec;
+
+	common_time_rfc3339(common_now(), now, sizeof(now));
+	crec = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:O, s:o,"
+	    " s:o, s:{s:o}, s:i, s:i, s:s, s:s}",
+	    "id", c->cert_id, "name", c->final_name,
+	    "mode", lc_mode_names[c->mode], "origin", c->origin,
+	    "ca_id", c->ca_id[0] != '\0' ? json_string(c->ca_id) : json_null(),
+	    "profile", c->profile != NULL ? json_string(c->profile) :
+	    json_null(),
+	    "subject", c->subject, "sans", c->sans,
+	    "key_algorithm", c->key_alg != NULL ? json_string(c->key_alg) :
+	    json_null(),
+	    "validity_days", lc_json_days(c->validity_days),
+	    "renewal", "renew_before_days",
+	    lc_json_days(c->renew_before_days),
+	    "current_version", 0, "latest_version", 0,
+	    "created_at", now, "state", "active");
+	if (crec != NULL && lc_cert_set_current(crec, v) == -1) {
+		json_decref(crec);
+		crec = NULL;
+	}
+	return crec;
+}
+
+/*
+ * Picks the name of a new entry inside txn: the requested one must be
+ * free; a derived one that is taken gets the certificate id appended.
+ */
+static int
+lc_pick_name(struct lc_create *c, struct store_txn *txn,
+    struct common_error *err)
+{
+	json_t *rec;
+
+	snprintf(c->final_name, sizeof(c->final_name), "%s", c->name);
+	if (!c->derived_name)
+		return lc_name_free(c->lc, txn, c->final_name, err);
+	if ((rec = store_cert_by_name(lifecycle_store(c->lc), txn,
+	    c->final_name)) == NULL)
+		return 0;
+	json_decref(rec);
+	snprintf(c->final_name, sizeof(c->final_name), "%.*s (%s)",
+	    (int)(LIFECYCLE_NAME_MAX - strlen(c->cert_id) - 3), c->name,
+	    c->cert_id);
+	return lc_name_free(c->lc, txn, c->final_name, err);
+}
+
+/*
+ * The creation transaction: name, signing (or, for imports, the issuer
+ * lookup), key, version 1, certificate record, audit. Retry-safe: what
+ * it hands back (c->out, c->ca_id, c->final_name) is reset first.
+ */
+static int
+lc_create_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_create *c = arg;
+	struct lifecycle *lc = c->lc;
+	struct lc_sign s;
+	char *bundle = NULL;
+	const char *chain;
+	json_t *v = NULL, *crec = NULL;
+	int rc = -1;
+
+	json_decref(c->out);
+	c->out = NULL;
+	c->ca_id[0] = '\0';
+	if (lc_pick_name(c, txn, err) == -1)
+		goto out;
+	if (c->mode == LC_MODE_IMPORTED) {
+		lc_import_issuer(lc, txn, c->cert, c->ca_id, sizeof(c->ca_id));
+		chain = c->chain_pem;
+		if (chain == NULL && c->ca_id[0] != '\0' &&
+		    (bundle = ca_bundle_pem(lifecycle_ca(lc), txn, c->ca_id,
+		    err)) == NULL)
+			goto out;
+		if (chain == NULL)
+			chain = bundle;
+		v = lc_version_new(c->cert_id, 1, NULL, c->cert, chain,
+		    c->key_id, NULL, NULL, err);
+	} else {
+		snprintf(c->ca_id, sizeof(c->ca_id), "%s", c->req_ca_id);
+		if (lc_ca_check(lc, txn, c->ca_id, err) == -1)
+			goto out;
+		memset(&s, 0, sizeof(s));
+		s.ca_id = c->ca_id;
+		s.cert_id = c->cert_id;
+		s.version = 1;
+		s.pubkey = c->pubkey;
+		s.subject = c->subject;
+		s.sans = c->sans;
+		s.profile = c->profile_id;
+		s.validity_days = c->validity_days;
+		s.origin = c->origin;
+		s.key_id = c->key_id[0] != '\0' ? c->key_id : NULL;
+		s.csr_pem = c->csr_pem;
+		s.pubkey_pem = c->pubkey_pem;
+		v = lc_sign_version(lc, txn, &s, err);
+	}
+	if (v == NULL)
+		goto out;
+	if (c->sealed != NULL && store_key_put(txn, c->key_id, c->sealed,
+	    strlen(c->sealed)) == -1)
+		goto out;
+	if (store_version_put(txn, c->cert_id, 1, v) == -1)
+		goto out;
+	if ((crec = lc_cert_record(c, v)) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	if (store_cert_put(txn, c->cert_id, crec) == -1)
+		goto out;
+	if (lifecycle_audit(txn, c->who, "certificate.create", c->cert_id,
+	    "name \"%s\" mode %s origin %s ca %s version 1 serial %s",
+	    c->final_name, lc_mode_names[c->mode], c->origin,
+	    c->ca_id[0] != '\0' ? c->ca_id : "none", lc_str(v, "serial")) ==
+	    -1)
+		goto out;
+	if ((c->out = lc_cert_view(crec, v)) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(bundle);
+	json_decref(crec);
+	json_decref(v);
+	return rc;
+}
+
+/*
+ * Creates a certificate (managed, external or imported) from a
+ * management-API request. Returns the certificate record with "current"
+ * (new reference) or NULL with err; nothing is stored on refusal.
+ */
+json_t *
+lifecycle_cert_create(struct lifecycle *lc, const json_t *req,
+    const char *who, struct common_error *err)
+{
+	struct lc_create c;
+	json_t *res = NULL;
+
+	memset(&c, 0, sizeof(c));
+	c.lc = lc;
+	c.who = who;
+	if (lc_create_parse(lc, req, &c, err) == -1)
+		goto out;
+	if (lifecycle_txn_run(lc, lc_create_txn, &c, err) == -1)
+		goto out;
+	res = c.out;	/* steal */
+	c.out = NULL;
+out:
+	lc_create_free(&c);
+	return res;
+}
+
+/* ---- issuance for protocol doors ---- */
+
+/*
+ * A name for an entry the caller did not name: the first SAN, else the
+ * subject, made printable and short enough to take an id suffix.
+ */
+static char *
+lc_derive_name(const struct lifecycle_issue_req *req)
+{
+	const char *base = LC_NAME_FALLBACK;
+	size_t i, n, max = LIFECYCLE_NAME_MAX - LIFECYCLE_ID_MAX;
+	char *out;
+
+	if (req->nsans > 0 && req->sans[0] != NULL && *req->sans[0] != '\0')
+		base = req->sans[0];
+	else if (req->subject != NULL && *req->subject != '\0')
+		base = req->subject;
+	n = strlen(base) < max ? strlen(base) : max;
+	if ((out = malloc(n + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		out[i] = (unsigned char)base[i] < 0x20 ||
+		    (unsigned char)base[i] > 0x7e ? '?' : base[i];
+	out[n] = '\0';
+	return out;
+}
+
+/* Validates a protocol door's issuance request into c. */
+static int
+lc_issue_parse(struct lifecycle *lc, const struct lifecycle_issue_req *req,
+    struct lc_create *c, struct common_error *err)
+{
+	enum ca_key_alg alg;
+	size_t i;
+
+	if (req == NULL || req->pubkey == NULL || (req->nsans > 0 &&
+	    req->sans == NULL)) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "issuance request without a public key");
+		return -1;
+	}
+	if (req->ca_id == NULL || !common_id_valid(req->ca_id) ||
+	    strlen(req->ca_id) >= sizeof(c->req_ca_id)) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "ca_id: no CA with that id");
+		return -1;
+	}
+	snprintf(c->req_ca_id, sizeof(c->req_ca_id), "%s", req->ca_id);
+	if (req->nsans > CA_MAX_SANS) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "more than %d SANs", CA_MAX_SANS);
+		return -1;
+	}
+	if ((unsigned)req->profile >= CA_PROFILE__MAX) {
+		common_error_set(err, COMMON_E_INVALID, "unknown profile");
+		return -1;
+	}
+	c->profile_id = req->profile;
+	c->profile = ca_profile_name(req->profile);
+	c->validity_days = req->validity_days > 0 ? req->validity_days :
+	    lifecycle_cfg(lc)->default_validity_days;
+	if (c->validity_days > CA_MAX_VALIDITY_DAYS) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "validity must be <= %g days", CA_MAX_VALIDITY_DAYS);
+		return -1;
+	}
+	c->renew_before_days = lifecycle_cfg(lc)->default_renew_before_days;
+	if (c->renew_before_days >= c->validity_days)
+		c->renew_before_days = c->validity_days / LC_RENEW_SHARE;
+	c->origin = req->origin != NULL ? req->origin : "mgmt";
+	if (strcmp(c->origin, "mgmt") != 0 && strcmp(c->origin, "acme") != 0 &&
+	    strcmp(c->origin, "est") != 0) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "origin must be mgmt, acme or est");
+		return -1;
+	}
+	if ((c->subject = strdup(req->subject != NULL ? req->subject : "")) ==
+	    NULL || (c->sans = json_array()) == NULL)
+		return lc_nomem(err);
+	for (i = 0; i < req->nsans; i++) {
+		if (req->sans[i] == NULL) {
+			common_error_set(err, COMMON_E_INVALID, "empty SAN");
+			return -1;
+		}
+		if (json_array_append_new(c->sans,
+		    json_string(req->sans[i])) == -1) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "SAN %zu is not UTF-8", i + 1);
+			return -1;
+		}
+	}
+	if (req->name != NULL) {
+		if (lifecycle_name_check("name", req->name, err) == -1)
+			return -1;
+		c->name = strdup(req->name);
+	} else {
+		c->name = lc_derive_name(req);
+		c->derived_name = true;
+	}
+	if (c->name == NULL)
+		return lc_nomem(err);
+	c->pubkey = req->pubkey;
+	c->key_alg = ca_key_alg_of(req->pubkey, &alg) == 0 ?
+	    ca_key_alg_name(alg) : NULL;
+	if ((c->pubkey_pem = common_pubkey_to_pem(req->pubkey)) == NULL)
+		return lc_nomem(err);
+	c->mode = LC_MODE_EXTERNAL;
+	return 0;
+}
+
+/*
+ * Issuance into an existing external entry: version n+1 becomes current
+ * and the record takes the new request's names, profile and validity.
+ */
+static int
+lc_issue_add_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_change *ch = arg;
+	const struct lc_create *c = ch->issue;
+	struct lc_sign s;
+	json_t *crec = NULL, *v = NULL;
+	const char *mode;
+	int rc = -1;
+
+	json_decref(ch->out);
+	ch->out = NULL;
+	if ((crec = store_cert_get(store_txn_store(txn), txn, ch->id)) ==
+	    NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND, "no certificate %s",
+		    ch->id);
+		goto out;
+	}
+	mode = lc_str(crec, "mode");
+	if (mode == NULL ||
+	    strcmp(mode, lc_mode_names[LC_MODE_EXTERNAL]) != 0) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "certificate %s is %s: only external certificates take "
+		    "keys from outside", ch->id, mode != NULL ? mode : "?");
+		goto out;
+	}
+	if (lc_ca_check(ch->lc, txn, c->req_ca_id, err) == -1)
+		goto out;
+	memset(&s, 0, sizeof(s));
+	s.ca_id = c->req_ca_id;
+	s.cert_id = ch->id;
+	s.version = lc_uint(crec, "latest_version") + 1;
+	s.pubkey = c->pubkey;
+	s.subject = c->subject;
+	s.sans = c->sans;
+	s.profile = c->profile_id;
+	s.validity_days = c->validity_days;
+	s.origin = c->origin;
+	s.pubkey_pem = c->pubkey_pem;
+	if ((v = lc_sign_version(ch->lc, txn, &s, err)) == NULL)
+		goto out;
+	if (json_object_set_new(crec, "ca_id", json_string(c->req_ca_id)) ||
+	    json_object_set_new(crec, "subject", json_string(c->subject)) ||
+	    json_object_set(crec, "sans", c->sans) ||
+	    json_object_set_new(crec, "profile", json_string(c->profile)) ||
+	    json_object_set_new(crec, "key_algorithm", c->key_alg != NULL ?
+	    json_string(c->key_alg) : json_null()) ||
+	    json_object_set_new(crec, "validity_days",
+	    lc_json_days(c->validity_days))) {
+		lc_nomem(err);
+		goto out;
+	}
+	if (lc_version_advance(txn, crec, v, err) == -1)
+		goto out;
+	if (lifecycle_audit(txn, ch->who, "certificate.renew", ch->id,
+	    "origin %s ca %s version %u serial %s", c->origin, c->req_ca_id,
+	    s.version, lc_str(v, "serial")) == -1)
+		goto out;
+	if ((ch->out = lc_version_view(v, true)) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(v);
+	json_decref(crec);
+	return rc;
+}
+
+/*
+ * Issues for a protocol door: a new external inventory entry, or version
+ * n+1 of req->cert_id. Returns the version record with "certificate" and
+ * "chain" (new reference) or NULL with err.
+ */
+json_t *
+lifecycle_issue(struct lifecycle *lc, const struct lifecycle_issue_req *req,
+    const char *who, struct common_error *err)
+{
+	struct lc_create c;
+	struct lc_change ch;
+	json_t *res = NULL, *cur;
+
+	memset(&c, 0, sizeof(c));
+	memset(&ch, 0, sizeof(ch));
+	c.lc = lc;
+	c.who = who;
+	if (lc_issue_parse(lc, req, &c, err) == -1)
+		goto out;
+	if (req->cert_id != NULL) {
+		if (!common_id_valid(req->cert_id)) {
+			common_error_set(err, COMMON_E_NOTFOUND,
+			    "certificate id is not valid");
+			goto out;
+		}
+		ch.lc = lc;
+		ch.who = who;
+		ch.id = req->cert_id;
+		ch.issue = &c;
+		if (lifecycle_txn_run(lc, lc_issue_add_txn, &ch, err) == -1)
+			goto out;
+		res = ch.out;	/* steal */
+		ch.out = NULL;
+		goto out;
+	}
+	if (common_random_id("cert-", c.cert_id, sizeof(c.cert_id)) == -1) {
+		lc_noid(err);
+		goto out;
+	}
+	if (lifecycle_txn_run(lc, lc_create_txn, &c, err) == -1)
+		goto out;
+	cur = json_object_get(c.out, "current");
+	if ((res = json_incref(cur)) == NULL)
+		lc_nomem(err);
+out:
+	json_decref(ch.out);
+	lc_create_free(&c);
+	return res;
+}
+
+/* ---- queries ---- */
+
+/* The certificate record of id, or NULL with NOTFOUND. */
+static json_t *
+lc_cert_load(struct lifecycle *lc, struct store_txn *txn, const char *id,
+    struct common_error *err)
+{
+	json_t *crec = NULL;
+
+	if (id == NULL || !common_id_valid(id))
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate id is not valid");
+	else if ((crec = store_cert_get(lifecycle_store(lc), txn, id)) ==
+	    NULL)
+		common_error_set(err, COMMON_E_NOTFOUND, "no certificate %s",
+		    id);
+	return crec;
+}
+
+json_t *
+lifecycle_cert_get(struct lifecycle *lc, const char *id,
+    struct common_error *err)
+{
+	json_t *crec, *v = NULL, *res = NULL;
+	unsigned n;
+
+	if ((crec = lc_cert_load(lc, NULL, id, err)) == NULL)
+		goto out;
+	if ((n = lc_uint(crec, "current_version")) != 0)
+		v = store_version_get(lifecycle_store(lc), NULL, id, n);
+	if ((res = lc_cert_view(crec, v)) == NULL)
+		lc_nomem(err);
+out:
+	json_decref(v);
+	json_decref(crec);
+	return res;
+}
+
+struct lc_filter {
+	const char	*ca_id;
+	const char	*stage;
+	const char	*name;
+	bool		 expiring;
+	json_int_t	 before;	/* not_after_epoch below this */
+};
+
+/* Inventory filter over certificate records (see lifecycle_cert_list). */
+static bool
+lc_cert_filter(const json_t *rec, void *arg)
+{
+	const struct lc_filter *f = arg;
+	const char *s;
+	json_t *san;
+	size_t i;
+
+	if (f->ca_id != NULL && ((s = lc_str(rec, "ca_id")) == NULL ||
+	    strcmp(s, f->ca_id) != 0))
+		return false;
+	if (f->stage != NULL && ((s = lc_str(rec, "stage")) == NULL ||
+	    strcmp(s, f->stage) != 0))
+		return false;
+	if (f->expiring && json_integer_value(json_object_get(rec,
+	    "not_after_epoch")) >= f->before)
+		return false;
+	if (f->name == NULL)
+		return true;
+	if ((s = lc_str(rec, "name")) != NULL && strcasestr(s, f->name))
+		return true;
+	json_array_foreach(json_object_get(rec, "sans"), i, san) {
+		if ((s = json_string_value(san)) != NULL &&
+		    strcasestr(s, f->name) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * One inventory page: {"certificates": [...], "next_page_token"}.
+ * Filters as in lifecycle.h; empty strings count as absent.
+ */
+json_t *
+lifecycle_cert_list(struct lifecycle *lc, const struct lifecycle_query *q,
+    struct common_error *err)
+{
+	struct lifecycle_query none;
+	struct lc_filter f;
+	struct store_page page;
+	char *next = NULL;
+	json_t *items, *res = NULL;
+	double days;
+
+	if (q == NULL) {
+		memset(&none, 0, sizeof(none));
+		none.expiring_within_days = -1;
+		q = &none;
+	}
+	memset(&page, 0, sizeof(page));
+	if (lifecycle_page_check(q->page_token, q->limit, &page.limit,
+	    err) == -1)
+		goto out;
+	memset(&f, 0, sizeof(f));
+	f.ca_id = q->ca_id != NULL && *q->ca_id != '\0' ? q->ca_id : NULL;
+	f.stage = q->stage != NULL && *q->stage != '\0' ? q->stage : NULL;
+	f.name = q->name != NULL && *q->name != '\0' ? q->name : NULL;
+	days = q->expiring_within_days;
+	if (days >= 0) {
+		if (days > CA_MAX_VALIDITY_DAYS)
+			days = CA_MAX_VALIDITY_DAYS;
+		f.expiring = true;
+		f.before = (json_int_t)common_now() +
+		    (json_int_t)(days * LC_DAY_SECONDS);
+	}
+	page.after = q->page_token;
+	page.filter = lc_cert_filter;
+	page.arg = &f;
+	if ((items = store_cert_list(lifecycle_store(lc), NULL, &page,
+	    &next)) == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "could not list certificates");
+		goto out;
+	}
+	if ((res = lifecycle_page_result("certificates", items, next)) ==
+	    NULL)
+		lc_nomem(err);
+out:
+	free(next);
+	return res;
+}
+
+json_t *
+lifecycle_versions(struct lifecycle *lc, const char *id,
+    struct common_error *err)
+{
+	json_t *crec, *all = NULL, *list = NULL, *res = NULL, *v, *view;
+	size_t i;
+
+	if ((crec = lc_cert_load(lc, NULL, id, err)) == NULL)
+		goto out;
+	if ((all = store_version_list(lifecycle_store(lc), NULL, id)) ==
+	    NULL || (list = json_array()) == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "could not list the versions of %s", id);
+		goto out;
+	}
+	json_array_foreach(all, i, v) {
+		if ((view = lc_version_view(v, false)) == NULL ||
+		    json_array_append_new(list, view) == -1) {
+			lc_nomem(err);
+			goto out;
+		}
+	}
+	if ((res = json_pack("{s:O}", "versions", list)) == NULL)
+		lc_nomem(err);
+out:
+	json_decref(list);
+	json_decref(all);
+	json_decref(crec);
+	return res;
+}
+
+/* Adds "private_key" (PKCS#8 PEM) of version v to out. 0 or -1 with err. */
+static int
+lc_add_private_key(struct lifecycle *lc, const json_t *crec,
+    const json_t *v, json_t *out, struct common_error *err)
+{
+	const char *key_id = lc_str(v, "key_id"), *mode = lc_str(crec, "mode");
+	unsigned char *blob = NULL;
+	EVP_PKEY *key = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (mode != NULL && strcmp(mode, lc_mode_names[LC_MODE_EXTERNAL]) ==
+	    0) {
+		common_error_set(err, COMMON_E_FORBIDDEN, "certificate %s has "
+		    "no private key in pkid (mode external)",
+		    lc_str(crec, "id"));
+		goto out;
+	}
+	if (key_id == NULL || store_key_get(lifecycle_store(lc), NULL, key_id,
+	    &blob, &len) == -1) {
+		log_err("lifecycle: certificate %s version %u: key %s is "
+		    "missing", lc_str(crec, "id"), lc_uint(v, "version"),
+		    key_id != NULL ? key_id : "(none)");
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "the private key of this version is missing");
+		goto out;
+	}
+	if ((key = ca_key_unseal(lifecycle_ca(lc), (const char *)blob,
+	    len)) == NULL || (pem = common_privkey_to_pem(key)) == NULL) {
+		log_err("lifecycle: certificate %s: key %s cannot be "
+		    "unsealed", lc_str(crec, "id"), key_id);
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "the private key cannot be unsealed");
+		goto out;
+	}
+	if (json_object_set_new(out, "private_key", json_string(pem)) == -1) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (pem != NULL) {
+		OPENSSL_cleanse(pem, strlen(pem));
+		free(pem);
+	}
+	EVP_PKEY_free(key);
+	free(blob);
+	return rc;
+}
+
+json_t *
+lifecycle_version_get(struct lifecycle *lc, const char *id, unsigned n,
+    bool with_key, struct common_error *err)
+{
+	json_t *crec, *v = NULL, *res = NULL;
+
+	if ((crec = lc_cert_load(lc, NULL, id, err)) == NULL)
+		goto out;
+	if ((v = store_version_get(lifecycle_store(lc), NULL, id, n)) ==
+	    NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate %s has no version %u", id, n);
+		goto out;
+	}
+	if ((res = lc_version_view(v, true)) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	if (with_key && lc_add_private_key(lc, crec, v, res, err) == -1) {
+		json_decref(res);
+		res = NULL;
+	}
+out:
+	json_decref(v);
+	json_decref(crec);
+	return res;
+}
+
+/* ---- renewal ---- */
+
+/*
+ * The public key an external certificate's versions were signed for:
+ * from the newest version's stored CSR, else its stored public key.
+ * NULL when none is kept.
+ */
+static EVP_PKEY *
+lc_external_key(struct store_txn *txn, const char *id, const char **csr_pem,
+    const char **pubkey_pem, json_t **versions)
+{
+	const char *csr, *pub;
+	X509_REQ *req;
+	EVP_PKEY *key = NULL;
+	size_t i;
+
+	*csr_pem = *pubkey_pem = NULL;
+	if ((*versions = store_version_list(store_txn_store(txn), txn,
+	    id)) == NULL)
+		return NULL;
+	for (i = json_array_size(*versions); i > 0 && key == NULL; i--) {
+		const json_t *v = json_array_get(*versions, i - 1);
+
+		csr = lc_str(v, "csr");
+		pub = lc_str(v, "public_key");
+		if (csr != NULL && (req = common_csr_from_pem(csr,
+		    strlen(csr))) != NULL) {
+			if ((key = X509_REQ_get_pubkey(req)) != NULL)
+				*csr_pem = csr;
+			X509_REQ_free(req);
+		}
+		if (key == NULL && pub != NULL &&
+		    (key = lifecycle_pubkey_from_pem(pub)) != NULL)
+			*pubkey_pem = pub;
+	}
+	ERR_clear_error();
+	return key;
+}
+
+static int
+lc_renew_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_change *ch = arg;
+	struct lc_sign s;
+	const char *ca_id, *mode;
+	json_t *crec = NULL, *v = NULL, *versions = NULL;
+	EVP_PKEY *ext = NULL;
+	enum lc_mode m;
+	int rc = -1;
+
+	json_decref(ch->out);
+	ch->out = NULL;
+	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
+		goto out;
+	mode = lc_str(crec, "mode");
+	if (lc_mode_parse(mode, &m) == -1 || m != ch->mode) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "certificate %s changed while renewing", ch->id);
+		goto out;
+	}
+	if ((ca_id = lc_str(crec, "ca_id")) == NULL) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "certificate %s has no issuing CA", ch->id);
+		goto out;
+	}
+	memset(&s, 0, sizeof(s));
+	if (m == LC_MODE_MANAGED) {
+		s.pubkey = ch->key;
+		s.key_id = ch->key_id;
+	} else if ((ext = lc_external_key(txn, ch->id, &s.csr_pem,
+	    &s.pubkey_pem, &versions)) == NULL) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "certificate %s keeps no request to re-sign", ch->id);
+		goto out;
+	} else
+		s.pubkey = ext;
+	if (ca_profile_parse(lc_str(crec, "profile"), &s.profile) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "certificate %s has no valid profile", ch->id);
+		goto out;
+	}
+	s.ca_id = ca_id;
+	s.cert_id = ch->id;
+	s.version = lc_uint(crec, "latest_version") + 1;
+	s.subject = lc_str(crec, "subject");
+	s.sans = json_object_get(crec, "sans");
+	s.validity_days = json_number_value(json_object_get(crec,
+	    "validity_days"));
+	s.origin = lc_str(crec, "origin") != NULL ? lc_str(crec, "origin") :
+	    "mgmt";
+	if ((v = lc_sign_version(ch->lc, txn, &s, err)) == NULL)
+		goto out;
+	if (ch->sealed != NULL && store_key_put(txn, ch->key_id, ch->sealed,
+	    strlen(ch->sealed)) == -1)
+		goto out;
+	if (lc_version_advance(txn, crec, v, err) == -1)
+		goto out;
+	if (lifecycle_audit(txn, ch->who, "certificate.renew", ch->id,
+	    "name \"%s\" mode %s ca %s version %u serial %s",
+	    lc_str(crec, "name"), mode, ca_id, s.version,
+	    lc_str(v, "serial")) == -1)
+		goto out;
+	if ((ch->out = lc_version_view(v, true)) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(ext);
+	json_decref(versions);
+	json_decref(v);
+	json_decref(crec);
+	return rc;
+}
+
+/*
+ * Renews a certificate: a new key for managed ones (generated and sealed
+ * before the transaction), the stored request's key for external ones.
+ * Returns the new current version with PEMs, or NULL with err.
+ */
+json_t *
+lifecycle_cert_renew(struct lifecycle *lc, const char *id, const char *who,
+    struct common_error *err)
+{
+	struct lc_change ch;
+	enum ca_key_alg alg;
+	json_t *crec, *res = NULL;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.lc = lc;
+	ch.who = who;
+	ch.id = id;
+	if ((crec = lc_cert_load(lc, NULL, id, err)) == NULL)
+		goto out;
+	if (lc_mode_parse(lc_str(crec, "mode"), &ch.mode) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "certificate %s has no valid mode", id);
+		goto out;
+	}
+	if (ch.mode == LC_MODE_IMPORTED) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "imported certificates are renewed by their issuer");
+		goto out;
+	}
+	if (ch.mode == LC_MODE_MANAGED) {
+		if (ca_key_alg_parse(lc_str(crec, "key_algorithm"),
+		    &alg) == -1) {
+			common_error_set(err, COMMON_E_INTERNAL,
+			    "certificate %s has no valid key algorithm", id);
+			goto out;
+		}
+		if ((ch.key = ca_key_generate(alg)) == NULL ||
+		    (ch.sealed = ca_key_seal(lifecycle_ca(lc), ch.key)) ==
+		    NULL || common_random_id("key-", ch.key_id,
+		    sizeof(ch.key_id)) == -1) {
+			log_err("lifecycle: certificate %s: new %s key for "
+			    "renewal failed", id, ca_key_alg_name(alg));
+			common_error_set(err, COMMON_E_INTERNAL,
+			    "key generation failed");
+			goto out;
+		}
+	}
+	if (lifecycle_txn_run(lc, lc_renew_txn, &ch, err) == -1)
+		goto out;
+	res = ch.out;	/* steal */
+	ch.out = NULL;
+out:
+	json_decref(ch.out);
+	free(ch.sealed);
+	EVP_PKEY_free(ch.key);
+	json_decref(crec);
+	return res;
+}
+
+/* ---- revocation ---- */
+
+static int
+lc_revoke_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_change *ch = arg;
+	char when[LIFECYCLE_TIME_MAX];
+	const char *serial, *stage, *ca_id, *mode;
+	json_t *crec = NULL, *v = NULL;
+	time_t now = common_now();
+	int rc = -1;
+
+	json_decref(ch->out);
+	ch->out = NULL;
+	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
+		goto out;
+	if ((v = store_version_get(store_txn_store(txn), txn, ch->id,
+	    ch->n)) == NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate %s has no version %u", ch->id, ch->n);
+		goto out;
+	}
+	mode = lc_str(crec, "mode");
+	if (mode != NULL && strcmp(mode, lc_mode_names[LC_MODE_IMPORTED]) ==
+	    0) {
+		common_error_set(err, COMMON_E_CONFLICT, "pkid did not issue "
+		    "certificate %s (mode imported): revoke it with its "
+		    "issuer", ch->id);
+		goto out;
+	}
+	serial = lc_str(v, "serial");
+	stage = lc_str(v, "stage");
+	if (stage != NULL && strcmp(stage, "revoked") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "version %u of certificate %s is already revoked", ch->n,
+		    ch->id);
+		goto out;
+	}
+	if (serial == NULL || ca_revoke(lifecycle_ca(ch->lc), txn, serial,
+	    ch->reason, now, err) == -1)
+		goto out;
+	common_time_rfc3339(now, when, sizeof(when));
+	if (json_object_set_new(v, "stage", json_string("revoked")) ||
+	    json_object_set_new(v, "revoked_at", json_string(when)) ||
+	    json_object_set_new(v, "revocation_reason",
+	    json_string(ca_reason_name(ch->reason)))) {
+		lc_nomem(err);
+		goto out;
+	}
+	if (store_version_put(txn, ch->id, ch->n, v) == -1)
+		goto out;
+	if (lc_uint(crec, "current_version") == ch->n) {
+		if (json_object_set_new(crec, "stage",
+		    json_string("revoked")) == -1 ||
+		    store_cert_put(txn, ch->id, crec) == -1)
+			goto out;
+	}
+	if (lifecycle_audit(txn, ch->who, "version.revoke", ch->id,
+	    "version %u serial %s reason %s", ch->n, serial,
+	    ca_reason_name(ch->reason)) == -1)
+		goto out;
+	ca_id = lc_str(v, "ca_id") != NULL ? lc_str(v, "ca_id") :
+	    lc_str(crec, "ca_id");
+	if ((ch->out = lc_version_view(v, false)) == NULL ||
+	    json_object_set_new(ch->out, "ca_id", ca_id != NULL ?
+	    json_string(ca_id) : json_null()) == -1) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(v);
+	json_decref(crec);
+	return rc;
+}
+
+json_t *
+lifecycle_version_revoke(struct lifecycle *lc, const char *id, unsigned n,
+    enum ca_reason reason, const char *who, struct common_error *err)
+{
+	struct lc_change ch;
+	enum ca_reason check;
+	json_t *res = NULL;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.lc = lc;
+	ch.who = who;
+	ch.id = id;
+	ch.n = n;
+	ch.reason = reason;
+	if (id == NULL || !common_id_valid(id)) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate id is not valid");
+		goto out;
+	}
+	if (ca_reason_parse(ca_reason_name(reason), &check) == -1) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "unknown revocation reason");
+		goto out;
+	}
+	if (lifecycle_txn_run(lc, lc_revoke_txn, &ch, err) == -1)
+		goto out;
+	res = ch.out;	/* steal */
+	ch.out = NULL;
+out:
+	json_decref(ch.out);
+	return res;
+}
+
+/* ---- deletion ---- */
+
+static int
+lc_delete_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_change *ch = arg;
+	char owner[LIFECYCLE_ID_MAX + 16];
+	json_t *crec = NULL, *assocs = NULL, *versions = NULL, *v;
+	const char *key_id;
+	size_t i;
+	int rc = -1;
+
+	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
+		goto out;
+	if ((assocs = store_assoc_by_cert(store_txn_store(txn), txn,
+	    ch->id)) == NULL)
+		goto out;
+	if (json_array_size(assocs) > 0) {
+		snprintf(owner, sizeof(owner), "certificate %s", ch->id);
+		lifecycle_assoc_conflict(ch->lc, txn, owner, assocs, true,
+		    err);
+		goto out;
+	}
+	if ((versions = store_version_list(store_txn_store(txn), txn,
+	    ch->id)) == NULL)
+		goto out;
+	/* issued rows stay: CRLs must keep listing revoked serials */
+	json_array_foreach(versions, i, v) {
+		if ((key_id = lc_str(v, "key_id")) != NULL &&
+		    store_key_del(txn, key_id) == -1 && store_txn_failed(txn))
+			goto out;
+		if (store_version_del(txn, ch->id, lc_uint(v, "version")) ==
+		    -1)
+			goto out;
+	}
+	if (store_cert_del(txn, ch->id) == -1)
+		goto out;
+	rc = lifecycle_audit(txn, ch->who, "certificate.delete", ch->id,
+	    "name \"%s\" mode %s versions %zu", lc_str(crec, "name"),
+	    lc_str(crec, "mode"), json_array_size(versions));
+out:
+	json_decref(versions);
+	json_decref(assocs);
+	json_decref(crec);
+	return rc;
+}
+
+int
+lifecycle_cert_delete(struct lifecycle *lc, const char *id, const char *who,
+    struct common_error *err)
+{
+	struct lc_change ch;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.lc = lc;
+	ch.who = who;
+	ch.id = id;
+	if (id == NULL || !common_id_valid(id)) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate id is not valid");
+		return -1;
+	}
+	return lifecycle_txn_run(lc, lc_delete_txn, &ch, err);
+}

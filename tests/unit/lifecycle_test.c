@@ -1,0 +1,1595 @@
+/*
+ * Unit tests of lifecycle/: certificates in the three modes, versions,
+ * renewal, revocation, inventory queries, resources, associations and
+ * the audit trail, against a real store and a real CA hierarchy.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "lifecycle/lifecycle.h"
+#include "tests/unit/test.h"
+
+#define WHO	"token:test"
+
+static struct store *st;
+static struct ca_ctx *ctx;
+static struct lifecycle *lc;
+static char root_id[64], sub_id[64];
+static size_t audit_expected;	/* audit records every success added */
+
+/* ---- helpers ---- */
+
+static int
+setup_cas(struct store_txn *txn, void *arg)
+{
+	struct ca_create_req req;
+	struct common_error err;
+	json_t *root = NULL, *sub = NULL;
+	int rc = -1;
+
+	(void)arg;
+	common_error_clear(&err);
+	memset(&req, 0, sizeof(req));
+	req.name = "Test Root";
+	req.type = "root";
+	req.subject = "CN=Test Root,O=pkid tests";
+	req.key_alg = CA_KEY_ECDSA_P256;
+	req.validity_days = 3650;
+	req.path_len = -1;
+	if ((root = ca_create(ctx, txn, &req, &err)) == NULL) {
+		fprintf(stderr, "root CA: %s\n", err.msg);
+		goto out;
+	}
+	snprintf(root_id, sizeof(root_id), "%s",
+	    json_string_value(json_object_get(root, "id")));
+	req.name = "Test Issuing";
+	req.type = "subordinate";
+	req.issuer_ca_id = root_id;
+	req.subject = "CN=Test Issuing,O=pkid tests";
+	req.validity_days = 1825;
+	req.path_len = 0;
+	if ((sub = ca_create(ctx, txn, &req, &err)) == NULL) {
+		fprintf(stderr, "issuing CA: %s\n", err.msg);
+		goto out;
+	}
+	snprintf(sub_id, sizeof(sub_id), "%s",
+	    json_string_value(json_object_get(sub, "id")));
+	rc = 0;
+out:
+	json_decref(root);
+	json_decref(sub);
+	return rc;
+}
+
+static size_t
+audit_count(void)
+{
+	json_t *a;
+	size_t n;
+
+	a = store_audit_list(st, NULL, 0, 1000);
+	n = json_array_size(a);
+	json_decref(a);
+	return n;
+}
+
+/* The newest audit record (new reference). */
+static json_t *
+audit_last(void)
+{
+	json_t *a = store_audit_list(st, NULL, 0, 1000), *last;
+
+	last = json_incref(json_array_get(a, json_array_size(a) - 1));
+	json_decref(a);
+	return last;
+}
+
+static bool
+audit_last_is(const char *action, const char *object)
+{
+	json_t *a = audit_last();
+	bool ok;
+
+	ok = a != NULL &&
+	    strcmp(json_string_value(json_object_get(a, "action")),
+	    action) == 0 &&
+	    strcmp(json_string_value(json_object_get(a, "object")),
+	    object) == 0 &&
+	    strcmp(json_string_value(json_object_get(a, "result")), "ok") ==
+	    0 &&
+	    strcmp(json_string_value(json_object_get(a, "who")), WHO) == 0 &&
+	    json_is_string(json_object_get(a, "time")) &&
+	    json_is_string(json_object_get(a, "detail"));
+	if (!ok) {
+		char *s = json_dumps(a, 0);
+
+		fprintf(stderr, "last audit record: %s (want %s %s)\n",
+		    s != NULL ? s : "(none)", action, object);
+		free(s);
+	}
+	json_decref(a);
+	return ok;
+}
+
+static size_t
+cert_count(void)
+{
+	struct lifecycle_query q;
+	struct common_error err;
+	json_t *res;
+	size_t n;
+
+	memset(&q, 0, sizeof(q));
+	q.expiring_within_days = -1;
+	q.limit = LIFECYCLE_PAGE_MAX;
+	common_error_clear(&err);
+	res = lifecycle_cert_list(lc, &q, &err);
+	n = json_array_size(json_object_get(res, "certificates"));
+	json_decref(res);
+	return n;
+}
+
+/* Serials the issuing CA has recorded as valid. */
+static size_t
+issued_count(void)
+{
+	json_t *a = store_issued_by_ca_status(st, NULL, sub_id, "valid");
+	size_t n = json_array_size(a);
+
+	json_decref(a);
+	return n;
+}
+
+static const char *
+jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static json_int_t
+jint(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* Creates a certificate from JSON text; NULL (err set) on refusal. */
+static json_t *
+create(const char *text, struct common_error *err)
+{
+	json_error_t jerr;
+	json_t *req, *res;
+
+	common_error_clear(err);
+	if ((req = json_loads(text, 0, &jerr)) == NULL) {
+		fprintf(stderr, "bad test JSON: %s: %s\n", jerr.text, text);
+		return NULL;
+	}
+	res = lifecycle_cert_create(lc, req, WHO, err);
+	json_decref(req);
+	return res;
+}
+
+/* A managed certificate under the issuing CA, expected to succeed. */
+static json_t *
+create_managed(const char *name, const char *profile, const char *san,
+    const char *extra)
+{
+	struct common_error err;
+	char text[1024];
+	json_t *res;
+
+	snprintf(text, sizeof(text), "{\"name\": \"%s\", \"mode\": "
+	    "\"managed\", \"ca_id\": \"%s\", \"profile\": \"%s\", \"sans\": "
+	    "[\"%s\"]%s%s}", name, sub_id, profile, san,
+	    extra != NULL ? ", " : "", extra != NULL ? extra : "");
+	res = create(text, &err);
+	if (res == NULL)
+		fprintf(stderr, "create %s: %s\n", name, err.msg);
+	else
+		audit_expected++;
+	return res;
+}
+
+/* Expects a refusal with code and a message containing want. */
+static void
+expect_refused(const char *text, enum common_errcode code, const char *want)
+{
+	struct common_error err;
+	json_t *res;
+
+	res = create(text, &err);
+	CHECK(res == NULL);
+	CHECK(err.code == code);
+	if (want != NULL && strstr(err.msg, want) == NULL) {
+		fprintf(stderr, "message \"%s\" lacks \"%s\"\n", err.msg, want);
+		CHECK(strstr(err.msg, want) != NULL);
+	}
+	json_decref(res);
+}
+
+static X509 *
+pem_cert(const char *pem)
+{
+	return pem != NULL ? common_x509_from_pem(pem, strlen(pem)) : NULL;
+}
+
+/* Verifies leaf against the chain PEM with the last chain cert as anchor. */
+static bool
+chain_verifies(const char *leaf_pem, const char *chain_pem)
+{
+	STACK_OF(X509) *chain;
+	X509_STORE *xs = X509_STORE_new();
+	X509_STORE_CTX *xc = X509_STORE_CTX_new();
+	X509 *leaf = pem_cert(leaf_pem);
+	bool ok = false;
+	int n;
+
+	chain = common_x509s_from_pem(chain_pem, strlen(chain_pem),
+	    CA_CHAIN_MAX);
+	if (xs == NULL || xc == NULL || leaf == NULL || chain == NULL ||
+	    (n = sk_X509_num(chain)) < 1)
+		goto out;
+	X509_STORE_add_cert(xs, sk_X509_value(chain, n - 1));
+	if (X509_STORE_CTX_init(xc, xs, leaf, chain) != 1)
+		goto out;
+	X509_STORE_CTX_set_purpose(xc, X509_PURPOSE_ANY);
+	ok = X509_verify_cert(xc) == 1;
+	if (!ok)
+		fprintf(stderr, "verify: %s\n", X509_verify_cert_error_string(
+		    X509_STORE_CTX_get_error(xc)));
+out:
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(leaf);
+	X509_STORE_CTX_free(xc);
+	X509_STORE_free(xs);
+	return ok;
+}
+
+/* The private key of version n via the API; NULL when refused. */
+static EVP_PKEY *
+version_key(const char *id, unsigned n)
+{
+	struct common_error err;
+	json_t *v;
+	const char *pem;
+	EVP_PKEY *k = NULL;
+
+	common_error_clear(&err);
+	if ((v = lifecycle_version_get(lc, id, n, true, &err)) == NULL)
+		return NULL;
+	if ((pem = jstr(v, "private_key")) != NULL)
+		k = common_privkey_from_pem(pem, strlen(pem));
+	json_decref(v);
+	return k;
+}
+
+/* A PKCS#10 request for key with CN cn and SAN text ("DNS:a,IP:b");
+ * break_sig flips a bit of the signature. PEM to free(). */
+static char *
+make_csr(EVP_PKEY *key, const char *cn, const char *san, bool break_sig)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext;
+	const ASN1_BIT_STRING *sig;
+	const X509_ALGOR *alg;
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *pem = NULL;
+	long len;
+
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+	    (const unsigned char *)"pkid tests", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0);
+	X509_REQ_set_subject_name(req, name);
+	X509_REQ_set_pubkey(req, key);
+	if (san != NULL) {
+		ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+		    san);
+		sk_X509_EXTENSION_push(exts, ext);
+		X509_REQ_add_extensions(req, exts);
+	}
+	X509_REQ_sign(req, key, EVP_sha256());
+	if (break_sig) {
+		X509_REQ_get0_signature(req, &sig, &alg);
+		((ASN1_BIT_STRING *)sig)->data[10] ^= 0x01;
+	}
+	PEM_write_bio_X509_REQ(b, req);
+	len = BIO_get_mem_data(b, &data);
+	pem = strndup(data, (size_t)len);
+	BIO_free(b);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	return pem;
+}
+
+/* A self-signed serverAuth certificate for key (an "outside" cert). */
+static char *
+make_selfsigned(EVP_PKEY *key, const char *cn, const char *san)
+{
+	X509 *x = X509_new();
+	X509_NAME *name;
+	X509_EXTENSION *ext;
+	char *pem;
+
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+	X509_set_version(x, 2);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400);
+	X509_set_pubkey(x, key);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage,
+	    "serverAuth");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, key, EVP_sha256());
+	pem = common_x509_to_pem(x);
+	X509_free(x);
+	return pem;
+}
+
+/* JSON string literal of a PEM (escapes newlines). To free(). */
+static char *
+jquote(const char *s)
+{
+	json_t *j = json_string(s);
+	char *out = json_dumps(j, JSON_ENCODE_ANY);
+
+	json_decref(j);
+	return out;
+}
+
+/* ---- tests ---- */
+
+static void
+test_setup(void)
+{
+	struct ca_config cfg = { test_tmpdir(), NULL,
+	    "http://127.0.0.1:8080" };
+	struct lifecycle_config lcfg = { 90, 30 };
+
+	CHECK((st = store_open(test_tmpdir())) != NULL);
+	CHECK((ctx = ca_ctx_new(st, &cfg)) != NULL);
+	if (st == NULL || ctx == NULL)
+		exit(1);
+	CHECK(store_txn_run(st, setup_cas, NULL) == 0);
+	CHECK(root_id[0] != '\0' && sub_id[0] != '\0');
+	CHECK((lc = lifecycle_new(ctx, &lcfg)) != NULL);
+	if (lc == NULL || sub_id[0] == '\0')
+		exit(1);
+	audit_expected = audit_count();
+	CHECK(audit_expected == 0);
+	CHECK(cert_count() == 0);
+}
+
+static void
+test_managed_profiles(void)
+{
+	static const struct {
+		const char	*profile;
+		uint32_t	 xku;
+	} cases[] = {
+		{ "tls_server_or_client", XKU_SSL_SERVER | XKU_SSL_CLIENT },
+		{ "tls_server", XKU_SSL_SERVER },
+		{ "tls_client", XKU_SSL_CLIENT },
+		{ "code_signing", XKU_CODE_SIGN },
+	};
+	struct common_error err;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[64], san[64], extra[128];
+		json_t *c, *cur, *v;
+		X509 *x = NULL;
+		EVP_PKEY *k = NULL;
+		const char *id;
+
+		snprintf(name, sizeof(name), "m-%s", cases[i].profile);
+		snprintf(san, sizeof(san), "m%zu.example.com\", \"10.0.0.%zu",
+		    i, i + 5);
+		snprintf(extra, sizeof(extra), "\"subject\": \"CN=m%zu,O=Acme\","
+		    " \"validity_days\": 60, \"renewal\": "
+		    "{\"renew_before_days\": 20}", i);
+		c = create_managed(name, cases[i].profile, san, extra);
+		CHECK(c != NULL);
+		if (c == NULL)
+			continue;
+		id = jstr(c, "id");
+		CHECK(strncmp(id, "cert-", 5) == 0);
+		CHECK_STR(jstr(c, "name"), name);
+		CHECK_STR(jstr(c, "mode"), "managed");
+		CHECK_STR(jstr(c, "origin"), "mgmt");
+		CHECK_STR(jstr(c, "ca_id"), sub_id);
+		CHECK_STR(jstr(c, "profile"), cases[i].profile);
+		CHECK_STR(jstr(c, "key_algorithm"), "ECDSA_P256");
+		CHECK_STR(jstr(c, "state"), "active");
+		CHECK_STR(jstr(c, "stage"), "current");
+		CHECK(jint(c, "validity_days") == 60);
+		CHECK(jint(json_object_get(c, "renewal"),
+		    "renew_before_days") == 20);
+		CHECK(jint(c, "current_version") == 1);
+		CHECK(jint(c, "latest_version") == 1);
+		CHECK(json_array_size(json_object_get(c, "sans")) == 2);
+		CHECK(jstr(c, "not_after") != NULL);
+		CHECK(jstr(c, "created_at") != NULL);
+		cur = json_object_get(c, "current");
+		CHECK(jint(cur, "version") == 1);
+		CHECK_STR(jstr(cur, "stage"), "current");
+		CHECK(json_object_get(cur, "key_id") == NULL);
+		CHECK(json_object_get(cur, "private_key") == NULL);
+		CHECK_STR(jstr(cur, "not_after"), jstr(c, "not_after"));
+		CHECK((x = pem_cert(jstr(cur, "certificate"))) != NULL);
+		if (x != NULL) {
+			char host[64], ip[32];
+
+			snprintf(host, sizeof(host), "m%zu.example.com", i);
+			snprintf(ip, sizeof(ip), "10.0.0.%zu", i + 5);
+			CHECK(X509_check_host(x, host, 0, 0, NULL) == 1);
+			CHECK(X509_check_host(x, "other.example.com", 0, 0,
+			    NULL) != 1);
+			CHECK(X509_check_ip_asc(x, ip, 0) == 1);
+			CHECK((X509_get_extended_key_usage(x) &
+			    (XKU_SSL_SERVER | XKU_SSL_CLIENT |
+			    XKU_CODE_SIGN)) == cases[i].xku);
+			CHECK(chain_verifies(jstr(cur, "certificate"),
+			    jstr(cur, "chain")));
+			k = version_key(id, 1);
+			CHECK(k != NULL);
+			CHECK(k != NULL && X509_check_private_key(x, k) == 1);
+		}
+		/* versions as a list carry no PEMs */
+		common_error_clear(&err);
+		v = lifecycle_versions(lc, id, &err);
+		CHECK(json_array_size(json_object_get(v, "versions")) == 1);
+		CHECK(json_object_get(json_array_get(json_object_get(v,
+		    "versions"), 0), "certificate") == NULL);
+		CHECK(audit_last_is("certificate.create", id));
+		json_decref(v);
+		EVP_PKEY_free(k);
+		X509_free(x);
+		json_decref(c);
+	}
+	CHECK(audit_count() == audit_expected);
+}
+
+static void
+test_managed_key_algorithms(void)
+{
+	static const struct {
+		const char	*alg;
+		int		 type;
+	} cases[] = {
+		{ "RSA2048", EVP_PKEY_RSA },
+		{ "ECDSA_P384", EVP_PKEY_EC },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[64], extra[64];
+		json_t *c;
+		EVP_PKEY *k;
+
+		snprintf(name, sizeof(name), "alg-%s", cases[i].alg);
+		snprintf(extra, sizeof(extra), "\"key_algorithm\": \"%s\"",
+		    cases[i].alg);
+		c = create_managed(name, "tls_server", "alg.example.com",
+		    extra);
+		CHECK(c != NULL);
+		CHECK_STR(jstr(c, "key_algorithm"), cases[i].alg);
+		/* defaults from the configuration */
+		CHECK(jint(c, "validity_days") == 90);
+		CHECK(jint(json_object_get(c, "renewal"),
+		    "renew_before_days") == 30);
+		k = version_key(jstr(c, "id"), 1);
+		CHECK(k != NULL && EVP_PKEY_base_id(k) == cases[i].type);
+		EVP_PKEY_free(k);
+		json_decref(c);
+	}
+	CHECK(audit_count() == audit_expected);
+}
+
+static void
+test_create_refused(void)
+{
+	size_t certs = cert_count(), audits = audit_count();
+	size_t issued = issued_count();
+	char text[1024], longname[LIFECYCLE_NAME_MAX + 2];
+	json_t *arr;
+	struct common_error err;
+
+	/* duplicate name */
+	snprintf(text, sizeof(text), "{\"name\": \"m-tls_server\", \"ca_id\":"
+	    " \"%s\", \"profile\": \"tls_server\", \"sans\": [\"d.example\"]}",
+	    sub_id);
+	expect_refused(text, COMMON_E_CONFLICT,
+	    "a certificate named \"m-tls_server\" exists");
+	/* shape and types */
+	expect_refused("[1, 2]", COMMON_E_INVALID, "JSON object");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"bogus\": 1}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "unknown field \"bogus\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": \"x.example\"}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"sans\" must be an array of strings");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"a.example\", 7]}",
+	    sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"sans\" must be an array of strings");
+	snprintf(text, sizeof(text), "{\"name\": 5, \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"name\" must be a string");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"validity_days\": \"90\"}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"validity_days\" must be a number");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"renewal\": 30}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"renewal\" must be an object");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"renewal\": {\"days\": 3}}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "unknown field \"renewal.days\"");
+	/* missing fields per mode */
+	snprintf(text, sizeof(text), "{\"ca_id\": \"%s\", \"profile\": "
+	    "\"tls_server\", \"sans\": [\"x.example\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"name\" is required");
+	expect_refused("{\"name\": \"x\", \"profile\": \"tls_server\", "
+	    "\"sans\": [\"x.example\"]}", COMMON_E_INVALID,
+	    "field \"ca_id\" is required");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"sans\": [\"x.example\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"profile\" is required");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\"}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "\"sans\" or \"subject\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_server\"}",
+	    sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"csr\" is required");
+	expect_refused("{\"name\": \"x\", \"mode\": \"imported\", "
+	    "\"certificate\": \"x\"}", COMMON_E_INVALID,
+	    "field \"private_key\" is required");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"csr\": \"x\"}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"csr\" is not used in managed mode");
+	/* values */
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"mode\": \"auto\", "
+	    "\"ca_id\": \"%s\", \"profile\": \"tls_server\", \"sans\": "
+	    "[\"x.example\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"mode\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"email\", \"sans\": [\"x.example\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"profile\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"key_algorithm\": \"DSA1024\"}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"key_algorithm\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"validity_days\": 0}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"validity_days\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"validity_days\": 40000}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"validity_days\"");
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"], "
+	    "\"validity_days\": 30, \"renewal\": {\"renew_before_days\": 30}}",
+	    sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"renewal.renew_before_days\"");
+	snprintf(text, sizeof(text), "{\"name\": \"bad\\u0007name\", "
+	    "\"ca_id\": \"%s\", \"profile\": \"tls_server\", \"sans\": "
+	    "[\"x.example\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, "printable ASCII");
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	snprintf(text, sizeof(text), "{\"name\": \"%s\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"x.example\"]}",
+	    longname, sub_id);
+	expect_refused(text, COMMON_E_INVALID, "field \"name\"");
+	expect_refused("{\"name\": \"\", \"ca_id\": \"ca-1\", \"profile\": "
+	    "\"tls_server\", \"sans\": [\"x.example\"]}", COMMON_E_INVALID,
+	    "field \"name\"");
+	/* CA ids */
+	expect_refused("{\"name\": \"x\", \"ca_id\": \"ca-0000000000000000\","
+	    " \"profile\": \"tls_server\", \"sans\": [\"x.example\"]}",
+	    COMMON_E_NOTFOUND, "ca-0000000000000000");
+	expect_refused("{\"name\": \"x\", \"ca_id\": \"../etc\", \"profile\":"
+	    " \"tls_server\", \"sans\": [\"x.example\"]}", COMMON_E_NOTFOUND,
+	    "ca_id");
+	/* a SAN the CA refuses: refused by ca_issue inside the txn */
+	snprintf(text, sizeof(text), "{\"name\": \"x\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"bad..name\"]}", sub_id);
+	expect_refused(text, COMMON_E_INVALID, NULL);
+	/* an array of SANs over the limit */
+	arr = json_array();
+	for (size_t i = 0; i <= CA_MAX_SANS; i++)
+		json_array_append_new(arr, json_string("many.example"));
+	{
+		json_t *req = json_pack("{s:s, s:s, s:s, s:O}", "name", "many",
+		    "ca_id", sub_id, "profile", "tls_server", "sans", arr);
+
+		common_error_clear(&err);
+		CHECK(lifecycle_cert_create(lc, req, WHO, &err) == NULL);
+		CHECK(err.code == COMMON_E_INVALID);
+		CHECK(strstr(err.msg, "more than") != NULL);
+		json_decref(req);
+	}
+	json_decref(arr);
+	/* nothing stored, nothing audited, no serial recorded */
+	CHECK(cert_count() == certs);
+	CHECK(audit_count() == audits);
+	CHECK(issued_count() == issued);
+	CHECK(issued > 0);
+}
+
+static void
+test_external(void)
+{
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256), *k2;
+	char *csr = make_csr(key, "dev1.example.com",
+	    "DNS:dev1.example.com,IP:10.1.2.3", false);
+	char *bad = make_csr(key, "dev1.example.com", "DNS:dev1.example.com",
+	    true);
+	char *qcsr = jquote(csr), *qbad = jquote(bad);
+	size_t certs = cert_count(), audits = audit_count();
+	struct common_error err;
+	char text[8192];
+	json_t *c = NULL, *cur, *v = NULL, *r = NULL;
+	X509 *x = NULL;
+	const char *id;
+
+	/* broken signature: nothing stored */
+	snprintf(text, sizeof(text), "{\"name\": \"dev-bad\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"csr\": %s}", sub_id, qbad);
+	expect_refused(text, COMMON_E_INVALID, "signature");
+	snprintf(text, sizeof(text), "{\"name\": \"dev-bad\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"csr\": \"-----BEGIN CERTIFICATE REQUEST-----\\nAAAA\\n"
+	    "-----END CERTIFICATE REQUEST-----\\n\"}", sub_id);
+	expect_refused(text, COMMON_E_INVALID,
+	    "csr is not a PEM certificate request");
+	/* subject / SANs that the CSR does not carry */
+	snprintf(text, sizeof(text), "{\"name\": \"dev-x\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"sans\": [\"dev1.example.com\", \"dev2.example.com\"], "
+	    "\"csr\": %s}", sub_id, qcsr);
+	expect_refused(text, COMMON_E_INVALID, "not in csr: dev2.example.com");
+	snprintf(text, sizeof(text), "{\"name\": \"dev-x\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"sans\": [\"dev1.example.com\"], \"csr\": %s}", sub_id, qcsr);
+	expect_refused(text, COMMON_E_INVALID, "only in csr: 10.1.2.3");
+	snprintf(text, sizeof(text), "{\"name\": \"dev-x\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"subject\": \"CN=other.example.com\", \"csr\": %s}", sub_id,
+	    qcsr);
+	expect_refused(text, COMMON_E_INVALID, "does not match the csr");
+	snprintf(text, sizeof(text), "{\"name\": \"dev-x\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"key_algorithm\": \"RSA2048\", \"csr\": %s}", sub_id, qcsr);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"key_algorithm\" is not used in external mode");
+	CHECK(cert_count() == certs);
+	CHECK(audit_count() == audits);
+
+	/* names from the CSR */
+	snprintf(text, sizeof(text), "{\"name\": \"dev1\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_client\", "
+	    "\"validity_days\": 30, \"csr\": %s}", sub_id, qcsr);
+	c = create(text, &err);
+	CHECK(c != NULL);
+	if (c == NULL) {
+		fprintf(stderr, "external: %s\n", err.msg);
+		goto out;
+	}
+	audit_expected++;
+	id = jstr(c, "id");
+	CHECK_STR(jstr(c, "mode"), "external");
+	CHECK_STR(jstr(c, "key_algorithm"), "ECDSA_P256");
+	CHECK(strstr(jstr(c, "subject"), "CN=dev1.example.com") != NULL);
+	CHECK(json_array_size(json_object_get(c, "sans")) == 2);
+	/* renew_before defaulted (30) does not fit 30 days: a third */
+	CHECK(json_number_value(json_object_get(json_object_get(c, "renewal"),
+	    "renew_before_days")) == 10);
+	cur = json_object_get(c, "current");
+	CHECK(json_object_get(cur, "csr") == NULL);
+	CHECK((x = pem_cert(jstr(cur, "certificate"))) != NULL);
+	CHECK(x != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1);
+	CHECK(x != NULL && X509_check_ip_asc(x, "10.1.2.3", 0) == 1);
+	CHECK(audit_last_is("certificate.create", id));
+	/* no key to hand out */
+	common_error_clear(&err);
+	v = lifecycle_version_get(lc, id, 1, true, &err);
+	CHECK(v == NULL);
+	CHECK(err.code == COMMON_E_FORBIDDEN);
+	CHECK(strstr(err.msg, "mode external") != NULL);
+	json_decref(v);
+	common_error_clear(&err);
+	v = lifecycle_version_get(lc, id, 1, false, &err);
+	CHECK(v != NULL && jstr(v, "certificate") != NULL &&
+	    json_object_get(v, "private_key") == NULL);
+	/* renewal re-signs the CSR's key */
+	common_error_clear(&err);
+	r = lifecycle_cert_renew(lc, id, WHO, &err);
+	CHECK(r != NULL);
+	if (r != NULL) {
+		audit_expected++;
+		X509_free(x);
+		CHECK(jint(r, "version") == 2);
+		CHECK((x = pem_cert(jstr(r, "certificate"))) != NULL);
+		CHECK(x != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1);
+		CHECK(audit_last_is("certificate.renew", id));
+	}
+
+	/* given subject and SANs that match (other order, other case) */
+	k2 = ca_key_generate(CA_KEY_ECDSA_P256);
+	free(qcsr);
+	free(csr);
+	csr = make_csr(k2, "dev3.example.com",
+	    "DNS:dev3.example.com,IP:10.1.2.4", false);
+	qcsr = jquote(csr);
+	snprintf(text, sizeof(text), "{\"name\": \"dev3\", \"mode\": "
+	    "\"external\", \"ca_id\": \"%s\", \"profile\": \"tls_server\", "
+	    "\"subject\": \"CN=dev3.example.com, O=pkid tests\", \"sans\": "
+	    "[\"10.1.2.4\", \"DEV3.example.com\"], \"csr\": %s}", sub_id,
+	    qcsr);
+	json_decref(c);
+	c = create(text, &err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		fprintf(stderr, "external with names: %s\n", err.msg);
+	else
+		audit_expected++;
+	EVP_PKEY_free(k2);
+out:
+	CHECK(audit_count() == audit_expected);
+	json_decref(r);
+	json_decref(v);
+	json_decref(c);
+	X509_free(x);
+	free(qcsr);
+	free(qbad);
+	free(csr);
+	free(bad);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_imported(void)
+{
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	EVP_PKEY *other = ca_key_generate(CA_KEY_ECDSA_P256), *k = NULL;
+	char *cert = make_selfsigned(key, "legacy.example.com",
+	    "DNS:legacy.example.com,DNS:old.example.com");
+	char *kpem = common_privkey_to_pem(key);
+	char *opem = common_privkey_to_pem(other);
+	char *qc = jquote(cert), *qk = jquote(kpem), *qo = jquote(opem);
+	char *two = NULL, *q2 = NULL, *qmc = NULL, *qmk = NULL;
+	size_t certs = cert_count(), audits = audit_count();
+	struct common_error err;
+	char text[16384];
+	json_t *c = NULL, *m = NULL, *mv = NULL, *r;
+	X509 *x;
+	const char *id;
+
+	/* key that does not match: nothing stored */
+	snprintf(text, sizeof(text), "{\"name\": \"legacy\", \"mode\": "
+	    "\"imported\", \"certificate\": %s, \"private_key\": %s}", qc, qo);
+	expect_refused(text, COMMON_E_INVALID,
+	    "private_key does not match certificate");
+	/* two certificates where one is expected */
+	two = malloc(strlen(cert) * 2 + 1);
+	snprintf(two, strlen(cert) * 2 + 1, "%s%s", cert, cert);
+	q2 = jquote(two);
+	snprintf(text, sizeof(text), "{\"name\": \"legacy\", \"mode\": "
+	    "\"imported\", \"certificate\": %s, \"private_key\": %s}", q2, qk);
+	expect_refused(text, COMMON_E_INVALID, "exactly one");
+	snprintf(text, sizeof(text), "{\"name\": \"legacy\", \"mode\": "
+	    "\"imported\", \"certificate\": %s, \"private_key\": %s, "
+	    "\"profile\": \"tls_server\"}", qc, qk);
+	expect_refused(text, COMMON_E_INVALID,
+	    "field \"profile\" is not used in imported mode");
+	CHECK(cert_count() == certs);
+	CHECK(audit_count() == audits);
+
+	/* a certificate from outside, with a chain */
+	snprintf(text, sizeof(text), "{\"name\": \"legacy\", \"mode\": "
+	    "\"imported\", \"certificate\": %s, \"private_key\": %s, "
+	    "\"chain\": %s}", qc, qk, qc);
+	c = create(text, &err);
+	CHECK(c != NULL);
+	if (c == NULL) {
+		fprintf(stderr, "import: %s\n", err.msg);
+		goto out;
+	}
+	audit_expected++;
+	id = jstr(c, "id");
+	CHECK_STR(jstr(c, "mode"), "imported");
+	CHECK_STR(jstr(c, "origin"), "mgmt");
+	CHECK(json_is_null(json_object_get(c, "ca_id")));
+	CHECK_STR(jstr(c, "subject"), "CN=legacy.example.com");
+	CHECK_STR(jstr(c, "profile"), "tls_server");
+	CHECK(json_array_size(json_object_get(c, "sans")) == 2);
+	CHECK_STR(jstr(json_object_get(c, "current"), "serial"), "1092");
+	CHECK(json_number_value(json_object_get(c, "validity_days")) == 30);
+	CHECK(strstr(jstr(json_object_get(c, "current"), "chain"),
+	    "BEGIN CERTIFICATE") != NULL);
+	CHECK(audit_last_is("certificate.create", id));
+	k = version_key(id, 1);
+	CHECK(k != NULL && EVP_PKEY_eq(k, key) == 1);
+	/* pkid neither renews nor revokes what it did not issue */
+	common_error_clear(&err);
+	r = lifecycle_cert_renew(lc, id, WHO, &err);
+	CHECK(r == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK(strstr(err.msg, "renewed by their issuer") != NULL);
+	json_decref(r);
+	common_error_clear(&err);
+	r = lifecycle_version_revoke(lc, id, 1, CA_REASON_SUPERSEDED, WHO,
+	    &err);
+	CHECK(r == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK(strstr(err.msg, "did not issue") != NULL);
+	json_decref(r);
+
+	/* a certificate pkid issued, imported back: its CA is found */
+	m = create_managed("to-import", "tls_server", "back.example.com",
+	    NULL);
+	CHECK(m != NULL);
+	if (m != NULL) {
+		EVP_PKEY *mk = version_key(jstr(m, "id"), 1);
+		char *mkp = mk != NULL ? common_privkey_to_pem(mk) : NULL;
+
+		qmc = jquote(jstr(json_object_get(m, "current"),
+		    "certificate"));
+		qmk = mkp != NULL ? jquote(mkp) : NULL;
+		snprintf(text, sizeof(text), "{\"name\": \"imported-back\", "
+		    "\"mode\": \"imported\", \"certificate\": %s, "
+		    "\"private_key\": %s}", qmc, qmk != NULL ? qmk : "null");
+		mv = create(text, &err);
+		CHECK(mv != NULL);
+		if (mv != NULL) {
+			audit_expected++;
+			CHECK_STR(jstr(mv, "ca_id"), sub_id);
+			CHECK(chain_verifies(jstr(json_object_get(mv,
+			    "current"), "certificate"), jstr(json_object_get(
+			    mv, "current"), "chain")));
+		} else
+			fprintf(stderr, "import back: %s\n", err.msg);
+		x = pem_cert(jstr(json_object_get(m, "current"),
+		    "certificate"));
+		CHECK(x != NULL);
+		X509_free(x);
+		free(mkp);
+		EVP_PKEY_free(mk);
+	}
+out:
+	CHECK(audit_count() == audit_expected);
+	EVP_PKEY_free(k);
+	json_decref(mv);
+	json_decref(m);
+	json_decref(c);
+	free(qmc);
+	free(qmk);
+	free(q2);
+	free(two);
+	free(qc);
+	free(qk);
+	free(qo);
+	free(cert);
+	free(kpem);
+	free(opem);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(other);
+}
+
+/* Pages through the inventory with q; returns the total seen and checks
+ * that no id repeats and ids ascend across pages. */
+static size_t
+list_all(struct lifecycle_query *q, size_t *pages)
+{
+	struct common_error err;
+	char last[64] = "", token[64] = "";
+	json_t *res, *e;
+	size_t total = 0, i;
+
+	*pages = 0;
+	for (;;) {
+		common_error_clear(&err);
+		q->page_token = token[0] != '\0' ? token : NULL;
+		res = lifecycle_cert_list(lc, q, &err);
+		CHECK(res != NULL);
+		if (res == NULL)
+			break;
+		(*pages)++;
+		CHECK(json_array_size(json_object_get(res, "certificates")) <=
+		    (q->limit != 0 ? q->limit : LIFECYCLE_PAGE_DEFAULT));
+		json_array_foreach(json_object_get(res, "certificates"), i,
+		    e) {
+			CHECK(strcmp(jstr(e, "id"), last) > 0);
+			CHECK(json_object_get(e, "current") == NULL);
+			snprintf(last, sizeof(last), "%s", jstr(e, "id"));
+			total++;
+		}
+		e = json_object_get(res, "next_page_token");
+		if (json_is_null(e)) {
+			json_decref(res);
+			break;
+		}
+		CHECK(json_is_string(e));
+		CHECK_STR(json_string_value(e), last);
+		snprintf(token, sizeof(token), "%s", json_string_value(e));
+		json_decref(res);
+		if (*pages > 100)
+			break;
+	}
+	return total;
+}
+
+static void
+test_list(void)
+{
+	struct lifecycle_query q;
+	struct common_error err;
+	json_t *c, *res;
+	size_t i, pages, n;
+
+	for (i = 0; i < 25; i++) {
+		char name[32], san[64];
+
+		snprintf(name, sizeof(name), "page-%02zu", i);
+		snprintf(san, sizeof(san), "p%02zu.paging.example", i);
+		c = create_managed(name, "tls_server", san, NULL);
+		CHECK(c != NULL);
+		json_decref(c);
+	}
+	c = create_managed("short-lived", "tls_client", "special.sans.example",
+	    "\"validity_days\": 5, \"renewal\": {\"renew_before_days\": 2}");
+	CHECK(c != NULL);
+	json_decref(c);
+
+	memset(&q, 0, sizeof(q));
+	q.expiring_within_days = -1;
+	q.name = "page-";
+	q.limit = 10;
+	CHECK(list_all(&q, &pages) == 25);
+	CHECK(pages >= 3);
+	/* first page full, with a token */
+	q.page_token = NULL;
+	common_error_clear(&err);
+	res = lifecycle_cert_list(lc, &q, &err);
+	CHECK(json_array_size(json_object_get(res, "certificates")) == 10);
+	CHECK(json_is_string(json_object_get(res, "next_page_token")));
+	json_decref(res);
+
+	/* name matches SANs too, case-insensitively */
+	memset(&q, 0, sizeof(q));
+	q.expiring_within_days = -1;
+	q.name = "SPECIAL.sans";
+	n = list_all(&q, &pages);
+	CHECK(n == 1);
+	q.name = "paging.example";
+	CHECK(list_all(&q, &pages) == 25);
+
+	/* ca_id */
+	q.name = NULL;
+	q.ca_id = sub_id;
+	n = list_all(&q, &pages);
+	CHECK(n == cert_count() - 1);	/* all but the outside import */
+	q.ca_id = root_id;
+	CHECK(list_all(&q, &pages) == 0);
+
+	/* expiring within: only the 5-day certificate */
+	q.ca_id = NULL;
+	q.expiring_within_days = 10;
+	common_error_clear(&err);
+	res = lifecycle_cert_list(lc, &q, &err);
+	CHECK(json_array_size(json_object_get(res, "certificates")) == 1);
+	CHECK_STR(jstr(json_array_get(json_object_get(res, "certificates"),
+	    0), "name"), "short-lived");
+	json_decref(res);
+	q.expiring_within_days = 60;	/* 5 days, 30-day import, 60 days */
+	n = list_all(&q, &pages);
+	CHECK(n >= 2);
+	q.expiring_within_days = 0;
+	CHECK(list_all(&q, &pages) == 0);
+
+	/* stage */
+	q.expiring_within_days = -1;
+	q.stage = "current";
+	CHECK(list_all(&q, &pages) == cert_count());
+	q.stage = "revoked";
+	CHECK(list_all(&q, &pages) == 0);
+
+	/* limits */
+	memset(&q, 0, sizeof(q));
+	q.expiring_within_days = -1;
+	q.limit = LIFECYCLE_PAGE_MAX + 1;
+	common_error_clear(&err);
+	res = lifecycle_cert_list(lc, &q, &err);
+	CHECK(res == NULL && err.code == COMMON_E_INVALID);
+	q.limit = 0;
+	common_error_clear(&err);
+	res = lifecycle_cert_list(lc, &q, &err);
+	CHECK(json_array_size(json_object_get(res, "certificates")) ==
+	    cert_count());
+	json_decref(res);
+	CHECK(audit_count() == audit_expected);
+}
+
+static void
+test_renew_revoke(void)
+{
+	struct common_error err;
+	json_t *c, *r = NULL, *vs = NULL, *v1, *v2, *rv = NULL, *g = NULL;
+	json_t *iss = NULL;
+	EVP_PKEY *k1 = NULL, *k2 = NULL;
+	struct lifecycle_query q;
+	size_t pages, audits;
+	const char *id;
+	X509 *x = NULL;
+
+	c = create_managed("renewme", "tls_server", "renew.example.com",
+	    "\"key_algorithm\": \"ECDSA_P384\"");
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	id = jstr(c, "id");
+	common_error_clear(&err);
+	r = lifecycle_cert_renew(lc, id, WHO, &err);
+	CHECK(r != NULL);
+	if (r == NULL) {
+		fprintf(stderr, "renew: %s\n", err.msg);
+		goto out;
+	}
+	audit_expected++;
+	CHECK(audit_last_is("certificate.renew", id));
+	CHECK(jint(r, "version") == 2);
+	CHECK_STR(jstr(r, "stage"), "current");
+	CHECK(jstr(r, "certificate") != NULL);
+	CHECK(json_object_get(r, "key_id") == NULL);
+	CHECK((x = pem_cert(jstr(r, "certificate"))) != NULL);
+	CHECK(x != NULL && X509_check_host(x, "renew.example.com", 0, 0,
+	    NULL) == 1);
+	k1 = version_key(id, 1);
+	k2 = version_key(id, 2);
+	CHECK(k1 != NULL && k2 != NULL);
+	CHECK(k1 != NULL && k2 != NULL && EVP_PKEY_eq(k1, k2) != 1);
+	CHECK(k2 != NULL && EVP_PKEY_bits(k2) == 384);
+	CHECK(x != NULL && k2 != NULL && X509_check_private_key(x, k2) == 1);
+
+	common_error_clear(&err);
+	vs = lifecycle_versions(lc, id, &err);
+	CHECK(json_array_size(json_object_get(vs, "versions")) == 2);
+	v1 = json_array_get(json_object_get(vs, "versions"), 0);
+	v2 = json_array_get(json_object_get(vs, "versions"), 1);
+	CHECK(jint(v1, "version") == 1);
+	CHECK_STR(jstr(v1, "stage"), "previous");
+	CHECK(jint(v2, "version") == 2);
+	CHECK_STR(jstr(v2, "stage"), "current");
+	CHECK(json_object_get(v2, "certificate") == NULL);
+	CHECK(json_object_get(v2, "chain") == NULL);
+	CHECK(json_object_get(v2, "key_id") == NULL);
+	CHECK(strcmp(jstr(v1, "serial"), jstr(v2, "serial")) != 0);
+
+	common_error_clear(&err);
+	g = lifecycle_cert_get(lc, id, &err);
+	CHECK(jint(g, "current_version") == 2);
+	CHECK(jint(g, "latest_version") == 2);
+	CHECK(jint(json_object_get(g, "current"), "version") == 2);
+	CHECK(jstr(json_object_get(g, "current"), "certificate") != NULL);
+	CHECK(json_object_get(json_object_get(g, "current"),
+	    "private_key") == NULL);
+	json_decref(g);
+
+	/* revoke the current version */
+	common_error_clear(&err);
+	rv = lifecycle_version_revoke(lc, id, 2, CA_REASON_KEY_COMPROMISE, WHO,
+	    &err);
+	CHECK(rv != NULL);
+	if (rv == NULL)
+		fprintf(stderr, "revoke: %s\n", err.msg);
+	else
+		audit_expected++;
+	CHECK(audit_last_is("version.revoke", id));
+	CHECK_STR(jstr(rv, "stage"), "revoked");
+	CHECK_STR(jstr(rv, "revocation_reason"), "keyCompromise");
+	CHECK(jstr(rv, "revoked_at") != NULL);
+	CHECK_STR(jstr(rv, "ca_id"), sub_id);
+	iss = store_issued_get(st, NULL, jstr(v2, "serial"));
+	CHECK_STR(jstr(iss, "status"), "revoked");
+	CHECK_STR(jstr(iss, "cert_id"), id);
+	json_decref(iss);
+	common_error_clear(&err);
+	g = lifecycle_cert_get(lc, id, &err);
+	CHECK_STR(jstr(g, "stage"), "revoked");
+	CHECK_STR(jstr(json_object_get(g, "current"), "stage"), "revoked");
+	json_decref(g);
+
+	/* refusals store nothing */
+	audits = audit_count();
+	common_error_clear(&err);
+	g = lifecycle_version_revoke(lc, id, 2, CA_REASON_SUPERSEDED, WHO,
+	    &err);
+	CHECK(g == NULL && err.code == COMMON_E_CONFLICT);
+	json_decref(g);
+	common_error_clear(&err);
+	g = lifecycle_version_revoke(lc, id, 9, CA_REASON_SUPERSEDED, WHO,
+	    &err);
+	CHECK(g == NULL && err.code == COMMON_E_NOTFOUND);
+	json_decref(g);
+	common_error_clear(&err);
+	g = lifecycle_version_revoke(lc, "cert-0000000000000000", 1,
+	    CA_REASON_SUPERSEDED, WHO, &err);
+	CHECK(g == NULL && err.code == COMMON_E_NOTFOUND);
+	json_decref(g);
+	common_error_clear(&err);
+	g = lifecycle_version_get(lc, id, 7, false, &err);
+	CHECK(g == NULL && err.code == COMMON_E_NOTFOUND);
+	json_decref(g);
+	common_error_clear(&err);
+	g = lifecycle_version_revoke(lc, id, 1, (enum ca_reason)7, WHO, &err);
+	CHECK(g == NULL && err.code == COMMON_E_INVALID);
+	json_decref(g);
+	CHECK(audit_count() == audits);
+
+	/* the previous version can be revoked too; the certificate stays
+	 * revoked and its current version is unchanged */
+	json_decref(rv);
+	common_error_clear(&err);
+	rv = lifecycle_version_revoke(lc, id, 1, CA_REASON_SUPERSEDED, WHO,
+	    &err);
+	CHECK(rv != NULL);
+	if (rv != NULL)
+		audit_expected++;
+	iss = store_issued_get(st, NULL, jstr(v1, "serial"));
+	CHECK_STR(jstr(iss, "status"), "revoked");
+	json_decref(iss);
+	memset(&q, 0, sizeof(q));
+	q.expiring_within_days = -1;
+	q.stage = "revoked";
+	CHECK(list_all(&q, &pages) == 1);
+out:
+	CHECK(audit_count() == audit_expected);
+	X509_free(x);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	json_decref(rv);
+	json_decref(vs);
+	json_decref(r);
+	json_decref(c);
+}
+
+static void
+test_resources_associations(void)
+{
+	struct common_error err;
+	json_t *c, *req, *res = NULL, *a = NULL, *l, *vs;
+	char msg[512], key_id[64] = "";
+	unsigned char *blob = NULL;
+	size_t audits, bloblen;
+	const char *cid, *rid = NULL, *aid = NULL;
+	json_t *v1;
+	char *serial = NULL;
+
+	c = create_managed("web1", "tls_server", "web1.example.com", NULL);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	cid = jstr(c, "id");
+
+	/* resource refusals */
+	audits = audit_count();
+	req = json_pack("{s:s, s:s}", "name", "nginx-a", "type", "apache");
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_INVALID && strstr(err.msg, "type"));
+	json_decref(req);
+	req = json_pack("{s:s, s:i}", "name", "nginx-a", "port", 1);
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_INVALID &&
+	    strstr(err.msg, "unknown field \"port\""));
+	json_decref(req);
+	req = json_pack("{s:s}", "type", "nginx");
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_INVALID);
+	json_decref(req);
+	req = json_pack("{s:s, s:i}", "name", "x", "config", 3);
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_INVALID &&
+	    strstr(err.msg, "field \"config\" must be an object"));
+	json_decref(req);
+	CHECK(audit_count() == audits);
+
+	req = json_pack("{s:s, s:s, s:{s:s}}", "name", "web1", "type", "nginx",
+	    "config", "cert_path", "/etc/nginx/web1.pem");
+	common_error_clear(&err);
+	res = lifecycle_resource_create(lc, req, WHO, &err);
+	json_decref(req);
+	CHECK(res != NULL);
+	if (res == NULL)
+		goto out;
+	audit_expected++;
+	rid = jstr(res, "id");
+	CHECK(strncmp(rid, "res-", 4) == 0);
+	CHECK_STR(jstr(res, "type"), "nginx");
+	CHECK_STR(jstr(json_object_get(res, "config"), "cert_path"),
+	    "/etc/nginx/web1.pem");
+	CHECK(jstr(res, "created_at") != NULL);
+	CHECK(audit_last_is("resource.create", rid));
+	common_error_clear(&err);
+	l = lifecycle_resource_get(lc, rid, &err);
+	CHECK_STR(jstr(l, "name"), "web1");
+	json_decref(l);
+	common_error_clear(&err);
+	l = lifecycle_resource_list(lc, NULL, 0, &err);
+	CHECK(json_array_size(json_object_get(l, "resources")) == 1);
+	CHECK(json_is_null(json_object_get(l, "next_page_token")));
+	json_decref(l);
+	{	/* default type */
+		json_t *r2;
+
+		req = json_pack("{s:s}", "name", "hook");
+		common_error_clear(&err);
+		r2 = lifecycle_resource_create(lc, req, WHO, &err);
+		CHECK_STR(jstr(r2, "type"), "other");
+		CHECK(json_is_object(json_object_get(r2, "config")));
+		if (r2 != NULL)
+			audit_expected++;
+		common_error_clear(&err);
+		CHECK(lifecycle_resource_delete(lc, jstr(r2, "id"), WHO,
+		    &err) == 0);
+		if (err.code == COMMON_E_NONE)
+			audit_expected++;
+		CHECK(audit_last_is("resource.delete", jstr(r2, "id")));
+		json_decref(r2);
+		json_decref(req);
+	}
+
+	/* association refusals */
+	audits = audit_count();
+	req = json_pack("{s:s, s:s}", "certificate_id",
+	    "cert-0000000000000000", "resource_id", rid);
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_NOTFOUND &&
+	    strstr(err.msg, "certificate_id"));
+	json_decref(req);
+	req = json_pack("{s:s, s:s}", "certificate_id", cid, "resource_id",
+	    "res-0000000000000000");
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_NOTFOUND &&
+	    strstr(err.msg, "resource_id"));
+	json_decref(req);
+	req = json_pack("{s:s}", "certificate_id", cid);
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_INVALID);
+	json_decref(req);
+	CHECK(audit_count() == audits);
+
+	req = json_pack("{s:s, s:s}", "certificate_id", cid, "resource_id",
+	    rid);
+	common_error_clear(&err);
+	a = lifecycle_assoc_create(lc, req, WHO, &err);
+	CHECK(a != NULL);
+	if (a == NULL) {
+		json_decref(req);
+		goto out;
+	}
+	audit_expected++;
+	aid = jstr(a, "id");
+	CHECK(strncmp(aid, "assoc-", 6) == 0);
+	CHECK_STR(jstr(a, "certificate_id"), cid);
+	CHECK_STR(jstr(a, "resource_id"), rid);
+	CHECK(audit_last_is("association.create", aid));
+	/* the same pair again */
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_create(lc, req, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_CONFLICT);
+	json_decref(req);
+
+	common_error_clear(&err);
+	l = lifecycle_assoc_list(lc, cid, NULL, 0, &err);
+	CHECK(json_array_size(json_object_get(l, "associations")) == 1);
+	json_decref(l);
+	common_error_clear(&err);
+	l = lifecycle_assoc_list(lc, NULL, NULL, 0, &err);
+	CHECK(json_array_size(json_object_get(l, "associations")) == 1);
+	json_decref(l);
+	common_error_clear(&err);
+	l = lifecycle_assoc_list(lc, "cert-0000000000000000", NULL, 0, &err);
+	CHECK(json_array_size(json_object_get(l, "associations")) == 0);
+	json_decref(l);
+
+	/* both ends are pinned while associated */
+	audits = audit_count();
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete(lc, cid, WHO, &err) == -1);
+	CHECK(err.code == COMMON_E_CONFLICT);
+	snprintf(msg, sizeof(msg), "certificate %s has 1 association: %s "
+	    "(resource %s \"web1\")", cid, aid, rid);
+	CHECK_STR(err.msg, msg);
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_delete(lc, rid, WHO, &err) == -1);
+	CHECK(err.code == COMMON_E_CONFLICT);
+	snprintf(msg, sizeof(msg), "resource %s \"web1\" has 1 association: "
+	    "%s (certificate %s \"web1\")", rid, aid, cid);
+	CHECK_STR(err.msg, msg);
+	CHECK(audit_count() == audits);
+	common_error_clear(&err);
+	l = lifecycle_cert_get(lc, cid, &err);
+	CHECK(l != NULL);
+	json_decref(l);
+
+	/* unpin, then delete */
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_delete(lc, aid, WHO, &err) == 0);
+	audit_expected++;
+	CHECK(audit_last_is("association.delete", aid));
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_delete(lc, aid, WHO, &err) == -1);
+	CHECK(err.code == COMMON_E_NOTFOUND);
+
+	v1 = store_version_get(st, NULL, cid, 1);
+	snprintf(key_id, sizeof(key_id), "%s", jstr(v1, "key_id") != NULL ?
+	    jstr(v1, "key_id") : "");
+	serial = jstr(v1, "serial") != NULL ? strdup(jstr(v1, "serial")) :
+	    NULL;
+	json_decref(v1);
+	CHECK(key_id[0] != '\0');
+	CHECK(store_key_get(st, NULL, key_id, &blob, &bloblen) == 0);
+	free(blob);
+	blob = NULL;
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete(lc, cid, WHO, &err) == 0);
+	audit_expected++;
+	CHECK(audit_last_is("certificate.delete", cid));
+	common_error_clear(&err);
+	l = lifecycle_cert_get(lc, cid, &err);
+	CHECK(l == NULL);
+	json_decref(l);
+	CHECK(err.code == COMMON_E_NOTFOUND);
+	common_error_clear(&err);
+	vs = lifecycle_versions(lc, cid, &err);
+	CHECK(vs == NULL && err.code == COMMON_E_NOTFOUND);
+	json_decref(vs);
+	vs = store_version_list(st, NULL, cid);
+	CHECK(vs != NULL && json_array_size(vs) == 0);
+	json_decref(vs);
+	CHECK(store_key_get(st, NULL, key_id, &blob, &bloblen) == -1);
+	free(blob);
+	/* the issued row stays for CRLs */
+	if (serial != NULL) {
+		json_t *iss = store_issued_get(st, NULL, serial);
+
+		CHECK(iss != NULL);
+		json_decref(iss);
+	}
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_delete(lc, rid, WHO, &err) == 0);
+	audit_expected++;
+	CHECK(audit_last_is("resource.delete", rid));
+	common_error_clear(&err);
+	CHECK(lifecycle_resource_get(lc, rid, &err) == NULL);
+	CHECK(err.code == COMMON_E_NOTFOUND);
+out:
+	CHECK(audit_count() == audit_expected);
+	free(serial);
+	json_decref(a);
+	json_decref(res);
+	json_decref(c);
+}
+
+static void
+test_issue(void)
+{
+	struct lifecycle_issue_req req;
+	struct common_error err;
+	const char *sans[] = { "acme1.example.com", "www.acme1.example.com" };
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	EVP_PKEY *key2 = ca_key_generate(CA_KEY_ECDSA_P256);
+	json_t *v = NULL, *v2 = NULL, *v3 = NULL, *c = NULL, *m = NULL, *r;
+	json_t *vs = NULL;
+	char id[64] = "";
+	X509 *x = NULL;
+
+	memset(&req, 0, sizeof(req));
+	req.ca_id = sub_id;
+	req.pubkey = key;
+	req.sans = sans;
+	req.nsans = 2;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 30;
+	req.origin = "acme";
+	common_error_clear(&err);
+	v = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(v != NULL);
+	if (v == NULL) {
+		fprintf(stderr, "issue: %s\n", err.msg);
+		goto out;
+	}
+	audit_expected++;
+	snprintf(id, sizeof(id), "%s", jstr(v, "certificate_id"));
+	CHECK(jint(v, "version") == 1);
+	CHECK_STR(jstr(v, "stage"), "current");
+	CHECK(chain_verifies(jstr(v, "certificate"), jstr(v, "chain")));
+	CHECK((x = pem_cert(jstr(v, "certificate"))) != NULL);
+	CHECK(x != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1);
+	CHECK(x != NULL && X509_check_host(x, "www.acme1.example.com", 0, 0,
+	    NULL) == 1);
+	common_error_clear(&err);
+	c = lifecycle_cert_get(lc, id, &err);
+	CHECK_STR(jstr(c, "mode"), "external");
+	CHECK_STR(jstr(c, "origin"), "acme");
+	CHECK_STR(jstr(c, "name"), "acme1.example.com");
+	CHECK_STR(jstr(c, "profile"), "tls_server");
+	{
+		json_t *iss = store_issued_get(st, NULL, jstr(v, "serial"));
+
+		CHECK_STR(jstr(iss, "origin"), "acme");
+		CHECK_STR(jstr(iss, "cert_id"), id);
+		json_decref(iss);
+	}
+
+	/* the same names again: a second entry, its name made unique */
+	req.pubkey = key2;
+	common_error_clear(&err);
+	v2 = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(v2 != NULL);
+	if (v2 != NULL) {
+		json_t *c2;
+		char want[128];
+
+		audit_expected++;
+		CHECK(strcmp(jstr(v2, "certificate_id"), id) != 0);
+		common_error_clear(&err);
+		c2 = lifecycle_cert_get(lc, jstr(v2, "certificate_id"), &err);
+		snprintf(want, sizeof(want), "acme1.example.com (%s)",
+		    jstr(v2, "certificate_id"));
+		CHECK_STR(jstr(c2, "name"), want);
+		json_decref(c2);
+	}
+	/* an explicit name that is taken is a conflict */
+	req.name = "acme1.example.com";
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(r == NULL && err.code == COMMON_E_CONFLICT);
+	json_decref(r);
+	req.name = NULL;
+
+	/* into the existing entry: version 2, the first becomes previous */
+	req.cert_id = id;
+	common_error_clear(&err);
+	v3 = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(v3 != NULL);
+	if (v3 != NULL)
+		audit_expected++;
+	CHECK(jint(v3, "version") == 2);
+	CHECK_STR(jstr(v3, "certificate_id"), id);
+	common_error_clear(&err);
+	vs = lifecycle_versions(lc, id, &err);
+	CHECK_STR(jstr(json_array_get(json_object_get(vs, "versions"), 0),
+	    "stage"), "previous");
+	CHECK_STR(jstr(json_array_get(json_object_get(vs, "versions"), 1),
+	    "stage"), "current");
+
+	/* a renewal through the API re-signs the last key given */
+	common_error_clear(&err);
+	r = lifecycle_cert_renew(lc, id, WHO, &err);
+	CHECK(r != NULL);
+	if (r != NULL) {
+		X509 *rx = pem_cert(jstr(r, "certificate"));
+
+		audit_expected++;
+		CHECK(jint(r, "version") == 3);
+		CHECK(rx != NULL && EVP_PKEY_eq(X509_get0_pubkey(rx),
+		    key2) == 1);
+		X509_free(rx);
+	}
+	json_decref(r);
+
+	/* managed entries do not take outside keys */
+	m = create_managed("managed-no-outside", "tls_server",
+	    "mno.example.com", NULL);
+	req.cert_id = jstr(m, "id");
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(r == NULL && err.code == COMMON_E_CONFLICT);
+	json_decref(r);
+	req.cert_id = "cert-0000000000000000";
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(r == NULL && err.code == COMMON_E_NOTFOUND);
+	json_decref(r);
+	req.cert_id = NULL;
+	req.ca_id = "ca-0000000000000000";
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(r == NULL && err.code == COMMON_E_NOTFOUND);
+	json_decref(r);
+out:
+	CHECK(audit_count() == audit_expected);
+	X509_free(x);
+	json_decref(vs);
+	json_decref(m);
+	json_decref(c);
+	json_decref(v);
+	json_decref(v2);
+	json_decref(v3);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(key2);
+}
+
+static void
+test_audit_trail(void)
+{
+	json_t *a = store_audit_list(st, NULL, 0, 1000), *e;
+	size_t i, creates = 0;
+
+	CHECK(json_array_size(a) == audit_expected);
+	json_array_foreach(a, i, e) {
+		const char *t = jstr(e, "time");
+
+		CHECK(t != NULL && strlen(t) == 20 && t[10] == 'T' &&
+		    t[19] == 'Z');
+		CHECK_STR(jstr(e, "result"), "ok");
+		if (strcmp(jstr(e, "action"), "certificate.create") == 0)
+			creates++;
+	}
+	CHECK(creates > 30);
+	json_decref(a);
+}
+
+static void
+test_teardown(void)
+{
+	lifecycle_free(lc);
+	ca_ctx_free(ctx);
+	store_close(st);
+	lc = NULL;
+	ctx = NULL;
+	st = NULL;
+}
+
+const struct test_case test_cases[] = {
+	TEST(test_setup),
+	TEST(test_managed_profiles),
+	TEST(test_managed_key_algorithms),
+	TEST(test_create_refused),
+	TEST(test_external),
+	TEST(test_imported),
+	TEST(test_list),
+	TEST(test_renew_revoke),
+	TEST(test_resources_associations),
+	TEST(test_issue),
+	TEST(test_audit_trail),
+	TEST(test_teardown),
+	{ NULL, NULL }
+};
