@@ -34,6 +34,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "common/common.h"
 #include "store/store.h"
@@ -212,5 +213,86 @@ int ca_crl_publish(struct ca_ctx *ctx, const char *ca_id,
     struct common_error *err);
 /* Writes DIR/public/ca/<ca-id>.crt (DER) for every active CA. */
 int ca_publish_certs(struct ca_ctx *ctx);
+
+/* ---- additions: limits, names, SANs and policy (usable by callers) ---- */
+
+#define CA_NAME_MAX		128	/* CA name, bytes */
+#define CA_SUBJECT_MAX		1024	/* RFC 4514 subject string, bytes */
+#define CA_SAN_LEN_MAX		1024	/* one SAN string, bytes */
+#define CA_PATH_LEN_MAX		32	/* largest pathLenConstraint */
+#define CA_POLICY_ENTRIES_MAX	256	/* dns_suffixes / ip_ranges entries */
+#define CA_ROOT_VALIDITY_DEFAULT 3650.0	/* days, when a request gives 0 */
+#define CA_SUB_VALIDITY_DEFAULT	1825.0	/* days, when a request gives 0 */
+#define CA_BACKDATE_SECONDS	300	/* notBefore = now - this (clock skew) */
+#define CA_DEFAULT_BASE_URL	"http://127.0.0.1:8080"	/* http_base_url NULL/"" */
+
+/* The key backend called name; NULL when it is not available. */
+const struct ca_keystore_type *ca_keystore_find(const char *name);
+
+/* Parses an RFC 4514 subject ("CN=a,O=b"; escapes \, \+ \\ and hex
+ * pairs; types CN O OU C ST L DC emailAddress/E serialNumber) into a new
+ * X509_NAME (caller frees; "" gives an empty name). NULL with err
+ * (COMMON_E_INVALID naming the problem). */
+X509_NAME *ca_name_parse(const char *s, struct common_error *err);
+/* RFC 4514 text of name (to free()); NULL on allocation failure. */
+char *ca_name_string(const X509_NAME *name);
+
+/* Types and validates SAN strings per DESIGN.md (IP literal, user@domain,
+ * scheme://..., else a DNS name, lower-cased), refusing duplicates and
+ * more than CA_MAX_SANS. Returns new GENERAL_NAMES (GENERAL_NAMES_free)
+ * or NULL with err (COMMON_E_INVALID naming the SAN). */
+GENERAL_NAMES *ca_sans_parse(const char *const *sans, size_t n,
+    struct common_error *err);
+/* One SAN as text: DNS/email/URI as is, IP formatted (inet_ntop). To
+ * free(); NULL for other types or malformed values. */
+char *ca_san_string(const GENERAL_NAME *gen);
+
+/* Validates a CA policy ({"dns_suffixes": [..], "ip_ranges": [CIDR..]},
+ * NULL = unrestricted) and returns its normalised form (new reference,
+ * both keys present) or NULL with err (COMMON_E_INVALID naming the entry). */
+json_t *ca_policy_normalize(const json_t *policy, struct common_error *err);
+/* Checks every SAN against the policy of the CA record ca_rec. 0, or -1
+ * with err COMMON_E_POLICY naming the SAN, the rule and the CA. */
+int ca_policy_check(const json_t *ca_rec, const GENERAL_NAMES *sans,
+    struct common_error *err);
+
+/* ---- internal to ca/ (shared between its files) ---- */
+
+const char *ca_ctx_data_dir(const struct ca_ctx *ctx);
+const char *ca_ctx_base_url(const struct ca_ctx *ctx);
+/* The private key of the CA record ca_rec, from the cache or its backend
+ * (then cached). New reference (EVP_PKEY_free); NULL with err. */
+EVP_PKEY *ca_ctx_ca_key(struct ca_ctx *ctx, const json_t *ca_rec,
+    struct common_error *err);
+/* Caches key (up-referenced) as the key of CA ca_id; 0 or -1. */
+int ca_ctx_cache_key(struct ca_ctx *ctx, const char *ca_id, EVP_PKEY *key);
+
+/* Signature digest of a CA key: SHA-256 (RSA, P-256), SHA-384 (P-384);
+ * NULL for keys that cannot sign certificates here. */
+const EVP_MD *ca_sign_md(const EVP_PKEY *key);
+/* Sets a fresh 128-bit random serial on x that is not yet in `issued`;
+ * its upper-case hex goes to hex (>= 41 bytes). 0 or -1 with err. */
+int ca_cert_serial(struct store *st, struct store_txn *txn, X509 *x,
+    char *hex, size_t hexlen, struct common_error *err);
+/* notBefore = now - CA_BACKDATE_SECONDS, notAfter = now + days clipped to
+ * issuer's notAfter (issuer NULL: not clipped). -1 with err when the
+ * issuer has expired. */
+int ca_cert_validity(X509 *x, double days, const X509 *issuer,
+    struct common_error *err);
+/* Adds SKI (SHA-1 of the key bits) and AKI keyid (issuer's SKI; issuer
+ * NULL: x's own). 0 or -1. */
+int ca_cert_add_key_ids(X509 *x, X509 *issuer);
+/* Adds the CRL distribution point and AIA caIssuers URLs of the CA
+ * issuer_id. 0 or -1. */
+int ca_cert_add_urls(X509 *x, const struct ca_ctx *ctx, const char *issuer_id);
+/* Adds an extension given in openssl.cnf syntax ("critical,CA:TRUE"). */
+int ca_cert_add_ext(X509 *x, int nid, const char *value);
+/* The certificate of a CA record; NULL when absent or malformed. */
+X509 *ca_record_cert(const json_t *ca_rec);
+/* Looks the CA up and checks it is active and holds a certificate; with
+ * *cert and *key (when not NULL) set to new references. NULL with err. */
+json_t *ca_active_get(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, X509 **cert, EVP_PKEY **key,
+    struct common_error *err);
 
 #endif

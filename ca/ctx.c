@@ -1,0 +1,417 @@
+/*
+ * ca/ctx.c — the CA context: the master key that seals private keys at
+ * rest, the configuration the other ca/ files read, and the cache of
+ * loaded CA private keys (so issuing does not decrypt a key per call).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rand.h>
+
+#include "ca/ca.h"
+
+#define MASTER_KEY_BYTES	32	/* AES-256 worth of secret */
+#define MASTER_KEY_HEX		(2 * MASTER_KEY_BYTES)
+#define MASTER_FILE_MAX		256	/* hex, a newline, some slack */
+#define CACHE_ID_MAX		80	/* CA ids are "ca-" + 16 hex */
+
+/* One cached CA private key. */
+struct ctx_key {
+	char		 ca_id[CACHE_ID_MAX];
+	EVP_PKEY	*key;		/* owned */
+	struct ctx_key	*next;
+};
+
+struct ca_ctx {
+	struct store	*st;		/* borrowed */
+	char		*data_dir;
+	char		*base_url;	/* without trailing '/' */
+	/* The passphrase of every sealed key: the master key in hex. */
+	char		 master[MASTER_KEY_HEX + 1];
+	pthread_mutex_t	 lock;		/* guards keys */
+	struct ctx_key	*keys;
+};
+
+/* True when s is exactly MASTER_KEY_HEX hex digits. */
+static bool
+ctx_master_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len != MASTER_KEY_HEX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return true;
+}
+
+/* Creates a master key file at path (mode 0600) with fresh random bytes. */
+static int
+ctx_master_create(const char *path)
+{
+	unsigned char raw[MASTER_KEY_BYTES];
+	char hex[MASTER_KEY_HEX + 2];
+	int rc = -1;
+
+	if (RAND_priv_bytes(raw, sizeof(raw)) != 1) {
+		log_err("master key %s: RAND_priv_bytes: %s", path,
+		    common_ssl_error());
+		goto out;
+	}
+	common_hex(raw, sizeof(raw), hex);
+	hex[MASTER_KEY_HEX] = '\n';
+	hex[MASTER_KEY_HEX + 1] = '\0';
+	if (common_file_write(path, hex, MASTER_KEY_HEX + 1, 0600) == -1) {
+		log_err("master key %s: create: %s", path, strerror(errno));
+		goto out;
+	}
+	log_info("master key %s: created", path);
+	rc = 0;
+out:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return rc;
+}
+
+/*
+ * Loads the master key from path into ctx->master, creating the file on
+ * first use. Refuses a file that group or others may access, and one
+ * that is not exactly 64 hex digits (a trailing newline is allowed).
+ */
+static int
+ctx_master_load(struct ca_ctx *ctx, const char *path)
+{
+	struct stat sb;
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (stat(path, &sb) == -1) {
+		if (errno != ENOENT) {
+			log_err("master key %s: stat: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		if (ctx_master_create(path) == -1)
+			goto out;
+		if (stat(path, &sb) == -1) {
+			log_err("master key %s: stat: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		log_err("master key %s: not a regular file", path);
+		goto out;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		log_err("master key %s: mode %04o lets group or others read "
+		    "it; refusing to start (chmod 600 it)", path,
+		    (unsigned)(sb.st_mode & 07777));
+		goto out;
+	}
+	if (common_file_read(path, MASTER_FILE_MAX, &buf, &len) == -1) {
+		log_err("master key %s: read: %s", path, strerror(errno));
+		goto out;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (!ctx_master_valid(buf, len)) {
+		log_err("master key %s: malformed (expected %d hex digits)",
+		    path, MASTER_KEY_HEX);
+		goto out;
+	}
+	memcpy(ctx->master, buf, MASTER_KEY_HEX);
+	ctx->master[MASTER_KEY_HEX] = '\0';
+	rc = 0;
+out:
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+	}
+	return rc;
+}
+
+/*
+ * Prepares a context: data directory (0700 when created), DATA/keys
+ * (0700), the master key (created on first use). The store is borrowed.
+ * NULL on failure (logged).
+ */
+struct ca_ctx *
+ca_ctx_new(struct store *st, const struct ca_config *cfg)
+{
+	struct ca_ctx *ctx = NULL, *result = NULL;
+	char path[PATH_MAX], keys[PATH_MAX];
+	const char *url;
+	size_t n;
+
+	if (st == NULL || cfg == NULL || cfg->data_dir == NULL ||
+	    cfg->data_dir[0] == '\0') {
+		log_err("ca: context: no store or data directory");
+		goto out;
+	}
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		goto out;
+	if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+		free(ctx);
+		ctx = NULL;
+		goto out;
+	}
+	ctx->st = st;
+	url = cfg->http_base_url;
+	if (url == NULL || url[0] == '\0')
+		url = CA_DEFAULT_BASE_URL;
+	if ((ctx->data_dir = strdup(cfg->data_dir)) == NULL ||
+	    (ctx->base_url = strdup(url)) == NULL)
+		goto out;
+	n = strlen(ctx->base_url);
+	while (n > 0 && ctx->base_url[n - 1] == '/')
+		ctx->base_url[--n] = '\0';
+	if (strncmp(ctx->base_url, "http://", 7) != 0 &&
+	    strncmp(ctx->base_url, "https://", 8) != 0) {
+		log_err("ca: http_base_url %s: not an http(s) URL",
+		    ctx->base_url);
+		goto out;
+	}
+	if (common_mkdirs(ctx->data_dir, 0700) == -1) {
+		log_err("ca: data directory %s: %s", ctx->data_dir,
+		    strerror(errno));
+		goto out;
+	}
+	if (common_path(keys, sizeof(keys), "%s/keys", ctx->data_dir) == -1 ||
+	    common_mkdirs(keys, 0700) == -1) {
+		log_err("ca: key directory %s/keys: %s", ctx->data_dir,
+		    strerror(errno));
+		goto out;
+	}
+	if ((cfg->master_key_file != NULL && cfg->master_key_file[0] != '\0' ?
+	    common_path(path, sizeof(path), "%s", cfg->master_key_file) :
+	    common_path(path, sizeof(path), "%s/master.key", ctx->data_dir)) ==
+	    -1) {
+		log_err("ca: master key path too long");
+		goto out;
+	}
+	if (ctx_master_load(ctx, path) == -1)
+		goto out;
+	result = ctx;	/* steal */
+	ctx = NULL;
+out:
+	ca_ctx_free(ctx);
+	return result;
+}
+
+void
+ca_ctx_free(struct ca_ctx *ctx)
+{
+	struct ctx_key *k, *next;
+
+	if (ctx == NULL)
+		return;
+	for (k = ctx->keys; k != NULL; k = next) {
+		next = k->next;
+		EVP_PKEY_free(k->key);
+		free(k);
+	}
+	pthread_mutex_destroy(&ctx->lock);
+	OPENSSL_cleanse(ctx->master, sizeof(ctx->master));
+	free(ctx->data_dir);
+	free(ctx->base_url);
+	free(ctx);
+}
+
+struct store *
+ca_ctx_store(struct ca_ctx *ctx)
+{
+	return ctx->st;
+}
+
+const char *
+ca_ctx_data_dir(const struct ca_ctx *ctx)
+{
+	return ctx->data_dir;
+}
+
+const char *
+ca_ctx_base_url(const struct ca_ctx *ctx)
+{
+	return ctx->base_url;
+}
+
+/* ---- sealing ---- */
+
+/*
+ * Encrypted PKCS#8 PEM of key under the master key: OpenSSL 3 writes
+ * PBES2 (PBKDF2 with HMAC-SHA256, AES-256-CBC). Returns a string to
+ * free(), NULL on failure.
+ */
+char *
+ca_key_seal(const struct ca_ctx *ctx, EVP_PKEY *key)
+{
+	BIO *bio = NULL;
+	char *data, *s = NULL;
+	long n;
+
+	if (ctx == NULL || key == NULL)
+		goto out;
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		goto out;
+	if (PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(),
+	    ctx->master, MASTER_KEY_HEX, NULL, NULL) != 1) {
+		log_err("key seal: %s", common_ssl_error());
+		goto out;
+	}
+	if ((n = BIO_get_mem_data(bio, &data)) <= 0)
+		goto out;
+	if ((s = malloc((size_t)n + 1)) == NULL)
+		goto out;
+	memcpy(s, data, (size_t)n);
+	s[n] = '\0';
+out:
+	BIO_free(bio);
+	return s;
+}
+
+/*
+ * Opens an "ENCRYPTED PRIVATE KEY" PEM sealed by ca_key_seal. Plain
+ * (unencrypted) keys are refused: a sealed file swapped for a plain key
+ * must not load. NULL on failure; nothing about the key is logged.
+ */
+EVP_PKEY *
+ca_key_unseal(const struct ca_ctx *ctx, const char *pem, size_t len)
+{
+	BIO *bio = NULL;
+	X509_SIG *p8 = NULL;
+	PKCS8_PRIV_KEY_INFO *info = NULL;
+	EVP_PKEY *key = NULL;
+
+	if (ctx == NULL || pem == NULL || len == 0 || len > INT_MAX)
+		goto out;
+	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+		goto out;
+	if ((p8 = PEM_read_bio_PKCS8(bio, NULL, NULL, NULL)) == NULL)
+		goto out;
+	if ((info = PKCS8_decrypt(p8, ctx->master, MASTER_KEY_HEX)) == NULL)
+		goto out;
+	key = EVP_PKCS82PKEY(info);
+out:
+	if (key == NULL)
+		ERR_clear_error();
+	PKCS8_PRIV_KEY_INFO_free(info);
+	X509_SIG_free(p8);
+	BIO_free(bio);
+	return key;
+}
+
+/* ---- the CA key cache ---- */
+
+/* Caches key (up-referenced) for ca_id, replacing an older entry. */
+int
+ca_ctx_cache_key(struct ca_ctx *ctx, const char *ca_id, EVP_PKEY *key)
+{
+	struct ctx_key *k;
+	int rc = -1;
+
+	if (ca_id == NULL || key == NULL || strlen(ca_id) >= CACHE_ID_MAX)
+		return -1;
+	pthread_mutex_lock(&ctx->lock);
+	for (k = ctx->keys; k != NULL; k = k->next) {
+		if (strcmp(k->ca_id, ca_id) == 0) {
+			if (EVP_PKEY_up_ref(key) != 1)
+				goto out;
+			EVP_PKEY_free(k->key);
+			k->key = key;
+			rc = 0;
+			goto out;
+		}
+	}
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		goto out;
+	if (EVP_PKEY_up_ref(key) != 1) {
+		free(k);
+		goto out;
+	}
+	memcpy(k->ca_id, ca_id, strlen(ca_id) + 1);
+	k->key = key;
+	k->next = ctx->keys;
+	ctx->keys = k;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&ctx->lock);
+	return rc;
+}
+
+/* The cached key of ca_id, up-referenced, or NULL. */
+static EVP_PKEY *
+ctx_cache_get(struct ca_ctx *ctx, const char *ca_id)
+{
+	struct ctx_key *k;
+	EVP_PKEY *key = NULL;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (k = ctx->keys; k != NULL; k = k->next) {
+		if (strcmp(k->ca_id, ca_id) == 0) {
+			if (EVP_PKEY_up_ref(k->key) == 1)
+				key = k->key;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return key;
+}
+
+/*
+ * The CA's private key: from the cache, else loaded through the backend
+ * the record names (outside the lock: unsealing takes a while) and then
+ * cached. New reference, or NULL with err (COMMON_E_INTERNAL: a CA whose
+ * key cannot be loaded is broken infrastructure).
+ */
+EVP_PKEY *
+ca_ctx_ca_key(struct ca_ctx *ctx, const json_t *ca_rec,
+    struct common_error *err)
+{
+	const struct ca_keystore_type *ks;
+	const char *id, *backend, *handle;
+	json_t *kobj;
+	EVP_PKEY *key;
+
+	id = json_string_value(json_object_get(ca_rec, "id"));
+	kobj = json_object_get(ca_rec, "key");
+	backend = json_string_value(json_object_get(kobj, "backend"));
+	handle = json_string_value(json_object_get(kobj, "handle"));
+	if (id == NULL || backend == NULL || handle == NULL) {
+		log_err("ca %s: record has no key reference",
+		    id != NULL ? id : "(no id)");
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "CA record is corrupt");
+		return NULL;
+	}
+	if ((key = ctx_cache_get(ctx, id)) != NULL)
+		return key;
+	if ((ks = ca_keystore_find(backend)) == NULL) {
+		log_err("ca %s: key backend %s is not available", id, backend);
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "key backend %s of CA %s is not available", backend, id);
+		return NULL;
+	}
+	if ((key = ks->load(ctx, handle)) == NULL) {
+		log_err("ca %s: cannot load its private key (%s backend)", id,
+		    backend);
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "the private key of CA %s cannot be loaded", id);
+		return NULL;
+	}
+	if (ca_ctx_cache_key(ctx, id, key) == -1)
+		log_warn("ca %s: key not cached (out of memory)", id);
+	return key;
+}
