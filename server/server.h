@@ -22,6 +22,7 @@
 
 #define SERVER_ROUTES_MAX	64
 #define SERVER_QUEUE_MAX	4096	/* pending jobs */
+#define SERVER_TIMERS_MAX	32	/* server_timer() entries */
 
 enum server_listener {
 	SERVER_HTTPS,
@@ -32,6 +33,7 @@ enum server_listener {
 #define SERVER_ON(l)	(1u << (l))
 
 struct server;
+struct event_base;
 
 /*
  * A route: requests on one of `listeners` whose path starts with `prefix`
@@ -69,6 +71,18 @@ int server_job(struct server *srv, void (*fn)(void *arg), void *arg);
 /* The actual bound address of a listener ("127.0.0.1:8443"), valid after
  * binding. */
 const char *server_bound(struct server *srv, enum server_listener l);
+
+/* The jobs thread's event loop, for modules that drive their own I/O
+ * there (libcurl multi, c-ares). Exists from server_new() to
+ * server_free(); use it from the jobs thread (a job or a timer) or through
+ * libevent's thread-safe calls (event_add, event_active). */
+struct event_base *server_jobs_base(struct server *srv);
+/* Runs fn(arg) on the jobs thread every `seconds` seconds (the first run
+ * one period after this call, or as soon as server_run() starts the jobs
+ * thread if that is later) until the server stops. -1 when seconds < 1 or
+ * SERVER_TIMERS_MAX timers exist. */
+int server_timer(struct server *srv, int seconds, void (*fn)(void *arg),
+    void *arg);
 
 /* Builds the TLS context (TLS 1.2 and 1.3) from a certificate chain and
  * key in PEM. NULL on failure. */
