@@ -423,15 +423,25 @@ main_job_crl(void *arg)
 	main_publish(arg, true);
 }
 
+/* Prints where everything is. Runs as the first job: the jobs thread
+ * starts after the listeners are bound, so server_bound() knows the real
+ * ports even when the configuration asked for port 0. */
 static void
-main_banner(struct main_ctx *mc)
+main_banner(void *arg)
 {
-	char https[MAIN_URL_MAX], mgmt[MAIN_URL_MAX];
+	struct main_ctx *mc = arg;
+	char https[MAIN_URL_MAX], mgmt[MAIN_URL_MAX], http[MAIN_URL_MAX];
+	const char *b;
 
-	main_base_url(mc->cf->public_url.https, mc->cf->listen.https, "https",
-	    https, sizeof(https));
-	main_base_url(mc->cf->public_url.mgmt, mc->cf->listen.mgmt, "https",
-	    mgmt, sizeof(mgmt));
+	b = server_bound(mc->srv, SERVER_HTTPS);
+	main_base_url(mc->cf->public_url.https, b ? b : mc->cf->listen.https,
+	    "https", https, sizeof(https));
+	b = server_bound(mc->srv, SERVER_MGMT);
+	main_base_url(mc->cf->public_url.mgmt, b ? b : mc->cf->listen.mgmt,
+	    "https", mgmt, sizeof(mgmt));
+	b = server_bound(mc->srv, SERVER_HTTP);
+	main_base_url(mc->cf->public_url.http, b ? b : mc->cf->listen.http,
+	    "http", http, sizeof(http));
 	printf("pkid is serving\n"
 	    "  ACME directory  %s/acme/directory\n"
 	    "  EST             %s/.well-known/est/\n"
@@ -440,9 +450,8 @@ main_banner(struct main_ctx *mc)
 	    "  CA certificate  %s/ca/%s.crt\n"
 	    "  CA bundle       %s/ca-bundle.pem (trust this for https)\n"
 	    "  admin token     %s/admin.token\n",
-	    https, https, mgmt, mc->http_url, mc->issuing_ca_id,
-	    mc->http_url, mc->issuing_ca_id, mc->cf->data_dir,
-	    mc->cf->data_dir);
+	    https, https, mgmt, http, mc->issuing_ca_id,
+	    http, mc->issuing_ca_id, mc->cf->data_dir, mc->cf->data_dir);
 	fflush(stdout);
 }
 
@@ -472,7 +481,8 @@ main_serve(struct main_ctx *mc)
 	    (int)(mc->cf->ca.crl_next_update_hours * 3600 / 2),
 	    main_job_crl, mc) == -1)
 		goto out;
-	main_banner(mc);
+	if (server_job(mc->srv, main_banner, mc) == -1)
+		goto out;
 	rc = server_run(mc->srv);
 out:
 	SSL_CTX_free(tls);
