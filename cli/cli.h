@@ -3,8 +3,8 @@
  *
  * pkictl.c parses the command line (global and command options may appear
  * anywhere among the command words), resolves the URL, token and CA bundle
- * and dispatches to a command. The commands live in cmd_ca.c, cmd_cert.c
- * and cmd_misc.c, each exporting a table of struct cli_command; they talk
+ * and dispatches to a command. The commands live in cmd_ca.c, cmd_cert.c,
+ * cmd_eab.c and cmd_misc.c, each exporting a table of struct cli_command; they talk
  * to the server through http.c (one libcurl easy handle per run), turn
  * option values into request fields with args.c and print through
  * output.c (aligned tables, key: value blocks, or the server's JSON with
@@ -84,6 +84,11 @@ enum cli_opt {
 	CLI_OPT_REASON,
 	CLI_OPT_CONFIG,
 	CLI_OPT_RESOURCE,
+	CLI_OPT_ONE_TIME,
+	CLI_OPT_REUSABLE,
+	CLI_OPT_EXPIRES_IN,
+	CLI_OPT_ALG,
+	CLI_OPT_NOTE,
 	CLI_OPT__MAX
 };
 
@@ -139,6 +144,7 @@ struct cli_ctx {
 extern const struct cli_command cli_ca_commands[];
 extern const struct cli_command cli_cert_commands[];
 extern const struct cli_command cli_misc_commands[];
+extern const struct cli_command cli_eab_commands[];
 
 /* ---- pkictl.c: messages and option access ---------------------------- */
 

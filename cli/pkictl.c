@@ -63,6 +63,11 @@ static const struct opt_spec opt_specs[CLI_OPT__MAX] = {
 	[CLI_OPT_REASON] = { "--reason", true, false },
 	[CLI_OPT_CONFIG] = { "--config", true, false },
 	[CLI_OPT_RESOURCE] = { "--resource", true, false },
+	[CLI_OPT_ONE_TIME] = { "--one-time", false, false },
+	[CLI_OPT_REUSABLE] = { "--reusable", false, false },
+	[CLI_OPT_EXPIRES_IN] = { "--expires-in-days", true, false },
+	[CLI_OPT_ALG] = { "--alg", true, false },
+	[CLI_OPT_NOTE] = { "--note", true, false },
 };
 
 _Static_assert(CLI_OPT__MAX <= 64, "option masks are 64-bit");
@@ -80,6 +85,7 @@ static const struct cli_command *const pkictl_tables[] = {
 	cli_ca_commands,
 	cli_cert_commands,
 	cli_misc_commands,
+	cli_eab_commands,
 };
 
 void

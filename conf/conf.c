@@ -7,8 +7,11 @@
  * path is a section and is walked recursively; any other member that is
  * not in the table is refused, so a misspelt key never goes unnoticed.
  * Members whose name starts with "_" are comments at every level.
+ * acme.profiles, an object of objects keyed by profile name, has a
+ * parser of its own (conf_get_profiles) with the same discipline.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +37,15 @@
 #define CONF_HOURS_MAX		8760.0	/* a year */
 #define CONF_SERVER_NAMES_MAX	32
 #define CONF_STRING_MAX		4096	/* bytes of any string value */
+#define CONF_ACME_LIST_MAX	256	/* acme.dns_suffixes / ip_ranges */
+#define CONF_ACME_IDENTS_MAX	100	/* names per order; ca/ caps SANs
+					   per certificate at 100 */
+#define CONF_AUTHZ_DAYS_MAX	365.0	/* reuse of a valid authorization */
+#define CONF_VALIDATION_MAX	300	/* seconds for one validation */
+#define CONF_PROFILE_NAME_MAX	64	/* ACME profile name, bytes */
+#define CONF_PROFILE_DAYS	90.0	/* a profile's default validity */
+#define CONF_LABEL_MAX		63	/* DNS label (RFC 1035) */
+#define CONF_CIDR_TEXT_MAX	(INET6_ADDRSTRLEN + 8)	/* "addr/128" */
 
 enum conf_kind {
 	CONF_K_STRING,		/* char *, checked by a string rule */
@@ -41,7 +53,9 @@ enum conf_kind {
 	CONF_K_SIZE,		/* size_t, JSON integer within [min, max] */
 	CONF_K_BOOL,		/* bool */
 	CONF_K_REAL,		/* double, JSON number within (min, max] */
-	CONF_K_NAMES,		/* char ** + count, array of strings */
+	CONF_K_NAMES,		/* char ** + size_t count (at cnt), array of
+				   strings, each checked by the rule */
+	CONF_K_PROFILES,	/* acme.profiles, see conf_get_profiles */
 };
 
 enum conf_rule {
@@ -53,21 +67,29 @@ enum conf_rule {
 	CONF_R_LOG_LEVEL,	/* debug | info | warn | error */
 	CONF_R_KEY_ALG,		/* one of conf_key_algorithms[] */
 	CONF_R_SUBJECT,		/* RFC 4514-looking: non-empty with '=' */
+	CONF_R_ID,		/* "" or an id: 1..64 of [A-Za-z0-9._-] */
+	CONF_R_DNS_SUFFIX,	/* DNS name, optional leading '.'; stored
+				   lower-case without the dot */
+	CONF_R_CIDR,		/* IPv4/IPv6 "addr/prefix", no host bits;
+				   stored in canonical text */
 };
 
 struct conf_key {
 	const char	*path;		/* dotted JSON key path */
 	enum conf_kind	 kind;
 	size_t		 off;		/* offset of the field in struct conf */
-	enum conf_rule	 rule;		/* CONF_K_STRING only */
+	size_t		 cnt;		/* CONF_K_NAMES: offset of the count */
+	enum conf_rule	 rule;		/* CONF_K_STRING and CONF_K_NAMES */
 	double		 min, max;	/* numeric bounds, see conf_kind */
 };
 
-#define KEY_STR(p, f, r)	{ p, CONF_K_STRING, offsetof(struct conf, f), r, 0, 0 }
-#define KEY_INT(p, f, lo, hi)	{ p, CONF_K_INT, offsetof(struct conf, f), CONF_R_ANY, lo, hi }
-#define KEY_SIZE(p, f, lo, hi)	{ p, CONF_K_SIZE, offsetof(struct conf, f), CONF_R_ANY, lo, hi }
-#define KEY_BOOL(p, f)		{ p, CONF_K_BOOL, offsetof(struct conf, f), CONF_R_ANY, 0, 0 }
-#define KEY_REAL(p, f, hi)	{ p, CONF_K_REAL, offsetof(struct conf, f), CONF_R_ANY, 0, hi }
+#define KEY_STR(p, f, r)	{ p, CONF_K_STRING, offsetof(struct conf, f), 0, r, 0, 0 }
+#define KEY_INT(p, f, lo, hi)	{ p, CONF_K_INT, offsetof(struct conf, f), 0, CONF_R_ANY, lo, hi }
+#define KEY_SIZE(p, f, lo, hi)	{ p, CONF_K_SIZE, offsetof(struct conf, f), 0, CONF_R_ANY, lo, hi }
+#define KEY_BOOL(p, f)		{ p, CONF_K_BOOL, offsetof(struct conf, f), 0, CONF_R_ANY, 0, 0 }
+#define KEY_REAL(p, f, hi)	{ p, CONF_K_REAL, offsetof(struct conf, f), 0, CONF_R_ANY, 0, hi }
+#define KEY_LIST(p, f, n, r, lo, hi) \
+	{ p, CONF_K_NAMES, offsetof(struct conf, f), offsetof(struct conf, n), r, lo, hi }
 
 static const struct conf_key conf_keys[] = {
 	KEY_STR("data_dir", data_dir, CONF_R_NONEMPTY),
@@ -96,8 +118,8 @@ static const struct conf_key conf_keys[] = {
 	    CONF_DAYS_MAX),
 	KEY_REAL("ca.issuing_validity_days", ca.issuing_validity_days,
 	    CONF_DAYS_MAX),
-	{ "ca.server_names", CONF_K_NAMES, offsetof(struct conf,
-	    ca.server_names), CONF_R_NONEMPTY, 1, CONF_SERVER_NAMES_MAX },
+	KEY_LIST("ca.server_names", ca.server_names, ca.nserver_names,
+	    CONF_R_NONEMPTY, 1, CONF_SERVER_NAMES_MAX),
 	KEY_REAL("ca.crl_next_update_hours", ca.crl_next_update_hours,
 	    CONF_HOURS_MAX),
 	KEY_REAL("certificates.default_validity_days",
@@ -110,6 +132,61 @@ static const struct conf_key conf_keys[] = {
 	KEY_INT("acme.tlsalpn01_port", acme.tlsalpn01_port, 1,
 	    CONF_PORT_MAX),
 	KEY_STR("acme.dns_resolver", acme.dns_resolver, CONF_R_HOSTPORT),
+	KEY_STR("acme.ca_id", acme.ca_id, CONF_R_ID),
+	KEY_STR("acme.terms_of_service", acme.terms_of_service, CONF_R_URL),
+	KEY_STR("acme.website", acme.website, CONF_R_URL),
+	KEY_BOOL("acme.eab_required", acme.eab_required),
+	KEY_STR("acme.default_profile", acme.default_profile,
+	    CONF_R_NONEMPTY),
+	{ "acme.profiles", CONF_K_PROFILES, offsetof(struct conf,
+	    acme.profiles), 0, CONF_R_ANY, 1, CONF_ACME_PROFILES_MAX },
+	KEY_LIST("acme.dns_suffixes", acme.dns_suffixes, acme.nsuffixes,
+	    CONF_R_DNS_SUFFIX, 0, CONF_ACME_LIST_MAX),
+	KEY_LIST("acme.ip_ranges", acme.ip_ranges, acme.nranges, CONF_R_CIDR,
+	    0, CONF_ACME_LIST_MAX),
+	KEY_REAL("acme.authz_lifetime_days", acme.authz_lifetime_days,
+	    CONF_AUTHZ_DAYS_MAX),
+	KEY_BOOL("acme.authz_reuse", acme.authz_reuse),
+	KEY_REAL("acme.order_lifetime_hours", acme.order_lifetime_hours,
+	    CONF_HOURS_MAX),
+	KEY_INT("acme.validation_timeout_seconds",
+	    acme.validation_timeout_seconds, 1, CONF_VALIDATION_MAX),
+	KEY_INT("acme.retry_after_seconds", acme.retry_after_seconds, 1,
+	    CONF_SECONDS_MAX),
+	KEY_INT("acme.max_identifiers", acme.max_identifiers, 1,
+	    CONF_ACME_IDENTS_MAX),
+};
+
+/* The pkid profiles an ACME profile may map to (ca/ names). */
+static const char *const conf_pkid_profiles[] = {
+	"tls_server_or_client", "tls_server", "tls_client", "code_signing",
+};
+
+/* ACME identifier types a profile may allow. */
+enum conf_ident {
+	CONF_IDENT_DNS,
+	CONF_IDENT_IP,
+	CONF_IDENT__MAX
+};
+
+static const char *const conf_ident_names[CONF_IDENT__MAX] = {
+	[CONF_IDENT_DNS] = "dns",
+	[CONF_IDENT_IP] = "ip",
+};
+
+/* The built-in acme.profiles (conf/pkid.json lists the same). */
+static const struct conf_profile_default {
+	const char	*name;
+	const char	*pkid_profile;
+	double		 validity_days;
+	const char	*description;
+} conf_profile_defaults[] = {
+	{ "tls_server", "tls_server", 90,
+	    "TLS server certificate, 90 days" },
+	{ "tls_server_or_client", "tls_server_or_client", 90,
+	    "TLS server and client certificate, 90 days" },
+	{ "shortlived", "tls_server", 7,
+	    "Short-lived TLS server certificate, 7 days" },
 };
 
 static const char *const conf_key_algorithms[] = {
@@ -325,6 +402,127 @@ conf_split_hostport(const char *s, char **host, int *port)
 }
 
 /*
+ * Checks an ACME DNS suffix: an optional leading '.', then a DNS name
+ * (letters of any case, digits, '-', labels of 1..63, at most 253, a
+ * top-level label not all digits). NULL when valid, else why not.
+ */
+static const char *
+conf_dns_suffix_check(const char *s)
+{
+	size_t len, llen;
+	const char *label;
+	bool digits;
+
+	if (s[0] == '.')
+		s++;
+	if ((len = strlen(s)) == 0)
+		return "empty name";
+	if (len > CONF_HOST_MAX)
+		return "longer than 253 characters";
+	for (;;) {
+		label = s;
+		digits = true;
+		for (; *s != '\0' && *s != '.'; s++) {
+			if (!isascii((unsigned char)*s) ||
+			    !(isalnum((unsigned char)*s) || *s == '-'))
+				return "only letters, digits, '-' and '.' are "
+				    "allowed";
+			if (!isdigit((unsigned char)*s))
+				digits = false;
+		}
+		llen = (size_t)(s - label);
+		if (llen == 0)
+			return "empty label";
+		if (llen > CONF_LABEL_MAX)
+			return "label longer than 63 characters";
+		if (label[0] == '-' || label[llen - 1] == '-')
+			return "label starts or ends with '-'";
+		if (*s == '\0')
+			break;
+		s++;
+	}
+	return digits ? "all-numeric top-level label" : NULL;
+}
+
+/*
+ * Parses "addr/prefix" (IPv4 or IPv6, prefix within the address size,
+ * no bits set beyond it, so the range reads as meant). When out is not
+ * NULL the canonical text goes there. NULL when valid, else why not.
+ */
+static const char *
+conf_cidr_parse(const char *s, char *out, size_t outlen)
+{
+	unsigned char addr[16];
+	char buf[CONF_CIDR_TEXT_MAX], text[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/'), *q;
+	int af, alen, prefix = 0, bits, i;
+
+	if (slash == NULL)
+		return "no /prefix";
+	if ((size_t)(slash - s) >= sizeof(buf))
+		return "address too long";
+	memcpy(buf, s, (size_t)(slash - s));
+	buf[slash - s] = '\0';
+	if (inet_pton(AF_INET, buf, addr) == 1) {
+		af = AF_INET;
+		alen = 4;
+	} else if (inet_pton(AF_INET6, buf, addr) == 1) {
+		af = AF_INET6;
+		alen = 16;
+	} else
+		return "not an IPv4 or IPv6 address";
+	for (q = slash + 1; *q != '\0'; q++) {
+		if (*q < '0' || *q > '9' || q - slash > 3)
+			return "bad prefix length";
+		prefix = prefix * 10 + (*q - '0');
+	}
+	if (q == slash + 1 || prefix > alen * 8)
+		return "bad prefix length";
+	for (i = 0; i < alen; i++) {
+		bits = prefix - i * 8;
+		if (bits >= 8)
+			continue;
+		if (bits <= 0 ? addr[i] != 0 :
+		    (addr[i] & (0xff >> bits)) != 0)
+			return "host bits are set";
+	}
+	if (out != NULL && (inet_ntop(af, addr, text, sizeof(text)) == NULL ||
+	    common_path(out, outlen, "%s/%d", text, prefix) == -1))
+		return "cannot format";
+	return NULL;
+}
+
+/*
+ * Rewrites a checked value into its stored form: DNS suffixes lose the
+ * leading dot and are lower-cased, CIDR ranges become canonical. Takes
+ * *s and replaces it; 0, or -1 on allocation failure.
+ */
+static int
+conf_normalize(enum conf_rule rule, char **s)
+{
+	char cidr[CONF_CIDR_TEXT_MAX], *v = *s, *copy;
+	size_t i;
+
+	switch (rule) {
+	case CONF_R_DNS_SUFFIX:
+		if (v[0] == '.')
+			memmove(v, v + 1, strlen(v));
+		for (i = 0; v[i] != '\0'; i++)
+			v[i] = (char)tolower((unsigned char)v[i]);
+		return 0;
+	case CONF_R_CIDR:
+		if (conf_cidr_parse(v, cidr, sizeof(cidr)) != NULL ||
+		    (copy = strdup(cidr)) == NULL)
+			return -1;
+		free(v);
+		*s = copy;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/*
  * Applies a string rule to value. Returns 0, or -1 with the error already
  * written for key.
  */
@@ -334,7 +532,7 @@ conf_check_string(struct conf_parse *p, const char *key,
 {
 	char show[CONF_SHOW_MAX * 4 + 8];
 	enum common_log_level lvl;
-	const char *host;
+	const char *host, *why;
 	size_t i, hlen, len = strlen(v);
 	int port = 0;
 
@@ -411,6 +609,26 @@ conf_check_string(struct conf_parse *p, const char *key,
 			return -1;
 		}
 		return 0;
+	case CONF_R_ID:
+		if (len == 0 || common_id_valid(v))
+			return 0;
+		conf_fail(p, key, "expected \"\" or an id of 1..64 letters, "
+		    "digits, '.', '_' or '-', got %s", show);
+		return -1;
+	case CONF_R_DNS_SUFFIX:
+		if ((why = conf_dns_suffix_check(v)) != NULL) {
+			conf_fail(p, key, "%s is not a DNS name: %s", show,
+			    why);
+			return -1;
+		}
+		return 0;
+	case CONF_R_CIDR:
+		if ((why = conf_cidr_parse(v, NULL, 0)) != NULL) {
+			conf_fail(p, key, "%s is not a CIDR range such as "
+			    "\"10.0.0.0/8\" or \"fd00::/8\": %s", show, why);
+			return -1;
+		}
+		return 0;
 	}
 	conf_fail(p, key, "internal error: unknown rule");
 	return -1;
@@ -448,7 +666,8 @@ conf_get_string(struct conf_parse *p, const char *key, json_t *v,
 	}
 	if (conf_check_string(p, key, rule, s) == -1)
 		return -1;
-	if ((copy = strdup(s)) == NULL) {
+	if ((copy = strdup(s)) == NULL || conf_normalize(rule, &copy) == -1) {
+		free(copy);
 		conf_fail(p, key, "out of memory");
 		return -1;
 	}
@@ -468,7 +687,8 @@ conf_names_free(char **names, size_t n)
 	free(names);
 }
 
-/* Reads an array of 1..max non-empty strings into *names / *n. */
+/* Reads an array of min..max strings, each checked (and normalised) by
+ * k->rule, into *names / *n. */
 static int
 conf_get_names(struct conf_parse *p, const char *key, json_t *v,
     const struct conf_key *k, char ***names, size_t *n)
@@ -485,11 +705,11 @@ conf_get_names(struct conf_parse *p, const char *key, json_t *v,
 	}
 	count = json_array_size(v);
 	if (count < (size_t)k->min || count > (size_t)k->max) {
-		conf_fail(p, key, "expected %d to %d names, got %zu",
+		conf_fail(p, key, "expected %d to %d entries, got %zu",
 		    (int)k->min, (int)k->max, count);
 		goto out;
 	}
-	if ((list = calloc(count, sizeof(*list))) == NULL) {
+	if ((list = calloc(count > 0 ? count : 1, sizeof(*list))) == NULL) {
 		conf_fail(p, key, "out of memory");
 		goto out;
 	}
@@ -507,6 +727,240 @@ conf_get_names(struct conf_parse *p, const char *key, json_t *v,
 out:
 	conf_names_free(list, count);
 	return rc;
+}
+
+static void
+conf_profiles_free(struct conf_acme_profile *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(list[i].name);
+		free(list[i].pkid_profile);
+		free(list[i].description);
+	}
+	free(list);
+}
+
+/* True for a profile name clients can send back in newOrder: 1..64 of
+ * [A-Za-z0-9._-]. */
+static bool
+conf_profile_name_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= CONF_PROFILE_NAME_MAX ||
+		    !(isascii((unsigned char)s[i]) &&
+		    (isalnum((unsigned char)s[i]) || s[i] == '.' ||
+		    s[i] == '_' || s[i] == '-')))
+			return false;
+	return i > 0;
+}
+
+/* identifier_types of a profile: a non-empty array of distinct "dns" /
+ * "ip". */
+static int
+conf_get_ident_types(struct conf_parse *p, const char *key, json_t *v,
+    struct conf_acme_profile *pr)
+{
+	char path[CONF_PATH_MAX * 2 + 24], show[CONF_SHOW_MAX * 4 + 8];
+	bool seen[CONF_IDENT__MAX] = { false };
+	const char *s;
+	json_t *e;
+	size_t i;
+	int t;
+
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		conf_fail(p, key, "expected a non-empty array of \"dns\" and "
+		    "\"ip\", got %s", json_is_array(v) ? "an empty array" :
+		    conf_json_type(v));
+		return -1;
+	}
+	json_array_foreach(v, i, e) {
+		snprintf(path, sizeof(path), "%s[%zu]", key, i);
+		if ((s = json_string_value(e)) == NULL) {
+			conf_fail(p, path, "expected string, got %s",
+			    conf_json_type(e));
+			return -1;
+		}
+		for (t = 0; t < CONF_IDENT__MAX; t++)
+			if (strcmp(s, conf_ident_names[t]) == 0)
+				break;
+		if (t == CONF_IDENT__MAX) {
+			conf_show(s, json_string_length(e), show,
+			    sizeof(show));
+			conf_fail(p, path, "expected \"dns\" or \"ip\", got %s",
+			    show);
+			return -1;
+		}
+		if (seen[t]) {
+			conf_fail(p, path, "\"%s\" is listed twice", s);
+			return -1;
+		}
+		seen[t] = true;
+	}
+	pr->allow_dns = seen[CONF_IDENT_DNS];
+	pr->allow_ip = seen[CONF_IDENT_IP];
+	return 0;
+}
+
+/*
+ * One member of acme.profiles: {"pkid_profile" (required), "validity_days"
+ * (default 90), "identifier_types" (default ["dns", "ip"]),
+ * "description" (default "")}. prefix is "acme.profiles.NAME".
+ */
+static int
+conf_get_profile(struct conf_parse *p, const char *prefix, json_t *obj,
+    struct conf_acme_profile *pr)
+{
+	char path[CONF_PATH_MAX * 2];
+	const char *name;
+	json_t *v;
+	size_t i;
+	double dv;
+
+	if (!json_is_object(obj)) {
+		conf_fail(p, prefix, "expected object, got %s",
+		    conf_json_type(obj));
+		return -1;
+	}
+	pr->validity_days = CONF_PROFILE_DAYS;
+	pr->allow_dns = pr->allow_ip = true;
+	if ((pr->description = strdup("")) == NULL) {
+		conf_fail(p, prefix, "out of memory");
+		return -1;
+	}
+	json_object_foreach(obj, name, v) {
+		if (name[0] == '_')
+			continue;
+		snprintf(path, sizeof(path), "%s.%s", prefix, name);
+		if (strcmp(name, "pkid_profile") == 0) {
+			if (conf_get_string(p, path, v, CONF_R_NONEMPTY,
+			    &pr->pkid_profile) == -1)
+				return -1;
+			for (i = 0; i < sizeof(conf_pkid_profiles) /
+			    sizeof(conf_pkid_profiles[0]); i++)
+				if (strcmp(pr->pkid_profile,
+				    conf_pkid_profiles[i]) == 0)
+					break;
+			if (i == sizeof(conf_pkid_profiles) /
+			    sizeof(conf_pkid_profiles[0])) {
+				conf_fail(p, path, "expected one of "
+				    "tls_server_or_client, tls_server, "
+				    "tls_client, code_signing");
+				return -1;
+			}
+		} else if (strcmp(name, "validity_days") == 0) {
+			if (!json_is_number(v)) {
+				conf_fail(p, path, "expected number, got %s",
+				    conf_json_type(v));
+				return -1;
+			}
+			dv = json_number_value(v);
+			if (!(dv > 0 && dv <= CONF_DAYS_MAX)) {
+				conf_fail(p, path, "must be greater than 0 and "
+				    "at most %g, got %g", CONF_DAYS_MAX, dv);
+				return -1;
+			}
+			pr->validity_days = dv;
+		} else if (strcmp(name, "identifier_types") == 0) {
+			if (conf_get_ident_types(p, path, v, pr) == -1)
+				return -1;
+		} else if (strcmp(name, "description") == 0) {
+			free(pr->description);
+			pr->description = NULL;
+			if (conf_get_string(p, path, v, CONF_R_ANY,
+			    &pr->description) == -1)
+				return -1;
+		} else {
+			conf_safe_key(prefix, name, path, sizeof(path));
+			conf_fail(p, path, "unknown key");
+			return -1;
+		}
+	}
+	if (pr->pkid_profile == NULL) {
+		snprintf(path, sizeof(path), "%s.pkid_profile", prefix);
+		conf_fail(p, path, "required");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * acme.profiles: an object of k->min..k->max profiles keyed by name. A
+ * file that sets it replaces the built-in set as a whole, so an operator
+ * can withdraw a profile.
+ */
+static int
+conf_get_profiles(struct conf_parse *p, struct conf *c,
+    const struct conf_key *k, json_t *v)
+{
+	char prefix[CONF_PATH_MAX + 8];
+	struct conf_acme_profile *list = NULL;
+	const char *name;
+	json_t *e;
+	size_t n = 0, count = 0;
+	int rc = -1;
+
+	if (!json_is_object(v)) {
+		conf_fail(p, k->path, "expected object, got %s",
+		    conf_json_type(v));
+		goto out;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] != '_')
+			count++;
+	}
+	if (count < (size_t)k->min || count > (size_t)k->max) {
+		conf_fail(p, k->path, "expected %d to %d profiles, got %zu",
+		    (int)k->min, (int)k->max, count);
+		goto out;
+	}
+	if ((list = calloc(count, sizeof(*list))) == NULL) {
+		conf_fail(p, k->path, "out of memory");
+		goto out;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] == '_')
+			continue;
+		conf_safe_key(k->path, name, prefix, sizeof(prefix));
+		if (!conf_profile_name_ok(name)) {
+			conf_fail(p, prefix, "a profile name is 1..%d letters, "
+			    "digits, '.', '_' or '-'", CONF_PROFILE_NAME_MAX);
+			goto out;
+		}
+		if ((list[n].name = strdup(name)) == NULL) {
+			conf_fail(p, prefix, "out of memory");
+			goto out;
+		}
+		n++;
+		if (conf_get_profile(p, prefix, e, &list[n - 1]) == -1)
+			goto out;
+	}
+	conf_profiles_free(c->acme.profiles, c->acme.nprofiles);
+	c->acme.profiles = list;	/* steal */
+	c->acme.nprofiles = n;
+	list = NULL;
+	rc = 0;
+out:
+	conf_profiles_free(list, n);
+	return rc;
+}
+
+const struct conf_acme_profile *
+conf_acme_profile_find(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	if (c == NULL || name == NULL)
+		return NULL;
+	for (i = 0; i < c->acme.nprofiles; i++)
+		if (strcmp(c->acme.profiles[i].name, name) == 0)
+			return &c->acme.profiles[i];
+	return NULL;
 }
 
 /* Stores JSON value v into the field that k describes. */
@@ -569,7 +1023,10 @@ conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
 		return 0;
 	case CONF_K_NAMES:
 		return conf_get_names(p, k->path, v, k,
-		    (char ***)(void *)field, &c->ca.nserver_names);
+		    (char ***)(void *)field,
+		    (size_t *)(void *)((char *)c + k->cnt));
+	case CONF_K_PROFILES:
+		return conf_get_profiles(p, c, k, v);
 	}
 	conf_fail(p, k->path, "internal error: unknown kind");
 	return -1;
@@ -654,6 +1111,7 @@ conf_check_cross(struct conf_parse *p, const struct conf *c)
 	const char *const addrs[] = { c->listen.https, c->listen.http,
 	    c->listen.mgmt };
 	const size_t n = sizeof(names) / sizeof(names[0]);
+	char show[CONF_SHOW_MAX * 4 + 8];
 	char *host;
 	size_t i, j;
 	int port;
@@ -680,6 +1138,13 @@ conf_check_cross(struct conf_parse *p, const struct conf *c)
 		    c->ca.issuing_validity_days, c->ca.root_validity_days);
 		return -1;
 	}
+	if (conf_acme_profile_find(c, c->acme.default_profile) == NULL) {
+		conf_show(c->acme.default_profile,
+		    strlen(c->acme.default_profile), show, sizeof(show));
+		conf_fail(p, "acme.default_profile", "%s is not a profile in "
+		    "acme.profiles", show);
+		return -1;
+	}
 	if (c->certificates.default_renew_before_days >=
 	    c->certificates.default_validity_days) {
 		conf_fail(p, "certificates.default_renew_before_days",
@@ -702,7 +1167,7 @@ conf_defaults(void)
 	static const char *const server_names[] = { "localhost",
 	    "127.0.0.1" };
 	struct conf *c;
-	size_t i;
+	size_t i, np;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
@@ -720,6 +1185,13 @@ conf_defaults(void)
 	c->tokens.default_ttl_days = 30;
 	c->acme.http01_port = 80;
 	c->acme.tlsalpn01_port = 443;
+	c->acme.eab_required = false;
+	c->acme.authz_lifetime_days = 30;
+	c->acme.authz_reuse = true;
+	c->acme.order_lifetime_hours = 24;
+	c->acme.validation_timeout_seconds = 10;
+	c->acme.retry_after_seconds = 1;
+	c->acme.max_identifiers = CONF_ACME_IDENTS_MAX;
 	if ((c->data_dir = strdup("var")) == NULL ||
 	    (c->log_level = strdup("info")) == NULL ||
 	    (c->listen.https = strdup("127.0.0.1:8443")) == NULL ||
@@ -732,8 +1204,29 @@ conf_defaults(void)
 	    (c->ca.root_subject = strdup("CN=pkid Root CA")) == NULL ||
 	    (c->ca.issuing_subject = strdup("CN=pkid Issuing CA")) == NULL ||
 	    (c->ca.key_algorithm = strdup("ECDSA_P256")) == NULL ||
-	    (c->acme.dns_resolver = strdup("")) == NULL)
+	    (c->acme.dns_resolver = strdup("")) == NULL ||
+	    (c->acme.ca_id = strdup("")) == NULL ||
+	    (c->acme.terms_of_service = strdup("")) == NULL ||
+	    (c->acme.website = strdup("")) == NULL ||
+	    (c->acme.default_profile = strdup("tls_server")) == NULL)
 		goto fail;
+	np = sizeof(conf_profile_defaults) / sizeof(conf_profile_defaults[0]);
+	if ((c->acme.profiles = calloc(np, sizeof(*c->acme.profiles))) ==
+	    NULL)
+		goto fail;
+	for (i = 0; i < np; i++) {
+		struct conf_acme_profile *pr = &c->acme.profiles[i];
+
+		c->acme.nprofiles = i + 1;
+		pr->validity_days = conf_profile_defaults[i].validity_days;
+		pr->allow_dns = pr->allow_ip = true;
+		if ((pr->name = strdup(conf_profile_defaults[i].name)) ==
+		    NULL || (pr->pkid_profile = strdup(
+		    conf_profile_defaults[i].pkid_profile)) == NULL ||
+		    (pr->description = strdup(
+		    conf_profile_defaults[i].description)) == NULL)
+			goto fail;
+	}
 	c->ca.nserver_names = sizeof(server_names) / sizeof(server_names[0]);
 	if ((c->ca.server_names = calloc(c->ca.nserver_names,
 	    sizeof(*c->ca.server_names))) == NULL)
@@ -830,5 +1323,12 @@ conf_free(struct conf *c)
 	free(c->ca.key_algorithm);
 	conf_names_free(c->ca.server_names, c->ca.nserver_names);
 	free(c->acme.dns_resolver);
+	free(c->acme.ca_id);
+	free(c->acme.terms_of_service);
+	free(c->acme.website);
+	free(c->acme.default_profile);
+	conf_profiles_free(c->acme.profiles, c->acme.nprofiles);
+	conf_names_free(c->acme.dns_suffixes, c->acme.nsuffixes);
+	conf_names_free(c->acme.ip_ranges, c->acme.nranges);
 	free(c);
 }

@@ -11,6 +11,18 @@
 #include <stddef.h>
 
 #define CONF_FILE_MAX	(1024 * 1024)
+#define CONF_ACME_PROFILES_MAX	16	/* acme.profiles entries */
+
+/* One ACME profile (draft-ietf-acme-profiles) offered in the directory. */
+struct conf_acme_profile {
+	char	*name;			/* key in acme.profiles */
+	char	*pkid_profile;		/* tls_server_or_client | tls_server |
+					   tls_client | code_signing */
+	double	 validity_days;		/* > 0, <= 36500 */
+	bool	 allow_dns;		/* identifier_types holds "dns" */
+	bool	 allow_ip;		/* identifier_types holds "ip" */
+	char	*description;		/* "" when none */
+};
 
 struct conf {
 	char	*path;			/* file read, or NULL for defaults */
@@ -63,6 +75,25 @@ struct conf {
 		int	 http01_port;		/* 80 */
 		int	 tlsalpn01_port;	/* 443 */
 		char	*dns_resolver;		/* "" = system resolver */
+		char	*ca_id;			/* "": the issuing CA of init */
+		char	*terms_of_service;	/* "" or URL */
+		char	*website;		/* "" or URL */
+		bool	 eab_required;		/* false */
+		char	*default_profile;	/* "tls_server" */
+		struct conf_acme_profile *profiles;	/* 1..16, in file order */
+		size_t	 nprofiles;
+		char   **dns_suffixes;		/* lower-case, no leading dot;
+						   none: any name */
+		size_t	 nsuffixes;
+		char   **ip_ranges;		/* canonical "addr/prefix";
+						   none: any address */
+		size_t	 nranges;
+		double	 authz_lifetime_days;	/* 30: valid authz reuse */
+		bool	 authz_reuse;		/* true */
+		double	 order_lifetime_hours;	/* 24: pending orders/authzs */
+		int	 validation_timeout_seconds;	/* 10 */
+		int	 retry_after_seconds;	/* 1 */
+		int	 max_identifiers;	/* 100: per order */
 	} acme;
 };
 
@@ -75,5 +106,8 @@ void conf_free(struct conf *c);
 /* Splits "host:port" or "[v6]:port" into host (to free()) and port;
  * 0 or -1. */
 int conf_split_hostport(const char *s, char **host, int *port);
+/* The ACME profile called name, or NULL. */
+const struct conf_acme_profile *conf_acme_profile_find(const struct conf *c,
+    const char *name);
 
 #endif

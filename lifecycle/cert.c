@@ -8,9 +8,11 @@
  * happens before it, so a retried transaction repeats only store work
  * and signing, and a refused request stores nothing.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
@@ -358,6 +360,7 @@ lc_sign_version(struct lifecycle *lc, struct store_txn *txn,
     const struct lc_sign *s, struct common_error *err)
 {
 	struct ca_issue_req ir;
+	struct common_error e;
 	const char **sanv = NULL;
 	size_t i, n = json_array_size(s->sans);
 	char *chain = NULL;
@@ -383,9 +386,18 @@ lc_sign_version(struct lifecycle *lc, struct store_txn *txn,
 	ir.version = s->version;
 	if ((x = ca_issue(lifecycle_ca(lc), txn, s->ca_id, &ir, err)) == NULL)
 		goto out;
-	if ((chain = ca_bundle_pem(lifecycle_ca(lc), txn, s->ca_id, err)) ==
-	    NULL)
+	/* The serial is recorded now: whatever fails from here on is
+	 * internal, so a refusal always means nothing was written (see
+	 * lifecycle_issue_txn). */
+	common_error_clear(&e);
+	if ((chain = ca_bundle_pem(lifecycle_ca(lc), txn, s->ca_id, &e)) ==
+	    NULL) {
+		log_err("lifecycle: certificate %s version %u: chain of CA %s: "
+		    "%s", s->cert_id, s->version, s->ca_id, e.msg);
+		common_error_set(err, COMMON_E_INTERNAL,
+		    "cannot build the chain of CA %s", s->ca_id);
 		goto out;
+	}
 	v = lc_version_new(s->cert_id, s->version, s->ca_id, x, chain,
 	    s->key_id, s->csr_pem, s->pubkey_pem, err);
 out:
@@ -1240,27 +1252,46 @@ out:
 }
 
 /*
- * Issues for a protocol door: a new external inventory entry, or version
- * n+1 of req->cert_id. Returns the version record with "certificate" and
- * "chain" (new reference) or NULL with err.
+ * Issues for a protocol door inside the caller's txn: a new external
+ * inventory entry, or version n+1 of req->cert_id. Retry-safe: every
+ * call starts from scratch (err cleared, request parsed again). A
+ * refusal (any code but COMMON_E_INTERNAL) leaves txn without a write,
+ * so the caller may record its own verdict and commit; after an internal
+ * error it must not commit. Returns the version record with
+ * "certificate" and "chain" (new reference) or NULL with err.
  */
 json_t *
-lifecycle_issue(struct lifecycle *lc, const struct lifecycle_issue_req *req,
-    const char *who, struct common_error *err)
+lifecycle_issue_txn(struct lifecycle *lc, struct store_txn *txn,
+    const struct lifecycle_issue_req *req, const char *who,
+    struct common_error *err)
 {
+	struct common_error e;
 	struct lc_create c;
 	struct lc_change ch;
-	json_t *res = NULL, *cur;
+	json_t *res = NULL;
 
+	common_error_clear(err);
+	common_error_clear(&e);
 	memset(&c, 0, sizeof(c));
 	memset(&ch, 0, sizeof(ch));
 	c.lc = lc;
 	c.who = who;
-	if (lc_issue_parse(lc, req, &c, err) == -1)
+	if (lc == NULL || txn == NULL) {
+		log_err("lifecycle: issue: no context or no transaction");
+		common_error_set(&e, COMMON_E_INTERNAL,
+		    "issuance outside a transaction");
+		goto out;
+	}
+	if (store_txn_failed(txn)) {
+		common_error_set(&e, COMMON_E_INTERNAL,
+		    "store operation failed");
+		goto out;
+	}
+	if (lc_issue_parse(lc, req, &c, &e) == -1)
 		goto out;
 	if (req->cert_id != NULL) {
 		if (!common_id_valid(req->cert_id)) {
-			common_error_set(err, COMMON_E_NOTFOUND,
+			common_error_set(&e, COMMON_E_NOTFOUND,
 			    "certificate id is not valid");
 			goto out;
 		}
@@ -1268,24 +1299,69 @@ lifecycle_issue(struct lifecycle *lc, const struct lifecycle_issue_req *req,
 		ch.who = who;
 		ch.id = req->cert_id;
 		ch.issue = &c;
-		if (lifecycle_txn_run(lc, lc_issue_add_txn, &ch, err) == -1)
+		if (lc_issue_add_txn(txn, &ch, &e) == 0) {
+			res = ch.out;	/* steal */
+			ch.out = NULL;
+		}
+	} else {
+		if (common_random_id("cert-", c.cert_id,
+		    sizeof(c.cert_id)) == -1) {
+			lc_noid(&e);
 			goto out;
-		res = ch.out;	/* steal */
-		ch.out = NULL;
-		goto out;
+		}
+		if (lc_create_txn(txn, &c, &e) == 0 && (res = json_incref(
+		    json_object_get(c.out, "current"))) == NULL)
+			lc_nomem(&e);
 	}
-	if (common_random_id("cert-", c.cert_id, sizeof(c.cert_id)) == -1) {
-		lc_noid(err);
-		goto out;
+	/* A failed store operation looks like "not found" to the code
+	 * above: report it as what it is. */
+	if (store_txn_failed(txn)) {
+		json_decref(res);
+		res = NULL;
+		common_error_clear(&e);
+		common_error_set(&e, COMMON_E_INTERNAL,
+		    "store operation failed");
 	}
-	if (lifecycle_txn_run(lc, lc_create_txn, &c, err) == -1)
-		goto out;
-	cur = json_object_get(c.out, "current");
-	if ((res = json_incref(cur)) == NULL)
-		lc_nomem(err);
 out:
+	if (res == NULL)
+		common_error_set(err, e.code != COMMON_E_NONE ? e.code :
+		    COMMON_E_INTERNAL, "%s", e.code != COMMON_E_NONE ? e.msg :
+		    "internal error");
 	json_decref(ch.out);
 	lc_create_free(&c);
+	return res;
+}
+
+struct lc_issue_call {
+	struct lifecycle			*lc;
+	const struct lifecycle_issue_req	*req;
+	const char				*who;
+	json_t					*out;
+};
+
+static int
+lc_issue_call_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_issue_call *ic = arg;
+
+	json_decref(ic->out);
+	ic->out = lifecycle_issue_txn(ic->lc, txn, ic->req, ic->who, err);
+	return ic->out != NULL ? 0 : -1;
+}
+
+/* lifecycle_issue_txn in a transaction of its own. */
+json_t *
+lifecycle_issue(struct lifecycle *lc, const struct lifecycle_issue_req *req,
+    const char *who, struct common_error *err)
+{
+	struct lc_issue_call ic = { lc, req, who, NULL };
+	json_t *res = NULL;
+
+	if (lifecycle_txn_run(lc, lc_issue_call_txn, &ic, err) == 0) {
+		res = ic.out;	/* steal */
+		ic.out = NULL;
+	}
+	json_decref(ic.out);
 	return res;
 }
 
@@ -1808,6 +1884,242 @@ lifecycle_version_revoke(struct lifecycle *lc, const char *id, unsigned n,
 	ch.out = NULL;
 out:
 	json_decref(ch.out);
+	return res;
+}
+
+/* ---- by serial (protocol doors: ACME revokeCert, ARI) ---- */
+
+/*
+ * Normalises a serial given as hex (any case, leading zeros allowed) to
+ * the registry's key: upper-case hex of whole bytes (BN_bn2hex, as
+ * common_x509_serial_hex writes it). 0, or -1 when s is no serial.
+ */
+static int
+lc_serial_norm(const char *s, char *out, size_t outlen)
+{
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+	size_t i, n;
+	int rc = -1;
+
+	if (s == NULL || (n = strnlen(s, LC_SERIAL_MAX)) == 0 ||
+	    n >= LC_SERIAL_MAX)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
+			goto out;
+	if (BN_hex2bn(&bn, s) != (int)n || BN_is_zero(bn) ||
+	    (hex = BN_bn2hex(bn)) == NULL)
+		goto out;
+	rc = common_path(out, outlen, "%s", hex);
+out:
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return rc;
+}
+
+struct lc_serial_op {
+	struct lifecycle	*lc;
+	const char		*who;
+	char			 serial[LC_SERIAL_MAX];	/* normalised */
+	enum ca_reason		 reason;
+	json_t			*out;
+};
+
+/*
+ * Revocation by serial in one transaction: the registry row names the
+ * inventory version, which is revoked as lifecycle_version_revoke does
+ * (registry, version stage, certificate stage when current, audit). A
+ * serial whose inventory entry is gone (deleted certificates keep their
+ * registry rows) is revoked in the registry alone, with its own audit
+ * record.
+ */
+static int
+lc_revoke_serial_txn(struct store_txn *txn, void *arg,
+    struct common_error *err)
+{
+	struct lc_serial_op *op = arg;
+	struct lc_change ch;
+	const char *status, *cert_id, *ca_id, *vserial;
+	json_t *rec = NULL, *v = NULL;
+	unsigned n;
+	int rc = -1;
+
+	json_decref(op->out);
+	op->out = NULL;
+	memset(&ch, 0, sizeof(ch));
+	if ((rec = store_issued_get(store_txn_store(txn), txn,
+	    op->serial)) == NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "no certificate with serial %s was issued", op->serial);
+		goto out;
+	}
+	status = lc_str(rec, "status");
+	if (status != NULL && strcmp(status, "revoked") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "certificate %s is already revoked", op->serial);
+		goto out;
+	}
+	cert_id = lc_str(rec, "cert_id");
+	ca_id = lc_str(rec, "ca_id");
+	n = lc_uint(rec, "version");
+	if (cert_id != NULL && n != 0 && common_id_valid(cert_id))
+		v = store_version_get(store_txn_store(txn), txn, cert_id, n);
+	if (store_txn_failed(txn))
+		goto out;
+	vserial = lc_str(v, "serial");
+	if (v != NULL && vserial != NULL &&
+	    strcmp(vserial, op->serial) != 0) {
+		log_warn("lifecycle: serial %s: version %u of certificate %s "
+		    "holds serial %s; revoking in the registry only",
+		    op->serial, n, cert_id, vserial);
+		json_decref(v);
+		v = NULL;
+	}
+	if (v != NULL) {
+		ch.lc = op->lc;
+		ch.who = op->who;
+		ch.id = cert_id;
+		ch.n = n;
+		ch.reason = op->reason;
+		if (lc_revoke_txn(txn, &ch, err) == -1)
+			goto out;
+	} else {
+		if (ca_revoke(lifecycle_ca(op->lc), txn, op->serial,
+		    op->reason, common_now(), err) == -1)
+			goto out;
+		if (lifecycle_audit(txn, op->who, "serial.revoke", op->serial,
+		    "ca %s reason %s (no inventory version)",
+		    ca_id != NULL ? ca_id : "?",
+		    ca_reason_name(op->reason)) == -1)
+			goto out;
+		cert_id = NULL;
+	}
+	op->out = json_pack("{s:s, s:o, s:o, s:o}", "serial", op->serial,
+	    "ca_id", ca_id != NULL ? json_string(ca_id) : json_null(),
+	    "cert_id", cert_id != NULL ? json_string(cert_id) : json_null(),
+	    "version", cert_id != NULL ? json_integer(n) : json_null());
+	if (op->out == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(ch.out);
+	json_decref(v);
+	json_decref(rec);
+	return rc;
+}
+
+/*
+ * Revokes the certificate with this serial (hex) and the inventory
+ * version that holds it. Returns {"serial", "ca_id", "cert_id",
+ * "version"} (new reference; cert_id and version null when no inventory
+ * version holds the serial) or NULL with err: NOTFOUND for an unknown
+ * serial, CONFLICT when already revoked, INVALID for a bad serial or
+ * reason. The caller publishes the CRL.
+ */
+json_t *
+lifecycle_revoke_serial(struct lifecycle *lc, const char *serial,
+    enum ca_reason reason, const char *who, struct common_error *err)
+{
+	struct lc_serial_op op;
+	enum ca_reason check;
+	json_t *res = NULL;
+
+	memset(&op, 0, sizeof(op));
+	op.lc = lc;
+	op.who = who;
+	op.reason = reason;
+	if (lc_serial_norm(serial, op.serial, sizeof(op.serial)) == -1) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "serial must be 1..%d hex digits", LC_SERIAL_MAX - 1);
+		goto out;
+	}
+	if (ca_reason_parse(ca_reason_name(reason), &check) == -1) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "unknown revocation reason");
+		goto out;
+	}
+	if (lifecycle_txn_run(lc, lc_revoke_serial_txn, &op, err) == -1)
+		goto out;
+	res = op.out;	/* steal */
+	op.out = NULL;
+out:
+	json_decref(op.out);
+	return res;
+}
+
+/* notBefore of the base64 DER certificate b64; -1 when unreadable. */
+static int
+lc_der_not_before(const char *b64, time_t *out)
+{
+	const unsigned char *p;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	X509 *x = NULL;
+	int rc = -1;
+
+	if (b64 == NULL || common_b64_decode(b64, strlen(b64), false, &der,
+	    &len) == -1 || len == 0 || len > LONG_MAX)
+		goto out;
+	p = der;
+	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL ||
+	    p != der + len)
+		goto out;
+	rc = common_asn1_time(X509_get0_notBefore(x), out);
+out:
+	ERR_clear_error();
+	X509_free(x);
+	free(der);
+	return rc;
+}
+
+/*
+ * The registry record of a serial (hex, any case): {"serial", "ca_id",
+ * "cert_id", "version", "origin", "not_before" (int; derived from the DER
+ * when the row predates it), "not_after" (int), "status", "der" (base64),
+ * plus "revoked_at"/"reason" once revoked}. New reference, or NULL with
+ * err (NOTFOUND for an unknown or malformed serial).
+ */
+json_t *
+lifecycle_issued_get(struct lifecycle *lc, const char *serial,
+    struct common_error *err)
+{
+	char hex[LC_SERIAL_MAX];
+	json_t *rec = NULL, *res = NULL;
+	time_t nb;
+
+	if (lc_serial_norm(serial, hex, sizeof(hex)) == -1) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "serial must be 1..%d hex digits", LC_SERIAL_MAX - 1);
+		goto out;
+	}
+	if ((rec = store_issued_get(lifecycle_store(lc), NULL, hex)) == NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "no certificate with serial %s was issued", hex);
+		goto out;
+	}
+	if (!json_is_integer(json_object_get(rec, "not_before"))) {
+		if (lc_der_not_before(lc_str(rec, "der"), &nb) == -1) {
+			log_err("lifecycle: serial %s: the registry row holds "
+			    "no readable certificate", hex);
+			common_error_set(err, COMMON_E_INTERNAL,
+			    "the record of serial %s is damaged", hex);
+			goto out;
+		}
+		if (json_object_set_new(rec, "not_before",
+		    json_integer((json_int_t)nb)) == -1) {
+			lc_nomem(err);
+			goto out;
+		}
+	}
+	res = rec;	/* steal */
+	rec = NULL;
+out:
+	json_decref(rec);
 	return res;
 }
 

@@ -90,6 +90,40 @@ struct lifecycle_issue_req {
 json_t *lifecycle_issue(struct lifecycle *lc,
     const struct lifecycle_issue_req *req, const char *who,
     struct common_error *err);
+/*
+ * lifecycle_issue inside the caller's transaction (so ACME finalize marks
+ * the order valid in the same transaction that records the certificate).
+ * Same semantics; err is cleared first and each call starts afresh, so
+ * the caller's store_txn_run may retry it as a whole. A refusal (any code
+ * but COMMON_E_INTERNAL) has written nothing in txn: the caller may
+ * record its own verdict (an invalid order) and commit. After
+ * COMMON_E_INTERNAL the caller must abort.
+ */
+json_t *lifecycle_issue_txn(struct lifecycle *lc, struct store_txn *txn,
+    const struct lifecycle_issue_req *req, const char *who,
+    struct common_error *err);
+
+/*
+ * Revokes the certificate with this serial (hex, any case; the registry
+ * keeps upper-case) in one transaction: the registry row, the inventory
+ * version holding it (stage "revoked", and the certificate's stage when
+ * it was current) and an audit record. Returns {"serial", "ca_id",
+ * "cert_id", "version"} (cert_id/version null when no inventory version
+ * holds the serial any more) or NULL with err: NOTFOUND for an unknown
+ * or malformed serial, CONFLICT when already revoked. The caller
+ * publishes the CRL.
+ */
+json_t *lifecycle_revoke_serial(struct lifecycle *lc, const char *serial,
+    enum ca_reason reason, const char *who, struct common_error *err);
+/*
+ * The registry record of a serial, for ARI and revocation authorisation:
+ * {"serial", "ca_id", "cert_id", "version", "origin", "not_before" (int;
+ * derived from the DER on rows that lack it), "not_after" (int),
+ * "status": "valid"|"revoked", "der" (base64), "revoked_at", "reason"}.
+ * NULL with NOTFOUND for an unknown or malformed serial.
+ */
+json_t *lifecycle_issued_get(struct lifecycle *lc, const char *serial,
+    struct common_error *err);
 
 /* One certificate with "current" (its current version record, no key). */
 json_t *lifecycle_cert_get(struct lifecycle *lc, const char *id,

@@ -68,6 +68,10 @@ enum store_table {
 	STORE_T_RESOURCE,
 	STORE_T_ASSOC,
 	STORE_T_AUDIT,
+	STORE_T_ACME_ACCOUNT,
+	STORE_T_ACME_ORDER,
+	STORE_T_ACME_AUTHZ,
+	STORE_T_EAB_KEY,
 	STORE_T__MAX
 };
 
@@ -87,6 +91,10 @@ static const struct store_table_def store_tables[STORE_T__MAX] = {
 	[STORE_T_RESOURCE] = { "resource", "resource.db", true },
 	[STORE_T_ASSOC] = { "association", "association.db", true },
 	[STORE_T_AUDIT] = { "audit", "audit.db", true },
+	[STORE_T_ACME_ACCOUNT] = { "acme_account", "acme-account.db", true },
+	[STORE_T_ACME_ORDER] = { "acme_order", "acme-order.db", true },
+	[STORE_T_ACME_AUTHZ] = { "acme_authz", "acme-authz.db", true },
+	[STORE_T_EAB_KEY] = { "eab_key", "eab-key.db", true },
 };
 
 enum store_index {
@@ -96,6 +104,9 @@ enum store_index {
 	STORE_I_ISSUED_CA_STATUS,
 	STORE_I_ASSOC_CERT,
 	STORE_I_ASSOC_RESOURCE,
+	STORE_I_ACME_ACCOUNT_THUMBPRINT,
+	STORE_I_ACME_ORDER_ACCOUNT,
+	STORE_I_ACME_AUTHZ_IDENT,
 	STORE_I__MAX
 };
 
@@ -104,6 +115,8 @@ enum store_ikind {
 	STORE_IK_STRING,	/* the string field1 */
 	STORE_IK_U64,		/* the integer field1, big-endian u64 */
 	STORE_IK_PAIR,		/* field1 + "\0" + field2, both strings */
+	STORE_IK_IDENT,		/* field1 + "\0" + field2.type + ":" +
+				   field2.value (an ACME identifier) */
 };
 
 struct store_index_def {
@@ -135,6 +148,15 @@ static const struct store_index_def store_indexes[STORE_I__MAX] = {
 	[STORE_I_ASSOC_RESOURCE] = { "association by resource_id",
 	    "association-resource.db", STORE_T_ASSOC, false,
 	    STORE_IK_STRING, "resource_id", NULL },
+	[STORE_I_ACME_ACCOUNT_THUMBPRINT] = { "acme_account by thumbprint",
+	    "acme-account-thumbprint.db", STORE_T_ACME_ACCOUNT, true,
+	    STORE_IK_STRING, "thumbprint", NULL },
+	[STORE_I_ACME_ORDER_ACCOUNT] = { "acme_order by account_id",
+	    "acme-order-account.db", STORE_T_ACME_ORDER, false,
+	    STORE_IK_STRING, "account_id", NULL },
+	[STORE_I_ACME_AUTHZ_IDENT] = { "acme_authz by account_id+identifier",
+	    "acme-authz-ident.db", STORE_T_ACME_AUTHZ, false,
+	    STORE_IK_IDENT, "account_id", "identifier" },
 };
 
 struct store {
@@ -170,6 +192,8 @@ struct store_read {
 	bool			 (*filter)(const json_t *, void *);
 	void			*filter_arg;
 	bool			 want_next;	/* scan: produce a next token */
+	const void		*after_pk;	/* index page: start after */
+	size_t			 after_len;
 	u_int32_t		 flags;		/* get: extra DB->get flags */
 
 	json_t			*out;
@@ -385,6 +409,52 @@ store_json_load(struct store_txn *txn, enum store_table t, const void *key,
 }
 
 /*
+ * The key of an account's authorisations for one identifier:
+ * account_id + "\0" + type + ":" + value. Returns 0 with *out (malloc'd,
+ * NULL on ENOMEM) and *outlen, 1 when the pieces are missing or empty.
+ */
+static int
+store_ident_make(const char *account_id, size_t alen, const char *type,
+    size_t tlen, const char *value, size_t vlen, unsigned char **out,
+    size_t *outlen)
+{
+	unsigned char *buf;
+
+	*out = NULL;
+	if (alen == 0 || tlen == 0 || vlen == 0)
+		return 1;
+	if ((buf = malloc(alen + 1 + tlen + 1 + vlen)) == NULL)
+		return 0;
+	memcpy(buf, account_id, alen);
+	buf[alen] = '\0';
+	memcpy(buf + alen + 1, type, tlen);
+	buf[alen + 1 + tlen] = ':';
+	memcpy(buf + alen + 1 + tlen + 1, value, vlen);
+	*outlen = alen + 1 + tlen + 1 + vlen;
+	*out = buf;
+	return 0;
+}
+
+/* store_ident_make from a record's "account_id" (acct) and "identifier"
+ * object (ident). */
+static int
+store_ident_key(const json_t *acct, const json_t *ident, unsigned char **out,
+    size_t *outlen)
+{
+	const json_t *type = json_object_get(ident, "type");
+	const json_t *value = json_object_get(ident, "value");
+
+	*out = NULL;
+	if (!json_is_string(acct) || !json_is_string(type) ||
+	    !json_is_string(value))
+		return 1;
+	return store_ident_make(json_string_value(acct),
+	    json_string_length(acct), json_string_value(type),
+	    json_string_length(type), json_string_value(value),
+	    json_string_length(value), out, outlen);
+}
+
+/*
  * Builds the secondary key of index def from a primary record. Returns 0
  * with *out (malloc'd) and *outlen, 1 when the record has no value for
  * this index (not indexed), -1 when the record does not parse or on
@@ -447,6 +517,14 @@ store_index_key(const struct store_index_def *def, const void *data,
 		buf[l1] = '\0';
 		memcpy(buf + l1 + 1, s2, l2);
 		*outlen = l1 + 1 + l2;
+		break;
+	case STORE_IK_IDENT:
+		if (store_ident_key(v1, v2, &buf, outlen) == 1) {
+			rc = 1;
+			goto out;
+		}
+		if (buf == NULL)
+			goto out;
 		break;
 	}
 	*out = buf;	/* steal */
@@ -1020,6 +1098,106 @@ out:
 	free(k.data);
 	free(pk.data);
 	free(d.data);
+	json_decref(arr);
+	return ret;
+}
+
+/*
+ * A page of the dup-sorted index r->index under key r->key: its records
+ * in primary-key order (duplicates sort by primary key), starting after
+ * primary key r->after_pk (the first when NULL), at most r->limit.
+ * r->next = the last primary key returned when more follow.
+ */
+static int
+store_op_index_page(struct store_txn *txn, struct store_read *r)
+{
+	const struct store_index_def *def = &store_indexes[r->index];
+	DB *sdb = txn->st->idx[r->index];
+	DBC *c = NULL;
+	DBT k, pk, d;
+	json_t *arr = NULL, *rec;
+	char *next = NULL;
+	u_int32_t op = DB_SET;
+	size_t n = 0;
+	bool more = false;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	memset(&d, 0, sizeof(d));
+	k.flags = DB_DBT_REALLOC;
+	pk.flags = DB_DBT_REALLOC;
+	d.flags = DB_DBT_REALLOC;
+	if ((arr = json_array()) == NULL ||
+	    (k.data = malloc(r->klen)) == NULL) {
+		store_txn_nomem(txn, def->name);
+		goto out;
+	}
+	memcpy(k.data, r->key, r->klen);
+	k.size = (u_int32_t)r->klen;
+	if (r->after_len > 0) {
+		/* Position at the first duplicate whose primary key is >=
+		 * the token: a page costs its own size, not the prefix. */
+		if ((pk.data = malloc(r->after_len)) == NULL) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+		memcpy(pk.data, r->after_pk, r->after_len);
+		pk.size = (u_int32_t)r->after_len;
+		op = DB_GET_BOTH_RANGE;
+	}
+	if ((rc = sdb->cursor(sdb, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", def->name, r->key, r->klen);
+		goto out;
+	}
+	for (;;) {
+		rc = c->pget(c, &k, &pk, &d, op);
+		op = DB_NEXT_DUP;
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "scan", def->name, r->key,
+			    r->klen);
+			goto out;
+		}
+		if (r->after_len > 0 && pk.size == r->after_len &&
+		    memcmp(pk.data, r->after_pk, r->after_len) == 0)
+			continue;
+		if (n == r->limit) {
+			more = true;
+			break;
+		}
+		if ((rec = store_json_load(txn, def->primary, pk.data,
+		    pk.size, d.data, d.size)) == NULL)
+			goto out;
+		if (json_array_append_new(arr, rec) == -1) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+		n++;
+		free(next);
+		if ((next = store_strndup(pk.data, pk.size)) == NULL) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+	}
+	if (!more) {
+		free(next);
+		next = NULL;
+	}
+	r->out = arr;	/* steal */
+	arr = NULL;
+	r->next = next;	/* steal */
+	next = NULL;
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed)
+		store_txn_dberr(txn, rc, "cursor close", def->name, r->key,
+		    r->klen);
+	free(k.data);
+	free(pk.data);
+	free(d.data);
+	free(next);
 	json_decref(arr);
 	return ret;
 }
@@ -1796,44 +1974,56 @@ store_ca_del(struct store_txn *txn, const char *id)
 /* ---- certificate -------------------------------------------------------- */
 
 /*
- * Stores a certificate record. A "name" already used by another
- * certificate is refused (logged, txn failed) before the unique index
- * would refuse it, so the log says which certificate holds the name.
+ * Refuses (logged, txn failed) a write of rec under primary key id when
+ * the unique index i already maps rec's value to another record, so the
+ * log names the holder instead of BDB's bare DB_KEYEXIST. 0 when the
+ * write may go ahead.
  */
-int
-store_cert_put(struct store_txn *txn, const char *id, const json_t *rec)
+static int
+store_unique_check(struct store_txn *txn, enum store_index i, const char *id,
+    size_t len, const json_t *rec)
 {
-	struct store_read r = { .index = STORE_I_CERT_NAME };
-	const json_t *name;
-	size_t len;
+	const struct store_index_def *def = &store_indexes[i];
+	struct store_read r = { .index = i };
+	const json_t *v = json_object_get(rec, def->field1);
 	int rc = -1;
 
-	if (store_write_check(txn, STORE_T_CERT, id, &len) == -1)
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return 0;
+	r.key = json_string_value(v);
+	r.klen = json_string_length(v);
+	/* DB_RMW: we are about to write, take the write lock now rather
+	 * than deadlock on the upgrade. */
+	r.flags = DB_RMW;
+	if (store_op_index_get(txn, &r) == 0 &&
+	    (strlen((char *)r.raw) != len || memcmp(r.raw, id, len) != 0)) {
+		log_warn("store: %s \"%s\": %s \"%s\" is already used by %s "
+		    "\"%s\"", store_tables[def->primary].name, id, def->field1,
+		    json_string_value(v), store_tables[def->primary].name,
+		    (char *)r.raw);
+		store_txn_refuse(txn);
 		goto out;
-	name = json_object_get(rec, "name");
-	if (json_is_string(name) && json_string_length(name) > 0) {
-		r.key = json_string_value(name);
-		r.klen = json_string_length(name);
-		/* DB_RMW: we are about to write, take the write lock now
-		 * rather than deadlock on the upgrade. */
-		r.flags = DB_RMW;
-		if (store_op_index_get(txn, &r) == 0 &&
-		    (strlen((char *)r.raw) != len ||
-		    memcmp(r.raw, id, len) != 0)) {
-			log_warn("store: certificate \"%s\": name \"%s\" is "
-			    "already used by certificate \"%s\"", id,
-			    json_string_value(name), (char *)r.raw);
-			store_txn_refuse(txn);
-			goto out;
-		}
-		if (txn->failed)
-			goto out;
 	}
-	rc = store_json_put(txn, STORE_T_CERT, id, len, rec);
+	if (txn->failed)
+		goto out;
+	rc = 0;
 out:
 	json_decref(r.out);
 	free(r.raw);
 	return rc;
+}
+
+/* Stores a certificate record; a "name" already used by another
+ * certificate is refused (store_unique_check). */
+int
+store_cert_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_CERT, id, &len) == -1 ||
+	    store_unique_check(txn, STORE_I_CERT_NAME, id, len, rec) == -1)
+		return -1;
+	return store_json_put(txn, STORE_T_CERT, id, len, rec);
 }
 
 json_t *
@@ -2204,4 +2394,160 @@ store_audit_list(struct store *st, struct store_txn *txn, uint64_t after,
 	if (store_read_run(st, txn, store_op_scan, &r) != 0)
 		return NULL;
 	return r.out;
+}
+
+/* ---- acme_account ------------------------------------------------------- */
+
+/* Stores an account; a "thumbprint" (account key) already held by
+ * another account is refused (store_unique_check). */
+int
+store_acme_account_put(struct store_txn *txn, const char *id,
+    const json_t *rec)
+{
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_ACME_ACCOUNT, id, &len) == -1 ||
+	    store_unique_check(txn, STORE_I_ACME_ACCOUNT_THUMBPRINT, id, len,
+	    rec) == -1)
+		return -1;
+	return store_json_put(txn, STORE_T_ACME_ACCOUNT, id, len, rec);
+}
+
+json_t *
+store_acme_account_get(struct store *st, struct store_txn *txn,
+    const char *id)
+{
+	return store_get_json(st, txn, STORE_T_ACME_ACCOUNT, id);
+}
+
+json_t *
+store_acme_account_by_thumbprint(struct store *st, struct store_txn *txn,
+    const char *thumbprint)
+{
+	struct store_read r = { .index = STORE_I_ACME_ACCOUNT_THUMBPRINT,
+	    .key = thumbprint };
+
+	if ((r.klen = store_id_len(thumbprint)) == 0)
+		return NULL;
+	if (store_read_run(st, txn, store_op_index_get, &r) != 0)
+		return NULL;
+	free(r.raw);
+	return r.out;
+}
+
+/* ---- acme_order --------------------------------------------------------- */
+
+int
+store_acme_order_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_ACME_ORDER, id, rec);
+}
+
+json_t *
+store_acme_order_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_ACME_ORDER, id);
+}
+
+/*
+ * A page of the orders of account_id in order-id order: at most limit
+ * (clamped to 1..STORE_PAGE_MAX) records with id > after (NULL or "" for
+ * the start). *next (to free(), when next is not NULL) is the last id
+ * returned when more may follow, else NULL. NULL on failure or a
+ * malformed token.
+ */
+json_t *
+store_acme_orders_by_account(struct store *st, struct store_txn *txn,
+    const char *account_id, const char *after, size_t limit, char **next)
+{
+	struct store_read r = { .index = STORE_I_ACME_ORDER_ACCOUNT,
+	    .key = account_id, .limit = store_clamp_limit(limit) };
+
+	if (next != NULL)
+		*next = NULL;
+	if ((r.klen = store_id_len(account_id)) == 0)
+		return json_array();
+	if (after != NULL && after[0] != '\0') {
+		if ((r.after_len = store_id_len(after)) == 0) {
+			log_warn("store: acme_order list of account \"%s\": "
+			    "invalid page token", account_id);
+			return NULL;
+		}
+		r.after_pk = after;
+	}
+	if (store_read_run(st, txn, store_op_index_page, &r) != 0)
+		return NULL;
+	if (next != NULL)
+		*next = r.next;	/* steal */
+	else
+		free(r.next);
+	return r.out;
+}
+
+/* ---- acme_authz --------------------------------------------------------- */
+
+int
+store_acme_authz_put(struct store_txn *txn, const char *id, const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_ACME_AUTHZ, id, rec);
+}
+
+json_t *
+store_acme_authz_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_ACME_AUTHZ, id);
+}
+
+/* Every authorisation of account_id for the identifier (ident_type,
+ * ident_value), whatever its status, in authz-id order (an empty array
+ * when none). NULL on failure. */
+json_t *
+store_acme_authz_by_account_ident(struct store *st, struct store_txn *txn,
+    const char *account_id, const char *ident_type, const char *ident_value)
+{
+	unsigned char *key = NULL;
+	size_t klen = 0, alen = store_id_len(account_id), tlen, vlen;
+	json_t *arr;
+
+	if (alen == 0 || ident_type == NULL || ident_value == NULL ||
+	    (tlen = strnlen(ident_type, STORE_KEY_MAX + 1)) > STORE_KEY_MAX ||
+	    (vlen = strnlen(ident_value, STORE_KEY_MAX + 1)) > STORE_KEY_MAX)
+		return json_array();
+	if (store_ident_make(account_id, alen, ident_type, tlen, ident_value,
+	    vlen, &key, &klen) == 1)
+		return json_array();
+	if (key == NULL) {
+		log_err("store: acme_authz lookup: out of memory");
+		return NULL;
+	}
+	arr = store_index_list(st, txn, STORE_I_ACME_AUTHZ_IDENT, key, klen);
+	free(key);
+	return arr;
+}
+
+/* ---- eab_key ------------------------------------------------------------ */
+
+int
+store_eab_put(struct store_txn *txn, const char *kid, const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_EAB_KEY, kid, rec);
+}
+
+json_t *
+store_eab_get(struct store *st, struct store_txn *txn, const char *kid)
+{
+	return store_get_json(st, txn, STORE_T_EAB_KEY, kid);
+}
+
+json_t *
+store_eab_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next)
+{
+	return store_page_list(st, txn, STORE_T_EAB_KEY, page, next);
+}
+
+int
+store_eab_del(struct store_txn *txn, const char *kid)
+{
+	return store_del_id(txn, STORE_T_EAB_KEY, kid);
 }

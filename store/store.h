@@ -19,6 +19,11 @@
  *   association   assoc id -> JSON; indexes: by "certificate_id",
  *                 by "resource_id"
  *   audit         big-endian u64 sequence -> JSON (append-only)
+ *   acme_account  account id -> JSON; index: by "thumbprint" (unique)
+ *   acme_order    order id -> JSON; index: by "account_id"
+ *   acme_authz    authz id -> JSON; index: by "account_id" + "\0" +
+ *                 identifier.type + ":" + identifier.value
+ *   eab_key       kid -> JSON
  *
  * Record ownership: *_put functions never take ownership of the json_t
  * passed in; *_get/list functions return new references the caller
@@ -168,6 +173,65 @@ int store_audit_append(struct store_txn *txn, const json_t *rec, uint64_t *seq);
 /* Up to limit records with seq > after, ascending. */
 json_t *store_audit_list(struct store *st, struct store_txn *txn,
     uint64_t after, size_t limit);
+
+/* ---- acme_account ---- */
+
+/* id -> {"id", "status": "valid"|"deactivated"|"revoked", "jwk": {..},
+ * "thumbprint" (RFC 7638 SHA-256, base64url), "contact": [..], "eab_kid",
+ * "created_at", "orders_seq", ...}. The thumbprint index is unique: a put
+ * whose "thumbprint" another account holds is refused (logged, txn
+ * failed). */
+int store_acme_account_put(struct store_txn *txn, const char *id,
+    const json_t *rec);
+json_t *store_acme_account_get(struct store *st, struct store_txn *txn,
+    const char *id);
+json_t *store_acme_account_by_thumbprint(struct store *st,
+    struct store_txn *txn, const char *thumbprint);
+
+/* ---- acme_order ---- */
+
+/* id -> {"id", "account_id", "status", "expires", "identifiers",
+ * "authorizations": [authz ids], "profile", "not_before", "not_after",
+ * "error", "certificate_serial", "cert_id", "replaces", "created_at"}. */
+int store_acme_order_put(struct store_txn *txn, const char *id,
+    const json_t *rec);
+json_t *store_acme_order_get(struct store *st, struct store_txn *txn,
+    const char *id);
+/* A page of account_id's order records ordered by order id: at most limit
+ * (clamped to 1..1000) with id > after (NULL or "" for the start); *next
+ * (to free(); next may be NULL) is the last id returned when more may
+ * follow, else NULL. An empty array for an unknown account; NULL on
+ * failure or a malformed token. */
+json_t *store_acme_orders_by_account(struct store *st, struct store_txn *txn,
+    const char *account_id, const char *after, size_t limit, char **next);
+
+/* ---- acme_authz ---- */
+
+/* id -> {"id", "account_id", "status", "expires", "identifier": {"type",
+ * "value"}, "wildcard": bool, "challenges": [{"type", "token", "status",
+ * "validated", "error"}], "created_at"}. */
+int store_acme_authz_put(struct store_txn *txn, const char *id,
+    const json_t *rec);
+json_t *store_acme_authz_get(struct store *st, struct store_txn *txn,
+    const char *id);
+/* Every authorisation of account_id for identifier (type, value), any
+ * status, ordered by authz id (for authorisation reuse); an empty array
+ * when none, NULL on failure. */
+json_t *store_acme_authz_by_account_ident(struct store *st,
+    struct store_txn *txn, const char *account_id, const char *ident_type,
+    const char *ident_value);
+
+/* ---- eab_key (ACME External Account Binding keys) ---- */
+
+/* kid -> {"kid", "hmac_key" (base64url of the raw key), "alg": "HS256"|
+ * "HS384"|"HS512", "one_time": bool, "used_by": account id or null,
+ * "created_at", "expires_at" (RFC 3339 or null), "note"}. */
+int store_eab_put(struct store_txn *txn, const char *kid, const json_t *rec);
+json_t *store_eab_get(struct store *st, struct store_txn *txn,
+    const char *kid);
+json_t *store_eab_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next);
+int store_eab_del(struct store_txn *txn, const char *kid);
 
 /* ---- maintenance ---- */
 

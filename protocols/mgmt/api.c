@@ -2,8 +2,9 @@
  * protocols/mgmt/api.c — the management API front: registration on the
  * mgmt listener, authentication, the route table, role checks, query
  * strings, bodies and the one error format every refusal goes through.
- * The handlers live in cas.c (CAs) and certs.c (certificates, versions,
- * resources, associations).
+ * The handlers live in cas.c (CAs), certs.c (certificates, versions,
+ * resources, associations) and eab.c (ACME External Account Binding
+ * keys).
  *
  * Order of checks for each request: token (401), route (404), method
  * (405), role (403), query string (400), then the handler. Every refusal
@@ -98,6 +99,13 @@ static const struct api_route api_routes[] = {
 	    mgmt_assocs_create },
 	{ "associations/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_OPERATOR, "",
 	    mgmt_assocs_delete },
+	/* EAB keys let their holder open ACME accounts: admin only, even to
+	 * list them. */
+	{ "acme/eab", EVHTTP_REQ_GET, MGMT_ROLE_ADMIN, API_PAGE_QUERY,
+	    mgmt_eab_list },
+	{ "acme/eab", EVHTTP_REQ_POST, MGMT_ROLE_ADMIN, "", mgmt_eab_create },
+	{ "acme/eab/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_ADMIN, "",
+	    mgmt_eab_delete },
 };
 #define API_NROUTES	(sizeof(api_routes) / sizeof(api_routes[0]))
 

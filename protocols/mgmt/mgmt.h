@@ -125,7 +125,7 @@ int mgmt_query_page(struct mgmt_call *c, size_t *limit,
 json_t *mgmt_list_shape(json_t *res, const char *key,
     json_t *(*shape)(const json_t *rec));
 
-/* Handlers (cas.c, certs.c); each sends exactly one reply. */
+/* Handlers (cas.c, certs.c, eab.c); each sends exactly one reply. */
 void mgmt_cas_list(struct mgmt_call *c);
 void mgmt_cas_create(struct mgmt_call *c);
 void mgmt_cas_get(struct mgmt_call *c);
@@ -148,5 +148,9 @@ void mgmt_resources_delete(struct mgmt_call *c);
 void mgmt_assocs_list(struct mgmt_call *c);
 void mgmt_assocs_create(struct mgmt_call *c);
 void mgmt_assocs_delete(struct mgmt_call *c);
+/* ACME External Account Binding keys (eab.c), admin only. */
+void mgmt_eab_create(struct mgmt_call *c);
+void mgmt_eab_list(struct mgmt_call *c);
+void mgmt_eab_delete(struct mgmt_call *c);
 
 #endif

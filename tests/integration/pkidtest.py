@@ -42,6 +42,7 @@ HTTP_TIMEOUT = 30.0		# seconds per HTTP request
 OUTPUT_SHOWN = 3000		# characters of stdout/stderr shown per failure
 PEM_CERT_RE = re.compile(
     r"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.S)
+LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,]+)*)')
 
 
 class Abort(Exception):
@@ -317,6 +318,7 @@ class Response:
 
     def __init__(self, status, headers, body):
         self.status = status
+        self.header_list = list(headers)	# every (name, value), in order
         self.headers = {k.lower(): v for k, v in headers}
         self.body = body
         self.text = body.decode("utf-8", "replace")
@@ -327,6 +329,21 @@ class Response:
 
     def header(self, name):
         return self.headers.get(name.lower())
+
+    def header_values(self, name):
+        """Every value of a header that may repeat (Link), in order."""
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
+
+    def links(self, rel):
+        """The targets of the Link headers with this rel (RFC 8288), in
+        order; a header may carry several comma-separated links."""
+        out = []
+        for value in self.header_values("link"):
+            for m in LINK_RE.finditer(value):
+                rels = re.search(r';\s*rel="?([^";,]+)"?', m.group(2))
+                if rels and rel in rels.group(1).split():
+                    out.append(m.group(1))
+        return out
 
     def error_code(self):
         """error.code of a {"error": {...}} body, else None."""
@@ -585,6 +602,78 @@ class Pkid:
                         r.describe())
         return r.json
 
+    # -- ACME and inventory helpers (the ACME and EST suites)
+    @property
+    def acme_directory_url(self):
+        return self.https_url + "/acme/directory"
+
+    def pkictl_cmd(self, args, json_out=True):
+        """A pkictl command line against this installation (admin token,
+        DATA/ca-bundle.pem)."""
+        cmd = [self.pkictl, "--url", self.mgmt_url, "--token-file",
+               self.admin_token_path, "--cacert", self.ca_bundle]
+        if json_out:
+            cmd.append("--json")
+        return cmd + [str(a) for a in args]
+
+    def pkictl(self, *args, json_out=True, timeout=60):
+        """Runs pkictl; returns the Result."""
+        return run(self.pkictl_cmd(args, json_out), timeout=timeout)
+
+    def inventory(self):
+        """Every inventory entry (GET /api/v1/certificates, all pages),
+        each as the API lists it (with "current")."""
+        out, token = [], None
+        for _ in range(INVENTORY_PAGES_MAX):
+            path = "/api/v1/certificates?limit=1000"
+            if token:
+                path += "&page_token=" + token
+            page = self.api_json("GET", path)
+            out.extend(page.get("certificates") or [])
+            token = page.get("next_page_token")
+            if not token:
+                return out
+        raise Abort("inventory: more than %d pages" % INVENTORY_PAGES_MAX)
+
+    def find_issued(self, serial):
+        """The inventory entry and version holding certificate `serial`
+        (int): (certificate, version) or (None, None). Looks at the current
+        version of every entry first, then at every version of the entries
+        whose current version differs."""
+        entries = self.inventory()
+        for c in entries:
+            cur = c.get("current")
+            if isinstance(cur, dict) and _serial_int(cur.get("serial")) == \
+                    serial:
+                return c, cur
+        for c in entries:
+            if (c.get("latest_version") or 0) < 2:
+                continue
+            vs = self.api_json("GET", "/api/v1/certificates/%s/versions" %
+                               c.get("id"))
+            for v in vs.get("versions") or []:
+                if _serial_int(v.get("serial")) == serial:
+                    return c, v
+        return None, None
+
+    def db_count(self, table_file):
+        """Records in one store table, read with `db_dump -p` from
+        DATA/db (the server must be stopped). table_file is the table's
+        file name ("acme-account.db")."""
+        if self.running():
+            raise Abort("db_count(%s) needs the server stopped" % table_file)
+        r = run(["db_dump", "-p", "-h", os.path.join(self.data_dir, "db"),
+                 table_file], timeout=60)
+        if not r.ok:
+            raise Abort("db_dump %s failed" % table_file, r.describe())
+        lines = r.stdout.splitlines()
+        try:
+            body = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
+        except ValueError:
+            raise Abort("db_dump %s: unexpected output" % table_file,
+                        r.describe())
+        return len(body) // 2
+
 
 def jwt_parts(token):
     """(header, payload, signature) of a JWT, the first two decoded."""
@@ -605,3 +694,235 @@ def _b64url(b):
 
 def _b64url_decode(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _serial_int(v):
+    """A serial given as hex text (any case, with or without colons) or
+    an int, as an int; None when it is neither."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v.replace(":", ""), 16)
+        except ValueError:
+            return None
+    return None
+
+
+INVENTORY_PAGES_MAX = 100	# pages of 1000 certificates Pkid.inventory reads
+
+
+# ---- other processes ---------------------------------------------------------
+
+class Process:
+    """A helper daemon (mock DNS server, ...) started with child_env(),
+    output to a log file, stopped by pid."""
+
+    def __init__(self, name, args, log_path, env=None):
+        self.name = name
+        self.args = [str(a) for a in args]
+        self.log_path = log_path
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         env=child_env(self.env))
+        finally:
+            log.close()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT; returns the exit
+        status (None when it was never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def log_tail(self, lines=40):
+        try:
+            return "\n".join(read(self.log_path).splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def free_udp_tcp_port(attempts=20):
+    """A port free on 127.0.0.1 for both TCP and UDP (a DNS server)."""
+    for _ in range(attempts):
+        port = free_ports(1)[0]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+    raise Abort("no port free for both TCP and UDP")
+
+
+DNS_TYPES = {"A": 1, "TXT": 16, "AAAA": 28, "CAA": 257}
+
+
+def dns_query(port, name, qtype="A", timeout=2.0):
+    """One UDP DNS query to 127.0.0.1:port; returns (rcode, answers)
+    where answers is the number of answer records, or None on timeout."""
+    qid = int.from_bytes(os.urandom(2), "big")
+    q = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + DNS_TYPES[qtype].to_bytes(2, "big") + b"\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(q, ("127.0.0.1", port))
+        data, _ = s.recvfrom(4096)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    if len(data) < 12 or data[:2] != q[:2]:
+        return None
+    return data[3] & 0x0F, int.from_bytes(data[6:8], "big")
+
+
+class ChallTestSrv(Process):
+    """pebble-challtestsrv as a mock DNS server answering every A query
+    with 127.0.0.1 (AAAA with nothing), with only the DNS and management
+    listeners on, on ports picked at run time. set_txt()/clear_txt() go
+    through its management API."""
+
+    READY_TIMEOUT = 15.0
+
+    def __init__(self, workdir, binary="pebble-challtestsrv"):
+        super().__init__("pebble-challtestsrv", [], os.path.join(
+            workdir, "challtestsrv.log"))
+        self.binary = binary
+        self.dns_port = None
+        self.mgmt_port = None
+
+    @property
+    def mgmt_url(self):
+        return "http://127.0.0.1:%d" % self.mgmt_port
+
+    @property
+    def resolver(self):
+        return "127.0.0.1:%d" % self.dns_port
+
+    def start(self, attempts=3):
+        """Starts it and waits until DNS and management both answer;
+        retries with new ports when one was taken in between."""
+        for _ in range(attempts):
+            self.dns_port = free_udp_tcp_port()
+            self.mgmt_port = free_ports(1)[0]
+            self.args = [self.binary, "-defaultIPv4", "127.0.0.1",
+                         "-defaultIPv6", "", "-http01", "", "-https01", "",
+                         "-tlsalpn01", "",
+                         "-dns01", "127.0.0.1:%d" % self.dns_port,
+                         "-management", "127.0.0.1:%d" % self.mgmt_port]
+            super().start()
+            deadline = time.monotonic() + self.READY_TIMEOUT
+            while time.monotonic() < deadline and self.running():
+                ans = dns_query(self.dns_port, "ready.invalid", "A", 0.5)
+                if ans is not None and self._mgmt_up():
+                    return
+                time.sleep(0.1)
+            self.stop()
+        raise Abort("pebble-challtestsrv did not start", self.log_tail())
+
+    def _mgmt_up(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.mgmt_port), 1)
+            s.close()
+            return True
+        except OSError:
+            return False
+
+    def _post(self, path, obj):
+        r = http_request("127.0.0.1", self.mgmt_port, "POST", path,
+                         body=json.dumps(obj).encode(),
+                         headers={"Content-Type": "application/json"})
+        if r.status != 200:
+            raise Abort("challtestsrv %s failed" % path, r.describe())
+
+    def set_txt(self, host, value):
+        """Adds a TXT value for host ("_acme-challenge.NAME.")."""
+        self._post("/set-txt", {"host": host, "value": value})
+
+    def clear_txt(self, host):
+        self._post("/clear-txt", {"host": host})
+
+
+class ChallengeHTTPServer:
+    """A threaded HTTP server on 127.0.0.1:port answering http-01
+    validation requests: GET /.well-known/acme-challenge/TOKEN returns
+    tokens[TOKEN] (set by the test) or the file TOKEN in webroot (written
+    by a client or its hook); anything else is 404. `requests` records
+    (path, status) of every request served."""
+
+    PREFIX = "/.well-known/acme-challenge/"
+
+    def __init__(self, port, webroot=None):
+        import http.server
+        import threading
+        self.port = port
+        self.webroot = webroot
+        self.tokens = {}
+        self.requests = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):	# noqa: N802 - http.server naming
+                status, body = owner._answer(self.path)
+                owner.requests.append((self.path, status))
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def _answer(self, path):
+        if not path.startswith(self.PREFIX):
+            return 404, b"not found\n"
+        token = path[len(self.PREFIX):]
+        if token in self.tokens:
+            return 200, self.tokens[token].encode()
+        if self.webroot and re.fullmatch(r"[A-Za-z0-9_-]+", token):
+            try:
+                with open(os.path.join(self.webroot, token), "rb") as f:
+                    return 200, f.read()
+            except OSError:
+                pass
+        return 404, b"no such token\n"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=STOP_TIMEOUT)

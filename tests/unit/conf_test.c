@@ -25,13 +25,64 @@ write_conf(const char *name, const char *text)
 	return path;
 }
 
+static bool
+strs_same(char **a, size_t na, char **b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* True when the acme sections hold the same values. */
+static bool
+acme_same(const struct conf *a, const struct conf *b)
+{
+	const struct conf_acme_profile *pa, *pb;
+	size_t i;
+
+	if (a->acme.nprofiles != b->acme.nprofiles)
+		return false;
+	for (i = 0; i < a->acme.nprofiles; i++) {
+		pa = &a->acme.profiles[i];
+		pb = &b->acme.profiles[i];
+		if (strcmp(pa->name, pb->name) != 0 ||
+		    strcmp(pa->pkid_profile, pb->pkid_profile) != 0 ||
+		    pa->validity_days != pb->validity_days ||
+		    pa->allow_dns != pb->allow_dns ||
+		    pa->allow_ip != pb->allow_ip ||
+		    strcmp(pa->description, pb->description) != 0)
+			return false;
+	}
+	return strcmp(a->acme.ca_id, b->acme.ca_id) == 0 &&
+	    strcmp(a->acme.terms_of_service, b->acme.terms_of_service) == 0 &&
+	    strcmp(a->acme.website, b->acme.website) == 0 &&
+	    a->acme.eab_required == b->acme.eab_required &&
+	    strcmp(a->acme.default_profile, b->acme.default_profile) == 0 &&
+	    strs_same(a->acme.dns_suffixes, a->acme.nsuffixes,
+	    b->acme.dns_suffixes, b->acme.nsuffixes) &&
+	    strs_same(a->acme.ip_ranges, a->acme.nranges,
+	    b->acme.ip_ranges, b->acme.nranges) &&
+	    a->acme.authz_lifetime_days == b->acme.authz_lifetime_days &&
+	    a->acme.authz_reuse == b->acme.authz_reuse &&
+	    a->acme.order_lifetime_hours == b->acme.order_lifetime_hours &&
+	    a->acme.validation_timeout_seconds ==
+	    b->acme.validation_timeout_seconds &&
+	    a->acme.retry_after_seconds == b->acme.retry_after_seconds &&
+	    a->acme.max_identifiers == b->acme.max_identifiers;
+}
+
 /* True when both configurations hold the same values (path aside). */
 static bool
 conf_same(const struct conf *a, const struct conf *b)
 {
 	size_t i;
 
-	if (a->ca.nserver_names != b->ca.nserver_names)
+	if (a->ca.nserver_names != b->ca.nserver_names || !acme_same(a, b))
 		return false;
 	for (i = 0; i < a->ca.nserver_names; i++)
 		if (strcmp(a->ca.server_names[i], b->ca.server_names[i]) != 0)
@@ -106,6 +157,42 @@ test_defaults(void)
 	CHECK(c->acme.http01_port == 80);
 	CHECK(c->acme.tlsalpn01_port == 443);
 	CHECK_STR(c->acme.dns_resolver, "");
+	CHECK_STR(c->acme.ca_id, "");
+	CHECK_STR(c->acme.terms_of_service, "");
+	CHECK_STR(c->acme.website, "");
+	CHECK(!c->acme.eab_required);
+	CHECK_STR(c->acme.default_profile, "tls_server");
+	CHECK(c->acme.nprofiles == 3);
+	if (c->acme.nprofiles == 3) {
+		CHECK_STR(c->acme.profiles[0].name, "tls_server");
+		CHECK_STR(c->acme.profiles[0].pkid_profile, "tls_server");
+		CHECK(c->acme.profiles[0].validity_days == 90);
+		CHECK(c->acme.profiles[0].allow_dns &&
+		    c->acme.profiles[0].allow_ip);
+		CHECK_STR(c->acme.profiles[0].description,
+		    "TLS server certificate, 90 days");
+		CHECK_STR(c->acme.profiles[1].name, "tls_server_or_client");
+		CHECK_STR(c->acme.profiles[1].pkid_profile,
+		    "tls_server_or_client");
+		CHECK(c->acme.profiles[1].validity_days == 90);
+		CHECK_STR(c->acme.profiles[2].name, "shortlived");
+		CHECK_STR(c->acme.profiles[2].pkid_profile, "tls_server");
+		CHECK(c->acme.profiles[2].validity_days == 7);
+		CHECK(c->acme.profiles[2].allow_dns &&
+		    c->acme.profiles[2].allow_ip);
+	}
+	CHECK(conf_acme_profile_find(c, "shortlived") ==
+	    &c->acme.profiles[2]);
+	CHECK(conf_acme_profile_find(c, "nope") == NULL);
+	CHECK(conf_acme_profile_find(c, NULL) == NULL);
+	CHECK(c->acme.nsuffixes == 0);
+	CHECK(c->acme.nranges == 0);
+	CHECK(c->acme.authz_lifetime_days == 30);
+	CHECK(c->acme.authz_reuse);
+	CHECK(c->acme.order_lifetime_hours == 24);
+	CHECK(c->acme.validation_timeout_seconds == 10);
+	CHECK(c->acme.retry_after_seconds == 1);
+	CHECK(c->acme.max_identifiers == 100);
 	conf_free(c);
 	conf_free(NULL);
 }
@@ -159,7 +246,25 @@ test_full_file(void)
 	    "    \"default_renew_before_days\": 0.25 },\n"
 	    "  \"tokens\": { \"default_ttl_days\": 1 },\n"
 	    "  \"acme\": { \"http01_port\": 5002, \"tlsalpn01_port\": 5001,\n"
-	    "    \"dns_resolver\": \"127.0.0.1:8053\" }\n"
+	    "    \"dns_resolver\": \"127.0.0.1:8053\",\n"
+	    "    \"ca_id\": \"ca-0123456789abcdef\",\n"
+	    "    \"terms_of_service\": \"https://ca.example/tos.pdf\",\n"
+	    "    \"website\": \"https://ca.example/\",\n"
+	    "    \"eab_required\": true,\n"
+	    "    \"default_profile\": \"internal-ip\",\n"
+	    "    \"profiles\": { \"_note\": \"two only\",\n"
+	    "      \"internal-ip\": { \"pkid_profile\": \"tls_client\",\n"
+	    "        \"validity_days\": 0.5, \"identifier_types\": [\"ip\"],\n"
+	    "        \"_why\": 1, \"description\": \"12 hours, IP only\" },\n"
+	    "      \"web.v2\": { \"pkid_profile\": \"tls_server_or_client\",\n"
+	    "        \"identifier_types\": [\"dns\"] } },\n"
+	    "    \"dns_suffixes\": [\".Example.COM\", \"corp.internal\"],\n"
+	    "    \"ip_ranges\": [\"10.0.0.0/8\", \"FD00:0:0:0::/8\",\n"
+	    "      \"192.0.2.7/32\"],\n"
+	    "    \"authz_lifetime_days\": 0.25, \"authz_reuse\": false,\n"
+	    "    \"order_lifetime_hours\": 1.5,\n"
+	    "    \"validation_timeout_seconds\": 300,\n"
+	    "    \"retry_after_seconds\": 3, \"max_identifiers\": 1 }\n"
 	    "}\n";
 	const char *path = write_conf("full.json", text);
 	struct conf *c;
@@ -208,6 +313,48 @@ test_full_file(void)
 	CHECK(c->acme.http01_port == 5002);
 	CHECK(c->acme.tlsalpn01_port == 5001);
 	CHECK_STR(c->acme.dns_resolver, "127.0.0.1:8053");
+	CHECK_STR(c->acme.ca_id, "ca-0123456789abcdef");
+	CHECK_STR(c->acme.terms_of_service, "https://ca.example/tos.pdf");
+	CHECK_STR(c->acme.website, "https://ca.example/");
+	CHECK(c->acme.eab_required);
+	CHECK_STR(c->acme.default_profile, "internal-ip");
+	/* The file's profiles replace the built-in ones, in file order. */
+	CHECK(c->acme.nprofiles == 2);
+	if (c->acme.nprofiles == 2) {
+		const struct conf_acme_profile *a = &c->acme.profiles[0];
+		const struct conf_acme_profile *b = &c->acme.profiles[1];
+
+		CHECK_STR(a->name, "internal-ip");
+		CHECK_STR(a->pkid_profile, "tls_client");
+		CHECK(a->validity_days == 0.5);
+		CHECK(!a->allow_dns && a->allow_ip);
+		CHECK_STR(a->description, "12 hours, IP only");
+		CHECK_STR(b->name, "web.v2");
+		CHECK_STR(b->pkid_profile, "tls_server_or_client");
+		CHECK(b->validity_days == 90);	/* default */
+		CHECK(b->allow_dns && !b->allow_ip);
+		CHECK_STR(b->description, "");
+	}
+	CHECK(conf_acme_profile_find(c, "tls_server") == NULL);
+	/* Stored normalised: suffixes lower-case without the dot, ranges
+	 * in canonical text. */
+	CHECK(c->acme.nsuffixes == 2);
+	if (c->acme.nsuffixes == 2) {
+		CHECK_STR(c->acme.dns_suffixes[0], "example.com");
+		CHECK_STR(c->acme.dns_suffixes[1], "corp.internal");
+	}
+	CHECK(c->acme.nranges == 3);
+	if (c->acme.nranges == 3) {
+		CHECK_STR(c->acme.ip_ranges[0], "10.0.0.0/8");
+		CHECK_STR(c->acme.ip_ranges[1], "fd00::/8");
+		CHECK_STR(c->acme.ip_ranges[2], "192.0.2.7/32");
+	}
+	CHECK(c->acme.authz_lifetime_days == 0.25);
+	CHECK(!c->acme.authz_reuse);
+	CHECK(c->acme.order_lifetime_hours == 1.5);
+	CHECK(c->acme.validation_timeout_seconds == 300);
+	CHECK(c->acme.retry_after_seconds == 3);
+	CHECK(c->acme.max_identifiers == 1);
 	conf_free(c);
 }
 

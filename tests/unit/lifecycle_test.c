@@ -1,8 +1,12 @@
 /*
  * Unit tests of lifecycle/: certificates in the three modes, versions,
  * renewal, revocation, inventory queries, resources, associations and
- * the audit trail, against a real store and a real CA hierarchy.
+ * the audit trail, issuance inside a caller's transaction (commit, abort,
+ * refusal, concurrent retries), revocation by serial and the registry
+ * view of a serial, against a real store and a real CA hierarchy.
  */
+#include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +17,9 @@
 #include "tests/unit/test.h"
 
 #define WHO	"token:test"
+#define T_THREADS		2	/* concurrent issuers */
+#define T_ISSUES_PER_THREAD	6
+#define T_COUNTER		"test_issue_counter"	/* meta key */
 
 static struct store *st;
 static struct ca_ctx *ctx;
@@ -1547,6 +1554,427 @@ out:
 	EVP_PKEY_free(key2);
 }
 
+/* ---- issuance in the caller's transaction ---- */
+
+struct t_issue_txn {
+	const struct lifecycle_issue_req	*req;
+	const char				*verdict;	/* meta value */
+	json_t					*out;
+	struct common_error			 err;
+	int					 tries;
+};
+
+/* What ACME finalize does: issue, then record the order's verdict in the
+ * same transaction (here a meta key), whether issuance worked or not. */
+static int
+t_issue_then_mark(struct store_txn *txn, void *arg)
+{
+	struct t_issue_txn *t = arg;
+
+	t->tries++;
+	json_decref(t->out);
+	t->out = lifecycle_issue_txn(lc, txn, t->req, "acme:acct-t", &t->err);
+	if (t->out == NULL && t->err.code == COMMON_E_INTERNAL)
+		return -1;
+	return store_meta_put(txn, "test_order_verdict", t->out != NULL ?
+	    jstr(t->out, "serial") : t->verdict);
+}
+
+/* Issues and bumps a shared counter read without a write lock, so two
+ * threads doing it deadlock now and then and store_txn_run reruns the
+ * whole callback. */
+static int
+t_issue_and_count(struct store_txn *txn, void *arg)
+{
+	struct t_issue_txn *t = arg;
+	char *v, text[32];
+	long n;
+
+	t->tries++;
+	json_decref(t->out);
+	if ((t->out = lifecycle_issue_txn(lc, txn, t->req, "acme:acct-c",
+	    &t->err)) == NULL)
+		return -1;
+	v = store_meta_get(st, txn, T_COUNTER);
+	n = v != NULL ? strtol(v, NULL, 10) : 0;
+	free(v);
+	snprintf(text, sizeof(text), "%ld", n + 1);
+	return store_meta_put(txn, T_COUNTER, text);
+}
+
+static void *
+t_issuer_thread(void *arg)
+{
+	struct lifecycle_issue_req *req = arg;
+	struct t_issue_txn t;
+	int i, *res = calloc(2, sizeof(int));	/* failures, tries */
+
+	for (i = 0; i < T_ISSUES_PER_THREAD && res != NULL; i++) {
+		memset(&t, 0, sizeof(t));
+		t.req = req;
+		if (store_txn_run(st, t_issue_and_count, &t) != 0)
+			res[0]++;
+		res[1] += t.tries;
+		json_decref(t.out);
+	}
+	return res;
+}
+
+static void
+test_issue_txn(void)
+{
+	const char *sans[] = { "txn.example.com" };
+	const char *bad_sans[] = { "bad..example.com" };
+	struct lifecycle_issue_req req, creq[T_THREADS];
+	struct t_issue_txn t;
+	struct store_txn *txn;
+	struct common_error err;
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	EVP_PKEY *ckey[T_THREADS];
+	pthread_t th[T_THREADS];
+	size_t certs, issued, i;
+	json_t *v, *iss, *c;
+	char *verdict, *counter;
+	void *fails;
+	int tries = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.ca_id = sub_id;
+	req.pubkey = key;
+	req.sans = sans;
+	req.nsans = 1;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 7;
+	req.origin = "acme";
+
+	/* Aborted by the caller: nothing of it remains, and err was
+	 * cleared at the start. */
+	certs = cert_count();
+	issued = issued_count();
+	txn = store_txn_begin(st);
+	common_error_set(&err, COMMON_E_POLICY, "left over");
+	v = lifecycle_issue_txn(lc, txn, &req, "acme:acct-t", &err);
+	CHECK(v != NULL && err.code == COMMON_E_NONE);
+	/* inside the txn the inventory already holds it */
+	c = store_cert_get(st, txn, jstr(v, "certificate_id"));
+	CHECK(c != NULL);
+	json_decref(c);
+	store_txn_abort(txn);
+	CHECK(cert_count() == certs);
+	CHECK(issued_count() == issued);
+	CHECK(audit_count() == audit_expected);
+	CHECK(store_issued_get(st, NULL, jstr(v, "serial")) == NULL);
+	json_decref(v);
+
+	/* Committed with the caller's own write. */
+	memset(&t, 0, sizeof(t));
+	t.req = &req;
+	CHECK(store_txn_run(st, t_issue_then_mark, &t) == 0);
+	CHECK(t.out != NULL);
+	if (t.out != NULL)
+		audit_expected++;
+	CHECK(cert_count() == certs + 1);
+	CHECK(issued_count() == issued + 1);
+	iss = audit_last();
+	CHECK_STR(jstr(iss, "action"), "certificate.create");
+	CHECK_STR(jstr(iss, "object"), jstr(t.out, "certificate_id"));
+	CHECK_STR(jstr(iss, "who"), "acme:acct-t");
+	json_decref(iss);
+	verdict = store_meta_get(st, NULL, "test_order_verdict");
+	CHECK_STR(verdict, jstr(t.out, "serial"));
+	free(verdict);
+	iss = store_issued_get(st, NULL, jstr(t.out, "serial"));
+	CHECK_STR(jstr(iss, "origin"), "acme");
+	CHECK_STR(jstr(iss, "cert_id"), jstr(t.out, "certificate_id"));
+	json_decref(iss);
+	CHECK(chain_verifies(jstr(t.out, "certificate"), jstr(t.out,
+	    "chain")));
+	json_decref(t.out);
+
+	/* Refused (a bad SAN; an unknown CA): nothing written, so the
+	 * caller's verdict commits alone. */
+	req.sans = bad_sans;
+	memset(&t, 0, sizeof(t));
+	t.req = &req;
+	t.verdict = "invalid: bad SAN";
+	CHECK(store_txn_run(st, t_issue_then_mark, &t) == 0);
+	CHECK(t.out == NULL && t.err.code == COMMON_E_INVALID);
+	verdict = store_meta_get(st, NULL, "test_order_verdict");
+	CHECK_STR(verdict, "invalid: bad SAN");
+	free(verdict);
+	req.sans = sans;
+	req.ca_id = "ca-0000000000000000";
+	memset(&t, 0, sizeof(t));
+	t.req = &req;
+	t.verdict = "invalid: no CA";
+	CHECK(store_txn_run(st, t_issue_then_mark, &t) == 0);
+	CHECK(t.out == NULL && t.err.code == COMMON_E_NOTFOUND);
+	req.ca_id = sub_id;
+	/* into an entry that is not external: a conflict, nothing written */
+	c = create_managed("txn-managed", "tls_server", "txnm.example.com",
+	    NULL);
+	req.cert_id = jstr(c, "id");
+	memset(&t, 0, sizeof(t));
+	t.req = &req;
+	t.verdict = "invalid: managed";
+	CHECK(store_txn_run(st, t_issue_then_mark, &t) == 0);
+	CHECK(t.out == NULL && t.err.code == COMMON_E_CONFLICT);
+	req.cert_id = NULL;
+	json_decref(c);
+	CHECK(cert_count() == certs + 2);
+	CHECK(issued_count() == issued + 2);
+	CHECK(audit_count() == audit_expected);
+	/* no transaction at all */
+	common_error_clear(&err);
+	CHECK(lifecycle_issue_txn(lc, NULL, &req, "acme:acct-t", &err) ==
+	    NULL);
+	CHECK(err.code == COMMON_E_INTERNAL);
+
+	/* Concurrent issuers bumping one counter: deadlocked tries are
+	 * rerun whole, and every committed run counts exactly once. */
+	for (i = 0; i < T_THREADS; i++) {
+		ckey[i] = ca_key_generate(CA_KEY_ECDSA_P256);
+		creq[i] = req;
+		creq[i].pubkey = ckey[i];
+		CHECK(pthread_create(&th[i], NULL, t_issuer_thread,
+		    &creq[i]) == 0);
+	}
+	for (i = 0; i < T_THREADS; i++) {
+		fails = NULL;
+		CHECK(pthread_join(th[i], &fails) == 0);
+		CHECK(fails != NULL && ((int *)fails)[0] == 0);
+		if (fails != NULL)
+			tries += ((int *)fails)[1];
+		free(fails);
+		EVP_PKEY_free(ckey[i]);
+	}
+	fprintf(stderr, "concurrent issuance: %d tries for %d commits\n",
+	    tries, T_THREADS * T_ISSUES_PER_THREAD);
+	audit_expected += T_THREADS * T_ISSUES_PER_THREAD;
+	counter = store_meta_get(st, NULL, T_COUNTER);
+	CHECK(counter != NULL && strtol(counter, NULL, 10) ==
+	    T_THREADS * T_ISSUES_PER_THREAD);
+	free(counter);
+	CHECK(cert_count() == certs + 2 + T_THREADS * T_ISSUES_PER_THREAD);
+	CHECK(issued_count() == issued + 2 + T_THREADS * T_ISSUES_PER_THREAD);
+	CHECK(audit_count() == audit_expected);
+	CHECK(store_check(st) == 0);
+	EVP_PKEY_free(key);
+}
+
+/* ---- revocation by serial, the registry view ---- */
+
+/* Lower-case copy of s with leading zeros, as a client might send it. */
+static void
+t_serial_variant(const char *s, char *out, size_t outlen)
+{
+	size_t i;
+
+	snprintf(out, outlen, "00%s", s);
+	for (i = 0; out[i] != '\0'; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
+}
+
+static void
+test_revoke_serial(void)
+{
+	const char *sans[] = { "serial.example.com" };
+	struct lifecycle_issue_req req;
+	struct common_error err;
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	json_t *v1 = NULL, *v2 = NULL, *v3 = NULL, *r, *rec, *vs, *c;
+	char id[64] = "", variant[64], *s1 = NULL;
+	X509 *x;
+	time_t nb;
+
+	memset(&req, 0, sizeof(req));
+	req.ca_id = sub_id;
+	req.pubkey = key;
+	req.sans = sans;
+	req.nsans = 1;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 30;
+	req.origin = "acme";
+	common_error_clear(&err);
+	CHECK((v1 = lifecycle_issue(lc, &req, WHO, &err)) != NULL);
+	if (v1 == NULL)
+		goto out;
+	audit_expected++;
+	snprintf(id, sizeof(id), "%s", jstr(v1, "certificate_id"));
+	req.cert_id = id;
+	common_error_clear(&err);
+	CHECK((v2 = lifecycle_issue(lc, &req, WHO, &err)) != NULL);
+	if (v2 == NULL)
+		goto out;
+	audit_expected++;
+	req.cert_id = NULL;
+
+	/* The registry view, by any spelling of the serial. */
+	t_serial_variant(jstr(v1, "serial"), variant, sizeof(variant));
+	common_error_clear(&err);
+	rec = lifecycle_issued_get(lc, variant, &err);
+	CHECK(rec != NULL);
+	CHECK_STR(jstr(rec, "serial"), jstr(v1, "serial"));
+	CHECK_STR(jstr(rec, "ca_id"), sub_id);
+	CHECK_STR(jstr(rec, "cert_id"), id);
+	CHECK(jint(rec, "version") == 1);
+	CHECK_STR(jstr(rec, "origin"), "acme");
+	CHECK_STR(jstr(rec, "status"), "valid");
+	CHECK(jstr(rec, "der") != NULL);
+	x = pem_cert(jstr(v1, "certificate"));
+	CHECK(x != NULL && common_asn1_time(X509_get0_notBefore(x),
+	    &nb) == 0);
+	CHECK(json_is_integer(json_object_get(rec, "not_before")) &&
+	    jint(rec, "not_before") == (json_int_t)nb);
+	CHECK(jint(rec, "not_after") > jint(rec, "not_before"));
+	X509_free(x);
+	json_decref(rec);
+	common_error_clear(&err);
+	CHECK(lifecycle_issued_get(lc, "0BADC0DE", &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+	common_error_clear(&err);
+	CHECK(lifecycle_issued_get(lc, "not-hex", &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+	common_error_clear(&err);
+	CHECK(lifecycle_issued_get(lc, NULL, &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+
+	/* Revoking the previous version: its stage follows, the
+	 * certificate stays current. */
+	common_error_clear(&err);
+	r = lifecycle_revoke_serial(lc, variant, CA_REASON_KEY_COMPROMISE,
+	    WHO, &err);
+	CHECK(r != NULL);
+	if (r != NULL)
+		audit_expected++;
+	CHECK_STR(jstr(r, "serial"), jstr(v1, "serial"));
+	CHECK_STR(jstr(r, "ca_id"), sub_id);
+	CHECK_STR(jstr(r, "cert_id"), id);
+	CHECK(jint(r, "version") == 1);
+	json_decref(r);
+	CHECK(audit_last_is("version.revoke", id));
+	common_error_clear(&err);
+	vs = lifecycle_versions(lc, id, &err);
+	CHECK_STR(jstr(json_array_get(json_object_get(vs, "versions"), 0),
+	    "stage"), "revoked");
+	CHECK_STR(jstr(json_array_get(json_object_get(vs, "versions"), 0),
+	    "revocation_reason"), "keyCompromise");
+	CHECK_STR(jstr(json_array_get(json_object_get(vs, "versions"), 1),
+	    "stage"), "current");
+	json_decref(vs);
+	common_error_clear(&err);
+	c = lifecycle_cert_get(lc, id, &err);
+	CHECK_STR(jstr(c, "stage"), "current");
+	json_decref(c);
+	rec = lifecycle_issued_get(lc, jstr(v1, "serial"), &err);
+	CHECK_STR(jstr(rec, "status"), "revoked");
+	CHECK_STR(jstr(rec, "reason"), "keyCompromise");
+	json_decref(rec);
+	/* twice: a conflict, nothing more recorded */
+	common_error_clear(&err);
+	CHECK(lifecycle_revoke_serial(lc, jstr(v1, "serial"),
+	    CA_REASON_UNSPECIFIED, WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_CONFLICT);
+
+	/* Revoking the current version revokes the certificate. */
+	common_error_clear(&err);
+	r = lifecycle_revoke_serial(lc, jstr(v2, "serial"),
+	    CA_REASON_SUPERSEDED, WHO, &err);
+	CHECK(r != NULL && jint(r, "version") == 2);
+	if (r != NULL)
+		audit_expected++;
+	json_decref(r);
+	common_error_clear(&err);
+	c = lifecycle_cert_get(lc, id, &err);
+	CHECK_STR(jstr(c, "stage"), "revoked");
+	json_decref(c);
+
+	/* Unknown, malformed, or an unusable reason. */
+	common_error_clear(&err);
+	CHECK(lifecycle_revoke_serial(lc, "0BADC0DE", CA_REASON_UNSPECIFIED,
+	    WHO, &err) == NULL && err.code == COMMON_E_NOTFOUND);
+	common_error_clear(&err);
+	CHECK(lifecycle_revoke_serial(lc, "", CA_REASON_UNSPECIFIED, WHO,
+	    &err) == NULL && err.code == COMMON_E_NOTFOUND);
+	common_error_clear(&err);
+	CHECK(lifecycle_revoke_serial(lc, "12 34", CA_REASON_UNSPECIFIED, WHO,
+	    &err) == NULL && err.code == COMMON_E_NOTFOUND);
+
+	/* A deleted inventory entry keeps its registry row: revocation by
+	 * serial still works, on the registry alone. */
+	req.pubkey = key;
+	common_error_clear(&err);
+	CHECK((v3 = lifecycle_issue(lc, &req, WHO, &err)) != NULL);
+	if (v3 == NULL)
+		goto out;
+	audit_expected++;
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete(lc, jstr(v3, "certificate_id"), WHO,
+	    &err) == 0);
+	audit_expected++;
+	s1 = strdup(jstr(v3, "serial"));
+	common_error_clear(&err);
+	r = lifecycle_revoke_serial(lc, s1, CA_REASON_CESSATION_OF_OPERATION,
+	    WHO, &err);
+	CHECK(r != NULL);
+	if (r != NULL)
+		audit_expected++;
+	CHECK(json_is_null(json_object_get(r, "cert_id")));
+	CHECK(json_is_null(json_object_get(r, "version")));
+	CHECK_STR(jstr(r, "ca_id"), sub_id);
+	json_decref(r);
+	CHECK(audit_last_is("serial.revoke", s1));
+	rec = lifecycle_issued_get(lc, s1, &err);
+	CHECK_STR(jstr(rec, "status"), "revoked");
+	json_decref(rec);
+	CHECK(audit_count() == audit_expected);
+	CHECK(store_check(st) == 0);
+out:
+	free(s1);
+	json_decref(v1);
+	json_decref(v2);
+	json_decref(v3);
+	EVP_PKEY_free(key);
+}
+
+/* A registry row that already carries not_before keeps it; one that
+ * carries neither it nor a readable certificate is damaged. */
+static int
+t_put_rows(struct store_txn *txn, void *arg)
+{
+	json_t *a, *b;
+	int rc;
+
+	(void)arg;
+	a = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "serial", "0ABC01",
+	    "ca_id", sub_id, "origin", "est", "not_before", (json_int_t)12345,
+	    "not_after", (json_int_t)99999, "status", "valid", "der", "AA==");
+	b = json_pack("{s:s, s:s, s:s, s:I, s:s}", "serial", "0ABC02",
+	    "ca_id", sub_id, "origin", "est", "not_after", (json_int_t)99999,
+	    "status", "valid");
+	rc = store_issued_put(txn, "0ABC01", a) == 0 &&
+	    store_issued_put(txn, "0ABC02", b) == 0 ? 0 : -1;
+	json_decref(a);
+	json_decref(b);
+	return rc;
+}
+
+static void
+test_issued_rows(void)
+{
+	struct common_error err;
+	json_t *rec;
+
+	CHECK(store_txn_run(st, t_put_rows, NULL) == 0);
+	common_error_clear(&err);
+	rec = lifecycle_issued_get(lc, "abc01", &err);
+	CHECK(rec != NULL && jint(rec, "not_before") == 12345);
+	json_decref(rec);
+	common_error_clear(&err);
+	CHECK(lifecycle_issued_get(lc, "0ABC02", &err) == NULL);
+	CHECK(err.code == COMMON_E_INTERNAL);
+}
+
 static void
 test_audit_trail(void)
 {
@@ -1589,6 +2017,9 @@ const struct test_case test_cases[] = {
 	TEST(test_renew_revoke),
 	TEST(test_resources_associations),
 	TEST(test_issue),
+	TEST(test_issue_txn),
+	TEST(test_revoke_serial),
+	TEST(test_issued_rows),
 	TEST(test_audit_trail),
 	TEST(test_teardown),
 	{ NULL, NULL }

@@ -2,7 +2,9 @@
  * tests/unit/mgmt_test.c — management API: token minting and
  * verification (roles, expiry, foreign keys, alg "none", HMAC confusion,
  * claim checks), then an in-process end-to-end run: store, CA context,
- * lifecycle, server on 127.0.0.1:0 and mgmt, driven with libcurl.
+ * lifecycle, server on 127.0.0.1:0 and mgmt, driven with libcurl,
+ * including the ACME External Account Binding keys (create, list,
+ * delete, role checks, refused bodies).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -1127,6 +1129,179 @@ out:
 	free(root);
 }
 
+/* The base64url HMAC key of an EAB answer decodes to 32 bytes. */
+static bool
+t_eab_key_ok(const char *b64)
+{
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	bool ok;
+
+	ok = b64 != NULL && common_b64_decode(b64, strlen(b64), true, &raw,
+	    &len) == 0 && len == 32;
+	free(raw);
+	return ok;
+}
+
+/* ACME EAB keys: admin only; create, list without secrets, delete. */
+static void
+t_e2e_eab(struct t_env *e)
+{
+	static const char *const bad[] = {
+		"{\"alg\": \"HS1\"}", "alg",
+		"{\"alg\": \"RS256\"}", "alg",
+		"{\"alg\": 256}", "alg",
+		"{\"expires_in_days\": 0}", "expires_in_days",
+		"{\"expires_in_days\": -2}", "expires_in_days",
+		"{\"expires_in_days\": \"7\"}", "expires_in_days",
+		"{\"expires_in_days\": 3651}", "expires_in_days",
+		"{\"one_time\": \"yes\"}", "one_time",
+		"{\"one_time\": 1}", "one_time",
+		"{\"note\": \"line\\nbreak\"}", "note",
+		"{\"note\": 5}", "note",
+		"{\"kid\": \"eab-mine\"}", "kid",
+		"{\"hmac_key\": \"AAAA\"}", "hmac_key",
+		NULL, NULL
+	};
+	char kid1[80] = "", kid2[80] = "", path[T_PATH_MAX], body[512];
+	char key1[128] = "";
+	struct t_resp r;
+	json_t *rec, *keys, *k;
+	size_t i;
+
+	/* roles: not even listing below admin */
+	CHECK(t_call(e, "POST", "/api/v1/acme/eab", e->operator, "{}", &r) ==
+	    403);
+	CHECK(strstr(t_err_msg(&r), "admin") != NULL);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab", e->auditor, NULL, &r) ==
+	    403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab", e->operator, NULL, &r) ==
+	    403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "DELETE", "/api/v1/acme/eab/eab-0000000000000000",
+	    e->operator, NULL, &r) == 403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab", NULL, NULL, &r) == 401);
+	t_resp_free(&r);
+	CHECK(t_call(e, "PUT", "/api/v1/acme/eab", e->admin, "{}", &r) == 405);
+	CHECK(strstr(r.hdrs, "Allow: GET, POST") != NULL);
+	t_resp_free(&r);
+
+	/* an empty body: one-time HS256, no expiry */
+	CHECK(t_call(e, "POST", "/api/v1/acme/eab", e->admin, NULL, &r) ==
+	    201);
+	if (t_str(&r, "kid") != NULL)
+		snprintf(kid1, sizeof(kid1), "%s", t_str(&r, "kid"));
+	if (t_str(&r, "hmac_key") != NULL)
+		snprintf(key1, sizeof(key1), "%s", t_str(&r, "hmac_key"));
+	CHECK(strncmp(kid1, "eab-", 4) == 0 && common_id_valid(kid1));
+	CHECK(t_eab_key_ok(t_str(&r, "hmac_key")));
+	CHECK_STR(t_str(&r, "alg"), "HS256");
+	CHECK(json_is_true(json_object_get(r.json, "one_time")));
+	CHECK(json_is_null(json_object_get(r.json, "expires_at")));
+	CHECK(t_str(&r, "created_at") != NULL);
+	CHECK_STR(t_str(&r, "note"), "");
+	t_resp_free(&r);
+	/* stored as the ACME side reads it */
+	rec = store_eab_get(e->st, NULL, kid1);
+	CHECK_STR(json_string_value(json_object_get(rec, "hmac_key")), key1);
+	CHECK(json_is_null(json_object_get(rec, "used_by")));
+	CHECK(json_is_true(json_object_get(rec, "one_time")));
+	json_decref(rec);
+
+	/* every option */
+	snprintf(body, sizeof(body), "{\"one_time\": false, "
+	    "\"expires_in_days\": 1.5, \"alg\": \"HS512\", \"note\": "
+	    "\"team x \\u00e9\"}");
+	CHECK(t_call(e, "POST", "/api/v1/acme/eab", e->admin, body, &r) ==
+	    201);
+	if (t_str(&r, "kid") != NULL)
+		snprintf(kid2, sizeof(kid2), "%s", t_str(&r, "kid"));
+	CHECK(kid2[0] != '\0' && strcmp(kid1, kid2) != 0);
+	CHECK(t_eab_key_ok(t_str(&r, "hmac_key")));
+	CHECK(t_str(&r, "hmac_key") != NULL &&
+	    strcmp(t_str(&r, "hmac_key"), key1) != 0);
+	CHECK_STR(t_str(&r, "alg"), "HS512");
+	CHECK(json_is_false(json_object_get(r.json, "one_time")));
+	CHECK(t_str(&r, "expires_at") != NULL && t_str(&r, "created_at") !=
+	    NULL && strcmp(t_str(&r, "expires_at"), t_str(&r,
+	    "created_at")) > 0);
+	CHECK_STR(t_str(&r, "note"), "team x \xc3\xa9");
+	t_resp_free(&r);
+
+	for (i = 0; bad[i] != NULL; i += 2) {
+		CHECK(t_call(e, "POST", "/api/v1/acme/eab", e->admin, bad[i],
+		    &r) == 400);
+		if (strstr(t_err_msg(&r), bad[i + 1]) == NULL)
+			fprintf(stderr, "%s: message \"%s\" lacks %s\n",
+			    bad[i], t_err_msg(&r), bad[i + 1]);
+		CHECK(strstr(t_err_msg(&r), bad[i + 1]) != NULL);
+		t_resp_free(&r);
+	}
+	memset(body, 'n', sizeof(body));
+	memcpy(body, "{\"note\": \"", 10);
+	memcpy(body + 10 + 257, "\"}", 3);
+	CHECK(t_call(e, "POST", "/api/v1/acme/eab", e->admin, body, &r) ==
+	    400);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", "/api/v1/acme/eab", e->admin, "[]", &r) ==
+	    400);
+	CHECK_STR(t_err_code(&r), "invalid_json");
+	t_resp_free(&r);
+
+	/* listing: ordered by kid, never the secret, paged */
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab", e->admin, NULL, &r) ==
+	    200);
+	keys = json_object_get(r.json, "eab_keys");
+	CHECK(json_array_size(keys) == 2);
+	json_array_foreach(keys, i, k) {
+		CHECK(json_object_get(k, "hmac_key") == NULL);
+		CHECK(json_is_string(json_object_get(k, "alg")));
+		CHECK(json_object_get(k, "used_by") != NULL);
+	}
+	CHECK(json_array_size(keys) == 2 && strcmp(json_string_value(
+	    json_object_get(json_array_get(keys, 0), "kid")),
+	    json_string_value(json_object_get(json_array_get(keys, 1),
+	    "kid"))) < 0);
+	CHECK(json_is_null(json_object_get(r.json, "next_page_token")));
+	CHECK(r.body != NULL && strstr(r.body, key1) == NULL);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab?limit=1", e->admin, NULL,
+	    &r) == 200);
+	CHECK(json_array_size(json_object_get(r.json, "eab_keys")) == 1);
+	snprintf(path, sizeof(path), "/api/v1/acme/eab?limit=1&page_token=%s",
+	    t_str(&r, "next_page_token") != NULL ? t_str(&r,
+	    "next_page_token") : "missing");
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", path, e->admin, NULL, &r) == 200);
+	CHECK(json_array_size(json_object_get(r.json, "eab_keys")) == 1);
+	CHECK(json_is_null(json_object_get(r.json, "next_page_token")));
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab?page_token=..%2Fx", e->admin,
+	    NULL, &r) == 400);
+	t_resp_free(&r);
+
+	/* deletion */
+	snprintf(path, sizeof(path), "/api/v1/acme/eab/%s", kid1);
+	CHECK(t_call(e, "DELETE", path, e->admin, NULL, &r) == 204);
+	t_resp_free(&r);
+	CHECK(t_call(e, "DELETE", path, e->admin, NULL, &r) == 404);
+	CHECK_STR(t_err_code(&r), "not_found");
+	t_resp_free(&r);
+	CHECK(t_call(e, "DELETE", "/api/v1/acme/eab/not%20an%20id", e->admin,
+	    NULL, &r) == 404);
+	t_resp_free(&r);
+	CHECK(store_eab_get(e->st, NULL, kid1) == NULL);
+	CHECK(t_call(e, "GET", "/api/v1/acme/eab", e->admin, NULL, &r) ==
+	    200);
+	keys = json_object_get(r.json, "eab_keys");
+	CHECK(json_array_size(keys) == 1 && strcmp(json_string_value(
+	    json_object_get(json_array_get(keys, 0), "kid")), kid2) == 0);
+	t_resp_free(&r);
+}
+
 static void
 test_e2e(void)
 {
@@ -1139,6 +1314,7 @@ test_e2e(void)
 		t_e2e_refusals(&e);
 		t_e2e_flow(&e);
 		t_e2e_external(&e);
+		t_e2e_eab(&e);
 	}
 	t_env_stop(&e);
 	curl_global_cleanup();

@@ -1,7 +1,10 @@
 /*
  * Unit tests for store/: every table, paging, secondary indexes, the
  * unique name index, transactions (rollback, deadlock retry), the schema
- * version check, the process lock, corrupt records, and durability across
+ * version check, the process lock, corrupt records, the ACME tables
+ * (accounts with their unique key thumbprint, orders paged by account,
+ * authorisations by account and identifier, EAB keys), opening a data
+ * directory written before those tables existed, and durability across
  * SIGKILL (a child commits in a loop, is killed, the parent recovers and
  * checks every acknowledged record, then verifies every database file).
  *
@@ -133,7 +136,7 @@ t_verify_files(const char *dir)
 		n++;
 	}
 	closedir(d);
-	CHECK(n == 15);		/* 9 tables + 6 indexes */
+	CHECK(n == 22);		/* 13 tables + 9 indexes */
 }
 
 /* ---- tables -------------------------------------------------------------- */
@@ -673,6 +676,437 @@ test_audit(void)
 	store_close(st);
 }
 
+/* ---- ACME tables ---------------------------------------------------------- */
+
+static json_t *
+t_account(const char *id, const char *thumbprint, const char *status)
+{
+	json_t *j = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:[s]}", "id", id,
+	    "status", status, "jwk", "kty", "EC", "crv", "P-256", "x", id,
+	    "contact", "mailto:ops@example.com");
+
+	if (thumbprint != NULL)
+		json_object_set_new(j, "thumbprint", json_string(thumbprint));
+	return j;
+}
+
+static void
+test_acme_account(void)
+{
+	char dir[T_PATH_MAX];
+	struct store *st = t_open("acme_account", dir, sizeof(dir));
+	struct store_txn *txn;
+	json_t *j;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	txn = store_txn_begin(st);
+	j = t_account("acct-1", "tp-one", "valid");
+	CHECK(store_acme_account_put(txn, "acct-1", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+
+	j = store_acme_account_get(st, NULL, "acct-1");
+	CHECK_STR(json_string_value(json_object_get(j, "status")), "valid");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(j, "jwk"),
+	    "crv")), "P-256");
+	json_decref(j);
+	j = store_acme_account_by_thumbprint(st, NULL, "tp-one");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "acct-1");
+	json_decref(j);
+	CHECK(store_acme_account_by_thumbprint(st, NULL, "tp-two") == NULL);
+	CHECK(store_acme_account_by_thumbprint(st, NULL, "") == NULL);
+	CHECK(store_acme_account_by_thumbprint(st, NULL, NULL) == NULL);
+	CHECK(store_acme_account_get(st, NULL, "acct-2") == NULL);
+
+	/* A second account with the same key is refused, and the txn keeps
+	 * nothing of what came before it. */
+	txn = store_txn_begin(st);
+	j = t_account("acct-3", "tp-three", "valid");
+	CHECK(store_acme_account_put(txn, "acct-3", j) == 0);
+	json_decref(j);
+	j = t_account("acct-2", "tp-one", "valid");
+	CHECK(store_acme_account_put(txn, "acct-2", j) == -1);
+	json_decref(j);
+	CHECK(store_txn_failed(txn));
+	CHECK(store_txn_commit(txn) == -1);
+	CHECK(store_acme_account_get(st, NULL, "acct-2") == NULL);
+	CHECK(store_acme_account_get(st, NULL, "acct-3") == NULL);
+	CHECK(store_acme_account_by_thumbprint(st, NULL, "tp-three") == NULL);
+
+	/* Rewriting an account under its own key is fine; a key change
+	 * frees the old thumbprint for another account. */
+	txn = store_txn_begin(st);
+	j = t_account("acct-1", "tp-one", "valid");
+	json_object_set_new(j, "orders_seq", json_integer(3));
+	CHECK(store_acme_account_put(txn, "acct-1", j) == 0);
+	json_decref(j);
+	j = t_account("acct-1", "tp-rolled", "valid");
+	CHECK(store_acme_account_put(txn, "acct-1", j) == 0);
+	json_decref(j);
+	j = t_account("acct-2", "tp-one", "valid");
+	CHECK(store_acme_account_put(txn, "acct-2", j) == 0);
+	json_decref(j);
+	/* No thumbprint: stored, not indexed. */
+	j = t_account("acct-4", NULL, "deactivated");
+	CHECK(store_acme_account_put(txn, "acct-4", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_acme_account_by_thumbprint(st, NULL, "tp-one");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "acct-2");
+	json_decref(j);
+	j = store_acme_account_by_thumbprint(st, NULL, "tp-rolled");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "acct-1");
+	json_decref(j);
+	j = store_acme_account_get(st, NULL, "acct-4");
+	CHECK_STR(json_string_value(json_object_get(j, "status")),
+	    "deactivated");
+	json_decref(j);
+
+	/* Writes need a txn and a key. */
+	j = t_account("acct-5", "tp-five", "valid");
+	CHECK(store_acme_account_put(NULL, "acct-5", j) == -1);
+	txn = store_txn_begin(st);
+	CHECK(store_acme_account_put(txn, "", j) == -1);
+	CHECK(store_txn_failed(txn));
+	store_txn_abort(txn);
+	json_decref(j);
+
+	CHECK(store_check(st) == 0);
+	store_close(st);
+}
+
+static json_t *
+t_order(const char *id, const char *account_id, const char *status)
+{
+	return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:[]}", "id", id,
+	    "account_id", account_id, "status", status, "identifiers", "type",
+	    "dns", "value", "www.example.com", "authorizations");
+}
+
+static void
+test_acme_orders(void)
+{
+	/* Inserted out of order: pages come back in id order. */
+	static const int seq[] = { 7, 2, 11, 0, 5, 9, 1, 13, 3, 8, 12, 4, 10,
+	    6 };
+	char dir[T_PATH_MAX], id[32], *next = NULL, *token;
+	struct store *st = t_open("acme_orders", dir, sizeof(dir));
+	struct store_txn *txn;
+	json_t *j;
+	size_t i;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	txn = store_txn_begin(st);
+	for (i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		snprintf(id, sizeof(id), "order-%02d", seq[i]);
+		/* Odd orders belong to a second account. */
+		j = t_order(id, seq[i] % 2 == 0 ? "acct-a" : "acct-b",
+		    "pending");
+		CHECK(store_acme_order_put(txn, id, j) == 0);
+		json_decref(j);
+	}
+	/* A neighbour whose account id extends ours must not leak in. */
+	j = t_order("order-00x", "acct-aa", "pending");
+	CHECK(store_acme_order_put(txn, "order-00x", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+
+	j = store_acme_orders_by_account(st, NULL, "acct-a", NULL, 3, &next);
+	CHECK_STR(t_join(j, "id"), "order-00,order-02,order-04");
+	CHECK_STR(next, "order-04");
+	json_decref(j);
+	token = next;
+	j = store_acme_orders_by_account(st, NULL, "acct-a", token, 3, &next);
+	CHECK_STR(t_join(j, "id"), "order-06,order-08,order-10");
+	CHECK_STR(next, "order-10");
+	free(token);
+	json_decref(j);
+	token = next;
+	/* The last page exactly fills the limit: no further token. */
+	j = store_acme_orders_by_account(st, NULL, "acct-a", token, 1, &next);
+	CHECK_STR(t_join(j, "id"), "order-12");
+	CHECK(next == NULL);
+	free(token);
+	json_decref(j);
+	j = store_acme_orders_by_account(st, NULL, "acct-a", "order-12", 3,
+	    &next);
+	CHECK(j != NULL && json_array_size(j) == 0);
+	CHECK(next == NULL);
+	json_decref(j);
+	/* A token that is no order id starts after it. */
+	j = store_acme_orders_by_account(st, NULL, "acct-b", "order-06", 100,
+	    &next);
+	CHECK_STR(t_join(j, "id"), "order-07,order-09,order-11,order-13");
+	CHECK(next == NULL);
+	json_decref(j);
+	j = store_acme_orders_by_account(st, NULL, "acct-b", "", 0, NULL);
+	CHECK_STR(t_join(j, "id"), "order-01");
+	json_decref(j);
+	j = store_acme_orders_by_account(st, NULL, "acct-aa", NULL, 10, &next);
+	CHECK_STR(t_join(j, "id"), "order-00x");
+	CHECK(next == NULL);
+	json_decref(j);
+	j = store_acme_orders_by_account(st, NULL, "acct-none", NULL, 10,
+	    &next);
+	CHECK(j != NULL && json_array_size(j) == 0);
+	CHECK(next == NULL);
+	json_decref(j);
+
+	/* Status updates rewrite the record and keep the index exact. */
+	txn = store_txn_begin(st);
+	j = t_order("order-04", "acct-a", "valid");
+	json_object_set_new(j, "certificate_serial", json_string("0A1B"));
+	CHECK(store_acme_order_put(txn, "order-04", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_acme_order_get(st, NULL, "order-04");
+	CHECK_STR(json_string_value(json_object_get(j, "status")), "valid");
+	CHECK_STR(json_string_value(json_object_get(j,
+	    "certificate_serial")), "0A1B");
+	json_decref(j);
+	j = store_acme_orders_by_account(st, NULL, "acct-a", NULL, 100, NULL);
+	CHECK_STR(t_join(j, "status"), "pending,pending,valid,pending,"
+	    "pending,pending,pending");
+	json_decref(j);
+	CHECK(store_acme_order_get(st, NULL, "order-99") == NULL);
+	CHECK(store_check(st) == 0);
+	store_close(st);
+}
+
+static json_t *
+t_authz(const char *id, const char *account_id, const char *type,
+    const char *value, const char *status)
+{
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:b, s:[{s:s, s:s, "
+	    "s:s}]}", "id", id, "account_id", account_id, "status", status,
+	    "identifier", "type", type, "value", value, "wildcard", 0,
+	    "challenges", "type", "http-01", "token", "tok", "status", status);
+}
+
+static void
+test_acme_authz(void)
+{
+	char dir[T_PATH_MAX];
+	struct store *st = t_open("acme_authz", dir, sizeof(dir));
+	struct store_txn *txn;
+	json_t *j;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	txn = store_txn_begin(st);
+	j = t_authz("authz-3", "acct-a", "dns", "a.example", "pending");
+	CHECK(store_acme_authz_put(txn, "authz-3", j) == 0);
+	json_decref(j);
+	j = t_authz("authz-1", "acct-a", "dns", "b.example", "pending");
+	CHECK(store_acme_authz_put(txn, "authz-1", j) == 0);
+	json_decref(j);
+	/* Same value, other account / other type / longer name. */
+	j = t_authz("authz-2", "acct-b", "dns", "a.example", "valid");
+	CHECK(store_acme_authz_put(txn, "authz-2", j) == 0);
+	json_decref(j);
+	j = t_authz("authz-4", "acct-a", "ip", "a.example", "pending");
+	CHECK(store_acme_authz_put(txn, "authz-4", j) == 0);
+	json_decref(j);
+	j = t_authz("authz-5", "acct-a", "dns", "a.example.net", "valid");
+	CHECK(store_acme_authz_put(txn, "authz-5", j) == 0);
+	json_decref(j);
+	/* Without an identifier: stored, not indexed. */
+	j = json_pack("{s:s, s:s}", "id", "authz-6", "account_id", "acct-a");
+	CHECK(store_acme_authz_put(txn, "authz-6", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-a", "dns",
+	    "a.example");
+	CHECK_STR(t_join(j, "id"), "authz-3");
+	json_decref(j);
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-b", "dns",
+	    "a.example");
+	CHECK_STR(t_join(j, "id"), "authz-2");
+	json_decref(j);
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-a", "ip",
+	    "a.example");
+	CHECK_STR(t_join(j, "id"), "authz-4");
+	json_decref(j);
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-c", "dns",
+	    "a.example");
+	CHECK(j != NULL && json_array_size(j) == 0);
+	json_decref(j);
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-a", "dns", "");
+	CHECK(j != NULL && json_array_size(j) == 0);
+	json_decref(j);
+
+	/* The pending authorisation turns valid and a second one for the
+	 * same name appears: both come back, in id order, with their
+	 * current status. */
+	txn = store_txn_begin(st);
+	j = t_authz("authz-3", "acct-a", "dns", "a.example", "valid");
+	CHECK(store_acme_authz_put(txn, "authz-3", j) == 0);
+	json_decref(j);
+	j = t_authz("authz-0", "acct-a", "dns", "a.example", "pending");
+	CHECK(store_acme_authz_put(txn, "authz-0", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-a", "dns",
+	    "a.example");
+	CHECK_STR(t_join(j, "id"), "authz-0,authz-3");
+	CHECK_STR(t_join(j, "status"), "pending,valid");
+	json_decref(j);
+	j = store_acme_authz_get(st, NULL, "authz-3");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "challenges"), 0), "status")), "valid");
+	json_decref(j);
+
+	/* Inside a txn, the lookup sees the txn's own writes. */
+	txn = store_txn_begin(st);
+	j = t_authz("authz-7", "acct-a", "dns", "a.example", "pending");
+	CHECK(store_acme_authz_put(txn, "authz-7", j) == 0);
+	json_decref(j);
+	j = store_acme_authz_by_account_ident(st, txn, "acct-a", "dns",
+	    "a.example");
+	CHECK_STR(t_join(j, "id"), "authz-0,authz-3,authz-7");
+	json_decref(j);
+	store_txn_abort(txn);
+	j = store_acme_authz_by_account_ident(st, NULL, "acct-a", "dns",
+	    "a.example");
+	CHECK_STR(t_join(j, "id"), "authz-0,authz-3");
+	json_decref(j);
+	CHECK(store_check(st) == 0);
+	store_close(st);
+}
+
+static void
+test_eab(void)
+{
+	char dir[T_PATH_MAX], kid[32], *next = NULL;
+	struct store *st = t_open("eab", dir, sizeof(dir));
+	struct store_page page = { .limit = 2 };
+	struct store_txn *txn;
+	json_t *j;
+	int i;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	txn = store_txn_begin(st);
+	for (i = 3; i >= 1; i--) {
+		snprintf(kid, sizeof(kid), "eab-%d", i);
+		j = json_pack("{s:s, s:s, s:s, s:b, s:n, s:s, s:n, s:s}", "kid",
+		    kid, "hmac_key", "c2VjcmV0", "alg", "HS256", "one_time", 1,
+		    "used_by", "created_at", "2025-01-01T00:00:00Z",
+		    "expires_at", "note", "test");
+		CHECK(store_eab_put(txn, kid, j) == 0);
+		json_decref(j);
+	}
+	CHECK(store_txn_commit(txn) == 0);
+
+	j = store_eab_get(st, NULL, "eab-2");
+	CHECK_STR(json_string_value(json_object_get(j, "alg")), "HS256");
+	CHECK(json_is_null(json_object_get(j, "used_by")));
+	json_decref(j);
+	CHECK(store_eab_get(st, NULL, "eab-9") == NULL);
+
+	j = store_eab_list(st, NULL, &page, &next);
+	CHECK_STR(t_join(j, "kid"), "eab-1,eab-2");
+	CHECK_STR(next, "eab-2");
+	json_decref(j);
+	page.after = next;
+	j = store_eab_list(st, NULL, &page, &next);
+	CHECK_STR(t_join(j, "kid"), "eab-3");
+	CHECK(next == NULL);
+	free((char *)page.after);
+	json_decref(j);
+
+	/* Mark one used, delete another. */
+	txn = store_txn_begin(st);
+	j = store_eab_get(st, txn, "eab-1");
+	json_object_set_new(j, "used_by", json_string("acct-1"));
+	CHECK(store_eab_put(txn, "eab-1", j) == 0);
+	json_decref(j);
+	CHECK(store_eab_del(txn, "eab-2") == 0);
+	CHECK(store_eab_del(txn, "eab-absent") == 0);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_eab_get(st, NULL, "eab-1");
+	CHECK_STR(json_string_value(json_object_get(j, "used_by")), "acct-1");
+	json_decref(j);
+	CHECK(store_eab_get(st, NULL, "eab-2") == NULL);
+	j = store_eab_list(st, NULL, NULL, NULL);
+	CHECK_STR(t_join(j, "kid"), "eab-1,eab-3");
+	json_decref(j);
+	CHECK(store_eab_del(NULL, "eab-1") == -1);
+	CHECK(store_check(st) == 0);
+	store_close(st);
+}
+
+/* A data directory written before the ACME tables existed (built here
+ * with plain BDB: meta with the schema version, one certificate) opens,
+ * gains the new tables and indexes, and checks clean. */
+static void
+test_old_layout(void)
+{
+	char dir[T_PATH_MAX], envdir[T_PATH_MAX + 8];
+	const char *cert = "{\"ca_id\":\"ca-1\",\"id\":\"old\",\"name\":\"old\"}";
+	struct store *st;
+	struct store_txn *txn;
+	DB_ENV *env = NULL;
+	DB *db = NULL;
+	DBT k, d;
+	json_t *j;
+
+	snprintf(dir, sizeof(dir), "%s/old_layout", test_tmpdir());
+	snprintf(envdir, sizeof(envdir), "%s/db", dir);
+	CHECK(common_mkdirs(envdir, 0700) == 0);
+	CHECK(db_env_create(&env, 0) == 0);
+	CHECK(env->open(env, envdir, DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK |
+	    DB_INIT_LOG | DB_INIT_MPOOL | DB_RECOVER, 0600) == 0);
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	CHECK(db_create(&db, env, 0) == 0);
+	CHECK(db->open(db, NULL, "meta.db", NULL, DB_BTREE,
+	    DB_AUTO_COMMIT | DB_CREATE, 0600) == 0);
+	k.data = "schema_version";
+	k.size = (u_int32_t)strlen(k.data);
+	d.data = STORE_SCHEMA_VERSION;
+	d.size = (u_int32_t)strlen(d.data);
+	CHECK(db->put(db, NULL, &k, &d, DB_AUTO_COMMIT) == 0);
+	CHECK(db->close(db, 0) == 0);
+	CHECK(db_create(&db, env, 0) == 0);
+	CHECK(db->open(db, NULL, "certificate.db", NULL, DB_BTREE,
+	    DB_AUTO_COMMIT | DB_CREATE, 0600) == 0);
+	k.data = "old";
+	k.size = 3;
+	d.data = (void *)(uintptr_t)cert;
+	d.size = (u_int32_t)strlen(cert);
+	CHECK(db->put(db, NULL, &k, &d, DB_AUTO_COMMIT) == 0);
+	CHECK(db->close(db, 0) == 0);
+	CHECK(env->txn_checkpoint(env, 0, 0, 0) == 0);
+	CHECK(env->close(env, 0) == 0);
+
+	st = store_open(dir);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	j = store_cert_by_name(st, NULL, "old");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "old");
+	json_decref(j);
+	txn = store_txn_begin(st);
+	j = t_account("acct-1", "tp-one", "valid");
+	CHECK(store_acme_account_put(txn, "acct-1", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_acme_account_by_thumbprint(st, NULL, "tp-one");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "acct-1");
+	json_decref(j);
+	CHECK(store_check(st) == 0);
+	store_close(st);
+	t_verify_files(dir);
+}
+
 /* ---- transactions -------------------------------------------------------- */
 
 static int
@@ -1174,6 +1608,11 @@ const struct test_case test_cases[] = {
 	TEST(test_issued_indexes),
 	TEST(test_key_resource_assoc),
 	TEST(test_audit),
+	TEST(test_acme_account),
+	TEST(test_acme_orders),
+	TEST(test_acme_authz),
+	TEST(test_eab),
+	TEST(test_old_layout),
 	TEST(test_rollback),
 	TEST(test_deadlock_retry),
 	TEST(test_schema_version),
