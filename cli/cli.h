@@ -4,11 +4,11 @@
  * pkictl.c parses the command line (global and command options may appear
  * anywhere among the command words), resolves the URL, token and CA bundle
  * and dispatches to a command. The commands live in cmd_ca.c, cmd_cert.c,
- * cmd_eab.c and cmd_misc.c, each exporting a table of struct cli_command; they talk
- * to the server through http.c (one libcurl easy handle per run), turn
- * option values into request fields with args.c and print through
- * output.c (aligned tables, key: value blocks, or the server's JSON with
- * --json).
+ * cmd_eab.c, cmd_est.c and cmd_misc.c, each exporting a table of struct
+ * cli_command; they talk to the server through http.c (one libcurl easy
+ * handle per run), turn option values into request fields with args.c
+ * and print through output.c (aligned tables, key: value blocks, or the
+ * server's JSON with --json).
  *
  * Exit status: 0 success, 1 HTTP error status or local failure, 2 usage
  * error, 3 connection or TLS failure. The token is never printed.
@@ -89,6 +89,11 @@ enum cli_opt {
 	CLI_OPT_EXPIRES_IN,
 	CLI_OPT_ALG,
 	CLI_OPT_NOTE,
+	CLI_OPT_USERNAME,
+	CLI_OPT_PASSWORD_FILE,
+	CLI_OPT_PASSWORD,
+	CLI_OPT_LABEL,
+	CLI_OPT_STATUS,
 	CLI_OPT__MAX
 };
 
@@ -145,6 +150,7 @@ extern const struct cli_command cli_ca_commands[];
 extern const struct cli_command cli_cert_commands[];
 extern const struct cli_command cli_misc_commands[];
 extern const struct cli_command cli_eab_commands[];
+extern const struct cli_command cli_est_commands[];
 
 /* ---- pkictl.c: messages and option access ---------------------------- */
 

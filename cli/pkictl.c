@@ -68,6 +68,11 @@ static const struct opt_spec opt_specs[CLI_OPT__MAX] = {
 	[CLI_OPT_EXPIRES_IN] = { "--expires-in-days", true, false },
 	[CLI_OPT_ALG] = { "--alg", true, false },
 	[CLI_OPT_NOTE] = { "--note", true, false },
+	[CLI_OPT_USERNAME] = { "--username", true, false },
+	[CLI_OPT_PASSWORD_FILE] = { "--password-file", true, false },
+	[CLI_OPT_PASSWORD] = { "--password", true, false },
+	[CLI_OPT_LABEL] = { "--label", true, true },
+	[CLI_OPT_STATUS] = { "--status", true, false },
 };
 
 _Static_assert(CLI_OPT__MAX <= 64, "option masks are 64-bit");
@@ -86,6 +91,7 @@ static const struct cli_command *const pkictl_tables[] = {
 	cli_cert_commands,
 	cli_misc_commands,
 	cli_eab_commands,
+	cli_est_commands,
 };
 
 void

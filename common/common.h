@@ -159,6 +159,23 @@ int common_x509_serial_hex(X509 *x, char *out, size_t outlen);
 /* Last OpenSSL error as one line (for logs), thread-local storage. */
 const char *common_ssl_error(void);
 
+/* ---- passwords (EST HTTP Basic clients) ------------------------------- */
+
+#define COMMON_PASSWORD_ITERATIONS	100000	/* PBKDF2 count, new hashes */
+/* Iteration counts common_password_hash and _verify accept. */
+#define COMMON_PASSWORD_ITER_MIN	1000
+#define COMMON_PASSWORD_ITER_MAX	10000000
+#define COMMON_PASSWORD_MAX		1024	/* longest password, bytes */
+
+/* PBKDF2-HMAC-SHA256 with a 16-byte random salt; returns
+ * "pbkdf2-sha256$ITER$SALT_B64$HASH_B64" (to free()) or NULL (iterations
+ * outside COMMON_PASSWORD_ITER_MIN..MAX, password longer than
+ * COMMON_PASSWORD_MAX, RNG or allocation failure). */
+char *common_password_hash(const char *password, unsigned iterations);
+/* Recomputes and compares in constant time (CRYPTO_memcmp over
+ * fixed-length digests); false on any malformed stored string. */
+bool common_password_verify(const char *stored, const char *password);
+
 /* ---- metrics ------------------------------------------------------------- */
 
 /* Increments the counter name{labels} (labels is Prometheus label text

@@ -8,7 +8,10 @@
  * not in the table is refused, so a misspelt key never goes unnoticed.
  * Members whose name starts with "_" are comments at every level.
  * acme.profiles, an object of objects keyed by profile name, has a
- * parser of its own (conf_get_profiles) with the same discipline.
+ * parser of its own (conf_get_profiles) with the same discipline. EST
+ * labels (est.default_label and each member of est.labels) are read
+ * through a second table, conf_est_label_keys[], that maps label fields
+ * to struct conf_est_label the same way.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -46,6 +49,9 @@
 #define CONF_PROFILE_DAYS	90.0	/* a profile's default validity */
 #define CONF_LABEL_MAX		63	/* DNS label (RFC 1035) */
 #define CONF_CIDR_TEXT_MAX	(INET6_ADDRSTRLEN + 8)	/* "addr/128" */
+#define CONF_REALM_MAX		128	/* est.realm, bytes */
+#define CONF_EST_LABEL_DAYS	365.0	/* an EST label's default validity */
+#define CONF_EST_RETRY_AFTER	60	/* est.retry_after_seconds default */
 
 enum conf_kind {
 	CONF_K_STRING,		/* char *, checked by a string rule */
@@ -56,6 +62,8 @@ enum conf_kind {
 	CONF_K_NAMES,		/* char ** + size_t count (at cnt), array of
 				   strings, each checked by the rule */
 	CONF_K_PROFILES,	/* acme.profiles, see conf_get_profiles */
+	CONF_K_EST_LABEL,	/* est.default_label, see conf_get_est_label */
+	CONF_K_EST_LABELS,	/* est.labels, see conf_get_est_labels */
 };
 
 enum conf_rule {
@@ -72,12 +80,19 @@ enum conf_rule {
 				   lower-case without the dot */
 	CONF_R_CIDR,		/* IPv4/IPv6 "addr/prefix", no host bits;
 				   stored in canonical text */
+	CONF_R_PKID_PROFILE,	/* one of conf_pkid_profiles[] */
+	CONF_R_EST_AUTH,	/* one of conf_est_auths[] */
+	CONF_R_EST_KEY_ALG,	/* one of conf_est_key_algorithms[] */
+	CONF_R_REALM,		/* 1..CONF_REALM_MAX printable ASCII, no
+				   quote or backslash (quoted in a header) */
 };
 
 struct conf_key {
 	const char	*path;		/* dotted JSON key path */
 	enum conf_kind	 kind;
-	size_t		 off;		/* offset of the field in struct conf */
+	size_t		 off;		/* offset of the field in struct conf
+					   (struct conf_est_label for
+					   conf_est_label_keys[]) */
 	size_t		 cnt;		/* CONF_K_NAMES: offset of the count */
 	enum conf_rule	 rule;		/* CONF_K_STRING and CONF_K_NAMES */
 	double		 min, max;	/* numeric bounds, see conf_kind */
@@ -155,7 +170,74 @@ static const struct conf_key conf_keys[] = {
 	    CONF_SECONDS_MAX),
 	KEY_INT("acme.max_identifiers", acme.max_identifiers, 1,
 	    CONF_ACME_IDENTS_MAX),
+	KEY_BOOL("est.enabled", est.enabled),
+	{ "est.default_label", CONF_K_EST_LABEL, offsetof(struct conf,
+	    est.default_label), 0, CONF_R_ANY, 0, 0 },
+	{ "est.labels", CONF_K_EST_LABELS, offsetof(struct conf, est.labels),
+	    0, CONF_R_ANY, 0, CONF_EST_LABELS_MAX },
+	KEY_STR("est.realm", est.realm, CONF_R_REALM),
+	KEY_INT("est.retry_after_seconds", est.retry_after_seconds, 1,
+	    CONF_SECONDS_MAX),
 };
+
+#define LKEY_STR(p, f, r) \
+	{ p, CONF_K_STRING, offsetof(struct conf_est_label, f), 0, r, 0, 0 }
+#define LKEY_BOOL(p, f) \
+	{ p, CONF_K_BOOL, offsetof(struct conf_est_label, f), 0, CONF_R_ANY, \
+	    0, 0 }
+#define LKEY_REAL(p, f, hi) \
+	{ p, CONF_K_REAL, offsetof(struct conf_est_label, f), 0, CONF_R_ANY, \
+	    0, hi }
+
+/* The fields of an EST label object; path is the member name. */
+static const struct conf_key conf_est_label_keys[] = {
+	LKEY_STR("ca_id", ca_id, CONF_R_ID),
+	LKEY_STR("profile", profile, CONF_R_PKID_PROFILE),
+	LKEY_REAL("validity_days", validity_days, CONF_DAYS_MAX),
+	LKEY_STR("auth", auth, CONF_R_EST_AUTH),
+	/* Only a string here: est/ loads and checks the bundle at start. */
+	LKEY_STR("trust_bundle", trust_bundle, CONF_R_ANY),
+	LKEY_BOOL("allow_new_key", allow_new_key),
+	LKEY_BOOL("pop_required", pop_required),
+	LKEY_BOOL("manual_approval", manual_approval),
+	LKEY_BOOL("serverkeygen", serverkeygen),
+	LKEY_STR("key_algorithm", key_algorithm, CONF_R_EST_KEY_ALG),
+};
+
+/* EST client authentication modes of a label. */
+static const char *const conf_est_auths[] = {
+	"basic", "cert", "basic_or_cert", "basic_and_cert",
+};
+
+/* Keys pkid can generate for /serverkeygen (CA keys plus Ed25519). */
+static const char *const conf_est_key_algorithms[] = {
+	"ECDSA_P256", "ECDSA_P384", "RSA2048", "RSA3072", "RSA4096",
+	"ED25519",
+};
+
+/* RFC 7030 operation names: a label equal to one would make
+ * /.well-known/est/NAME ambiguous to read. */
+static const char *const conf_est_operations[] = {
+	"cacerts", "simpleenroll", "simplereenroll", "fullcmc",
+	"serverkeygen", "csrattrs",
+};
+
+/* Built-in values of every EST label field (conf/pkid.json lists them). */
+static const struct conf_est_label conf_est_label_default = {
+	.name = "",
+	.ca_id = "",
+	.profile = "tls_client",
+	.validity_days = CONF_EST_LABEL_DAYS,
+	.auth = "basic_or_cert",
+	.trust_bundle = "",
+	.allow_new_key = true,
+	.pop_required = false,
+	.manual_approval = false,
+	.serverkeygen = true,
+	.key_algorithm = "ECDSA_P256",
+};
+
+#define CONF_NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* The pkid profiles an ACME profile may map to (ca/ names). */
 static const char *const conf_pkid_profiles[] = {
@@ -522,6 +604,18 @@ conf_normalize(enum conf_rule rule, char **s)
 	}
 }
 
+/* True when v equals one of the n strings in set. */
+static bool
+conf_in(const char *v, const char *const *set, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v, set[i]) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Applies a string rule to value. Returns 0, or -1 with the error already
  * written for key.
@@ -627,6 +721,44 @@ conf_check_string(struct conf_parse *p, const char *key,
 			conf_fail(p, key, "%s is not a CIDR range such as "
 			    "\"10.0.0.0/8\" or \"fd00::/8\": %s", show, why);
 			return -1;
+		}
+		return 0;
+	case CONF_R_PKID_PROFILE:
+		if (conf_in(v, conf_pkid_profiles,
+		    CONF_NELEM(conf_pkid_profiles)))
+			return 0;
+		conf_fail(p, key, "expected one of tls_server_or_client, "
+		    "tls_server, tls_client, code_signing, got %s", show);
+		return -1;
+	case CONF_R_EST_AUTH:
+		if (conf_in(v, conf_est_auths, CONF_NELEM(conf_est_auths)))
+			return 0;
+		conf_fail(p, key, "expected one of basic, cert, basic_or_cert, "
+		    "basic_and_cert, got %s", show);
+		return -1;
+	case CONF_R_EST_KEY_ALG:
+		if (conf_in(v, conf_est_key_algorithms,
+		    CONF_NELEM(conf_est_key_algorithms)))
+			return 0;
+		conf_fail(p, key, "expected one of ECDSA_P256, ECDSA_P384, "
+		    "RSA2048, RSA3072, RSA4096, ED25519, got %s", show);
+		return -1;
+	case CONF_R_REALM:
+		if (len == 0)
+			goto empty;
+		if (len > CONF_REALM_MAX) {
+			conf_fail(p, key, "longer than %d bytes",
+			    CONF_REALM_MAX);
+			return -1;
+		}
+		for (i = 0; i < len; i++) {
+			if ((unsigned char)v[i] >= 0x80 || v[i] == '"' ||
+			    v[i] == '\\') {
+				conf_fail(p, key, "%s: only printable ASCII "
+				    "without quotes or backslashes (it is "
+				    "quoted in WWW-Authenticate)", show);
+				return -1;
+			}
 		}
 		return 0;
 	}
@@ -963,19 +1095,23 @@ conf_acme_profile_find(const struct conf *c, const char *name)
 	return NULL;
 }
 
-/* Stores JSON value v into the field that k describes. */
+/*
+ * Stores JSON value v into the field that k describes at base + k->off
+ * (a struct conf, or a struct conf_est_label for conf_est_label_keys[]);
+ * path names the key in errors. Only the scalar and list kinds.
+ */
 static int
-conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
-    json_t *v)
+conf_apply_value(struct conf_parse *p, const char *path, void *base,
+    const struct conf_key *k, json_t *v)
 {
-	char *field = (char *)c + k->off;
+	char *field = (char *)base + k->off;
 	json_int_t iv;
 	double dv;
 	char *s;
 
 	switch (k->kind) {
 	case CONF_K_STRING:
-		if (conf_get_string(p, k->path, v, k->rule, &s) == -1)
+		if (conf_get_string(p, path, v, k->rule, &s) == -1)
 			return -1;
 		free(*(char **)field);
 		*(char **)field = s;	/* steal */
@@ -983,13 +1119,13 @@ conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
 	case CONF_K_INT:
 	case CONF_K_SIZE:
 		if (!json_is_integer(v)) {
-			conf_fail(p, k->path, "expected integer, got %s",
+			conf_fail(p, path, "expected integer, got %s",
 			    conf_json_type(v));
 			return -1;
 		}
 		iv = json_integer_value(v);
 		if ((double)iv < k->min || (double)iv > k->max) {
-			conf_fail(p, k->path, "must be %.0f..%.0f, got %lld",
+			conf_fail(p, path, "must be %.0f..%.0f, got %lld",
 			    k->min, k->max, (long long)iv);
 			return -1;
 		}
@@ -1000,7 +1136,7 @@ conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
 		return 0;
 	case CONF_K_BOOL:
 		if (!json_is_boolean(v)) {
-			conf_fail(p, k->path, "expected true or false, got %s",
+			conf_fail(p, path, "expected true or false, got %s",
 			    conf_json_type(v));
 			return -1;
 		}
@@ -1008,28 +1144,263 @@ conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
 		return 0;
 	case CONF_K_REAL:
 		if (!json_is_number(v)) {
-			conf_fail(p, k->path, "expected number, got %s",
+			conf_fail(p, path, "expected number, got %s",
 			    conf_json_type(v));
 			return -1;
 		}
 		dv = json_number_value(v);
 		/* The negated form also refuses NaN. */
 		if (!(dv > k->min && dv <= k->max)) {
-			conf_fail(p, k->path, "must be greater than %g and at "
+			conf_fail(p, path, "must be greater than %g and at "
 			    "most %g, got %g", k->min, k->max, dv);
 			return -1;
 		}
 		*(double *)(void *)field = dv;
 		return 0;
 	case CONF_K_NAMES:
-		return conf_get_names(p, k->path, v, k,
+		return conf_get_names(p, path, v, k,
 		    (char ***)(void *)field,
-		    (size_t *)(void *)((char *)c + k->cnt));
+		    (size_t *)(void *)((char *)base + k->cnt));
+	case CONF_K_PROFILES:
+	case CONF_K_EST_LABEL:
+	case CONF_K_EST_LABELS:
+		break;
+	}
+	conf_fail(p, path, "internal error: kind not handled here");
+	return -1;
+}
+
+/* ---- EST labels --------------------------------------------------------- */
+
+/* Frees the strings of one label (not the struct); accepts NULL. */
+static void
+conf_est_label_clear(struct conf_est_label *l)
+{
+	if (l == NULL)
+		return;
+	free(l->name);
+	free(l->ca_id);
+	free(l->profile);
+	free(l->auth);
+	free(l->trust_bundle);
+	free(l->key_algorithm);
+	memset(l, 0, sizeof(*l));
+}
+
+static void
+conf_est_labels_free(struct conf_est_label *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		conf_est_label_clear(&list[i]);
+	free(list);
+}
+
+/* Fills l with the built-in label values and the given name (copies).
+ * 0, or -1 on allocation failure (l is then cleared). */
+static int
+conf_est_label_init(struct conf_est_label *l, const char *name)
+{
+	const struct conf_est_label *d = &conf_est_label_default;
+
+	memset(l, 0, sizeof(*l));
+	l->validity_days = d->validity_days;
+	l->allow_new_key = d->allow_new_key;
+	l->pop_required = d->pop_required;
+	l->manual_approval = d->manual_approval;
+	l->serverkeygen = d->serverkeygen;
+	if ((l->name = strdup(name)) == NULL ||
+	    (l->ca_id = strdup(d->ca_id)) == NULL ||
+	    (l->profile = strdup(d->profile)) == NULL ||
+	    (l->auth = strdup(d->auth)) == NULL ||
+	    (l->trust_bundle = strdup(d->trust_bundle)) == NULL ||
+	    (l->key_algorithm = strdup(d->key_algorithm)) == NULL) {
+		conf_est_label_clear(l);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Why name cannot be an EST label, or NULL when it can: 1..64 of
+ * [A-Za-z0-9._-] (RFC 7030 section 3.2.2 puts it in the path), not "."
+ * or "..", and not an operation name.
+ */
+static const char *
+conf_est_label_name_check(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (i >= CONF_EST_LABEL_NAME_MAX ||
+		    !(isascii((unsigned char)name[i]) &&
+		    (isalnum((unsigned char)name[i]) || name[i] == '.' ||
+		    name[i] == '_' || name[i] == '-')))
+			return "a label name is 1..64 letters, digits, '.', "
+			    "'_' or '-'";
+	if (i == 0)
+		return "a label name must not be empty (est.default_label is "
+		    "the unlabelled endpoint)";
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return "\".\" and \"..\" cannot be path segments";
+	if (conf_in(name, conf_est_operations,
+	    CONF_NELEM(conf_est_operations)))
+		return "an EST operation name cannot be a label";
+	return NULL;
+}
+
+/*
+ * Reads the members of a label object over l (already holding its
+ * defaults): each member must be one of conf_est_label_keys[], "_"
+ * members are comments. prefix is the object's key path for errors.
+ */
+static int
+conf_get_est_label(struct conf_parse *p, const char *prefix, json_t *obj,
+    struct conf_est_label *l)
+{
+	char path[CONF_PATH_MAX * 2];
+	const char *name;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(obj)) {
+		conf_fail(p, prefix, "expected object, got %s",
+		    conf_json_type(obj));
+		return -1;
+	}
+	json_object_foreach(obj, name, v) {
+		if (name[0] == '_')
+			continue;
+		for (i = 0; i < CONF_NELEM(conf_est_label_keys); i++)
+			if (strcmp(name, conf_est_label_keys[i].path) == 0)
+				break;
+		if (i == CONF_NELEM(conf_est_label_keys)) {
+			conf_safe_key(prefix, name, path, sizeof(path));
+			conf_fail(p, path, "unknown key");
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s.%s", prefix, name);
+		if (conf_apply_value(p, path, l, &conf_est_label_keys[i],
+		    v) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* est.default_label: the unlabelled endpoint's fields over the built-in
+ * ones. */
+static int
+conf_get_est_default(struct conf_parse *p, struct conf *c,
+    const struct conf_key *k, json_t *v)
+{
+	struct conf_est_label l;
+
+	if (conf_est_label_init(&l, "") == -1) {
+		conf_fail(p, k->path, "out of memory");
+		return -1;
+	}
+	if (conf_get_est_label(p, k->path, v, &l) == -1) {
+		conf_est_label_clear(&l);
+		return -1;
+	}
+	conf_est_label_clear(&c->est.default_label);
+	c->est.default_label = l;	/* steal */
+	return 0;
+}
+
+/*
+ * est.labels: an object of 0..k->max labels keyed by name; fields a
+ * label leaves out take the built-in defaults (not est.default_label's,
+ * so a label reads the same wherever it sits in the file).
+ */
+static int
+conf_get_est_labels(struct conf_parse *p, struct conf *c,
+    const struct conf_key *k, json_t *v)
+{
+	char prefix[CONF_PATH_MAX + 8];
+	struct conf_est_label *list = NULL;
+	const char *name, *why;
+	json_t *e;
+	size_t n = 0, count = 0;
+	int rc = -1;
+
+	if (!json_is_object(v)) {
+		conf_fail(p, k->path, "expected object, got %s",
+		    conf_json_type(v));
+		goto out;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] != '_')
+			count++;
+	}
+	if (count > (size_t)k->max) {
+		conf_fail(p, k->path, "at most %d labels, got %zu",
+		    (int)k->max, count);
+		goto out;
+	}
+	if ((list = calloc(count > 0 ? count : 1, sizeof(*list))) == NULL) {
+		conf_fail(p, k->path, "out of memory");
+		goto out;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] == '_')
+			continue;
+		conf_safe_key(k->path, name, prefix, sizeof(prefix));
+		if ((why = conf_est_label_name_check(name)) != NULL) {
+			conf_fail(p, prefix, "%s", why);
+			goto out;
+		}
+		if (conf_est_label_init(&list[n], name) == -1) {
+			conf_fail(p, prefix, "out of memory");
+			goto out;
+		}
+		n++;
+		if (conf_get_est_label(p, prefix, e, &list[n - 1]) == -1)
+			goto out;
+	}
+	conf_est_labels_free(c->est.labels, c->est.nlabels);
+	c->est.labels = list;	/* steal */
+	c->est.nlabels = n;
+	list = NULL;
+	rc = 0;
+out:
+	conf_est_labels_free(list, n);
+	return rc;
+}
+
+const struct conf_est_label *
+conf_est_label_find(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	if (c == NULL)
+		return NULL;
+	if (name == NULL || name[0] == '\0')
+		return &c->est.default_label;
+	for (i = 0; i < c->est.nlabels; i++)
+		if (strcmp(c->est.labels[i].name, name) == 0)
+			return &c->est.labels[i];
+	return NULL;
+}
+
+/* Stores JSON value v into the field of c that k describes. */
+static int
+conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
+    json_t *v)
+{
+	switch (k->kind) {
 	case CONF_K_PROFILES:
 		return conf_get_profiles(p, c, k, v);
+	case CONF_K_EST_LABEL:
+		return conf_get_est_default(p, c, k, v);
+	case CONF_K_EST_LABELS:
+		return conf_get_est_labels(p, c, k, v);
+	default:
+		return conf_apply_value(p, k->path, c, k, v);
 	}
-	conf_fail(p, k->path, "internal error: unknown kind");
-	return -1;
 }
 
 /* True when path names a section: some table key lies below it. */
@@ -1192,6 +1563,8 @@ conf_defaults(void)
 	c->acme.validation_timeout_seconds = 10;
 	c->acme.retry_after_seconds = 1;
 	c->acme.max_identifiers = CONF_ACME_IDENTS_MAX;
+	c->est.enabled = true;
+	c->est.retry_after_seconds = CONF_EST_RETRY_AFTER;
 	if ((c->data_dir = strdup("var")) == NULL ||
 	    (c->log_level = strdup("info")) == NULL ||
 	    (c->listen.https = strdup("127.0.0.1:8443")) == NULL ||
@@ -1208,7 +1581,9 @@ conf_defaults(void)
 	    (c->acme.ca_id = strdup("")) == NULL ||
 	    (c->acme.terms_of_service = strdup("")) == NULL ||
 	    (c->acme.website = strdup("")) == NULL ||
-	    (c->acme.default_profile = strdup("tls_server")) == NULL)
+	    (c->acme.default_profile = strdup("tls_server")) == NULL ||
+	    (c->est.realm = strdup("pkid EST")) == NULL ||
+	    conf_est_label_init(&c->est.default_label, "") == -1)
 		goto fail;
 	np = sizeof(conf_profile_defaults) / sizeof(conf_profile_defaults[0]);
 	if ((c->acme.profiles = calloc(np, sizeof(*c->acme.profiles))) ==
@@ -1330,5 +1705,8 @@ conf_free(struct conf *c)
 	conf_profiles_free(c->acme.profiles, c->acme.nprofiles);
 	conf_names_free(c->acme.dns_suffixes, c->acme.nsuffixes);
 	conf_names_free(c->acme.ip_ranges, c->acme.nranges);
+	conf_est_label_clear(&c->est.default_label);
+	conf_est_labels_free(c->est.labels, c->est.nlabels);
+	free(c->est.realm);
 	free(c);
 }

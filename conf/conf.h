@@ -12,6 +12,8 @@
 
 #define CONF_FILE_MAX	(1024 * 1024)
 #define CONF_ACME_PROFILES_MAX	16	/* acme.profiles entries */
+#define CONF_EST_LABELS_MAX	64	/* est.labels entries */
+#define CONF_EST_LABEL_NAME_MAX	64	/* bytes of an EST label name */
 
 /* One ACME profile (draft-ietf-acme-profiles) offered in the directory. */
 struct conf_acme_profile {
@@ -22,6 +24,28 @@ struct conf_acme_profile {
 	bool	 allow_dns;		/* identifier_types holds "dns" */
 	bool	 allow_ip;		/* identifier_types holds "ip" */
 	char	*description;		/* "" when none */
+};
+
+/* One EST label (RFC 7030 section 3.2.2): est.default_label (name "") or
+ * a member of est.labels. Every field is set (defaults filled in). */
+struct conf_est_label {
+	char	*name;			/* "" for the default label */
+	char	*ca_id;			/* "": the issuing CA of init */
+	char	*profile;		/* tls_server_or_client | tls_server |
+					   tls_client | code_signing */
+	double	 validity_days;		/* > 0, <= 36500 */
+	char	*auth;			/* basic | cert | basic_or_cert |
+					   basic_and_cert */
+	char	*trust_bundle;		/* PEM file of client-certificate
+					   anchors; "": pkid's own CAs */
+	bool	 allow_new_key;		/* simplereenroll may change the key */
+	bool	 pop_required;		/* tls-unique challengePassword
+					   required (TLS 1.3 refused) */
+	bool	 manual_approval;	/* enrollments wait for an admin */
+	bool	 serverkeygen;		/* /serverkeygen allowed */
+	char	*key_algorithm;		/* serverkeygen and csrattrs:
+					   ECDSA_P256 | ECDSA_P384 | RSA2048 |
+					   RSA3072 | RSA4096 | ED25519 */
 };
 
 struct conf {
@@ -95,6 +119,16 @@ struct conf {
 		int	 retry_after_seconds;	/* 1 */
 		int	 max_identifiers;	/* 100: per order */
 	} acme;
+
+	struct {
+		bool	 enabled;		/* true */
+		struct conf_est_label default_label;	/* the unlabelled
+							   endpoint */
+		struct conf_est_label *labels;	/* 0..64, in file order */
+		size_t	 nlabels;
+		char	*realm;			/* "pkid EST" */
+		int	 retry_after_seconds;	/* 60: manual approval 202 */
+	} est;
 };
 
 /* Returns the defaults. NULL on allocation failure. */
@@ -108,6 +142,10 @@ void conf_free(struct conf *c);
 int conf_split_hostport(const char *s, char **host, int *port);
 /* The ACME profile called name, or NULL. */
 const struct conf_acme_profile *conf_acme_profile_find(const struct conf *c,
+    const char *name);
+/* The EST label called name; NULL or "" gives the default label. NULL
+ * when no label has that name. */
+const struct conf_est_label *conf_est_label_find(const struct conf *c,
     const char *name);
 
 #endif

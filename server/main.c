@@ -471,6 +471,7 @@ main_serve(struct main_ctx *mc)
 	memset(&mcfg, 0, sizeof(mcfg));
 	mcfg.data_dir = mc->cf->data_dir;
 	mcfg.http_base_url = mc->http_url;
+	mcfg.conf = mc->cf;
 	mcfg.crl_next_update_seconds =
 	    (long)(mc->cf->ca.crl_next_update_hours * 3600);
 	if ((mc->mgmt = mgmt_new(mc->srv, mc->ca, mc->lc, &mcfg)) == NULL)

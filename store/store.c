@@ -54,6 +54,7 @@
 #define STORE_KEY_REPR_MAX	160	/* printable form of a key in logs */
 #define STORE_PID_TEXT_MAX	32
 #define STORE_U64_TEXT_MAX	24
+#define STORE_SHA256_HEX_LEN	64	/* est_request ids */
 
 #define STORE_META_SCHEMA	"schema_version"
 #define STORE_META_AUDIT_SEQ	"audit_seq"
@@ -72,6 +73,8 @@ enum store_table {
 	STORE_T_ACME_ORDER,
 	STORE_T_ACME_AUTHZ,
 	STORE_T_EAB_KEY,
+	STORE_T_EST_CLIENT,
+	STORE_T_EST_REQUEST,
 	STORE_T__MAX
 };
 
@@ -95,6 +98,8 @@ static const struct store_table_def store_tables[STORE_T__MAX] = {
 	[STORE_T_ACME_ORDER] = { "acme_order", "acme-order.db", true },
 	[STORE_T_ACME_AUTHZ] = { "acme_authz", "acme-authz.db", true },
 	[STORE_T_EAB_KEY] = { "eab_key", "eab-key.db", true },
+	[STORE_T_EST_CLIENT] = { "est_client", "est-client.db", true },
+	[STORE_T_EST_REQUEST] = { "est_request", "est-request.db", true },
 };
 
 enum store_index {
@@ -270,6 +275,22 @@ store_txn_nomem(struct store_txn *txn, const char *what)
 {
 	log_err("store: %s: out of memory", what);
 	txn->failed = true;
+}
+
+/* True when p (len bytes) is STORE_SHA256_HEX_LEN lower-case hex digits. */
+static bool
+store_sha256_hex_valid(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	size_t i;
+
+	if (len != STORE_SHA256_HEX_LEN)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
 }
 
 /* Length of a valid id key (1..STORE_KEY_MAX bytes), 0 if invalid. */
@@ -1721,6 +1742,35 @@ struct store_check_state {
 	int	 problems;
 };
 
+/* Tables whose key repeats a field of the record: est_client is keyed by
+ * "username", est_request by "id" (which must also be a lower-case hex
+ * SHA-256). -1 when the key and the record disagree, else 0. */
+static int
+store_check_self_key(enum store_table t, const DBT *k, const json_t *rec)
+{
+	const json_t *f;
+	const char *field, *v;
+
+	switch (t) {
+	case STORE_T_EST_CLIENT:
+		field = "username";
+		break;
+	case STORE_T_EST_REQUEST:
+		field = "id";
+		if (!store_sha256_hex_valid(k->data, k->size))
+			return -1;
+		break;
+	default:
+		return 0;
+	}
+	f = json_object_get(rec, field);
+	if ((v = json_string_value(f)) == NULL ||
+	    json_string_length(f) != k->size ||
+	    memcmp(v, k->data, k->size) != 0)
+		return -1;
+	return 0;
+}
+
 /* Checks one primary record: parses, checks the key shape, and looks up
  * each of its index entries. */
 static int
@@ -1755,6 +1805,11 @@ store_check_record(struct store_txn *txn, struct store_check_state *cs,
 	    json_integer_value(json_object_get(rec, "seq")) !=
 	    (json_int_t)store_get_be64(k->data)))) {
 		log_err("store: check: %s \"%s\": malformed key", tname, repr);
+		cs->problems++;
+	}
+	if (store_check_self_key(t, k, rec) == -1) {
+		log_err("store: check: %s \"%s\": key does not match the "
+		    "record", tname, repr);
 		cs->problems++;
 	}
 	for (i = 0; i < STORE_I__MAX; i++) {
@@ -2550,4 +2605,67 @@ int
 store_eab_del(struct store_txn *txn, const char *kid)
 {
 	return store_del_id(txn, STORE_T_EAB_KEY, kid);
+}
+
+/* ---- est_client --------------------------------------------------------- */
+
+int
+store_est_client_put(struct store_txn *txn, const char *username,
+    const json_t *rec)
+{
+	return store_put_json(txn, STORE_T_EST_CLIENT, username, rec);
+}
+
+json_t *
+store_est_client_get(struct store *st, struct store_txn *txn,
+    const char *username)
+{
+	return store_get_json(st, txn, STORE_T_EST_CLIENT, username);
+}
+
+json_t *
+store_est_client_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next)
+{
+	return store_page_list(st, txn, STORE_T_EST_CLIENT, page, next);
+}
+
+int
+store_est_client_del(struct store_txn *txn, const char *username)
+{
+	return store_del_id(txn, STORE_T_EST_CLIENT, username);
+}
+
+/* ---- est_request -------------------------------------------------------- */
+
+/* Stores a request; an id that is not a lower-case hex SHA-256 is
+ * refused (logged, txn failed). */
+int
+store_est_request_put(struct store_txn *txn, const char *id,
+    const json_t *rec)
+{
+	size_t len;
+
+	if (store_write_check(txn, STORE_T_EST_REQUEST, id, &len) == -1)
+		return -1;
+	if (!store_sha256_hex_valid(id, len)) {
+		log_err("store: est_request write: key is not a lower-case "
+		    "hex SHA-256");
+		store_txn_refuse(txn);
+		return -1;
+	}
+	return store_json_put(txn, STORE_T_EST_REQUEST, id, len, rec);
+}
+
+json_t *
+store_est_request_get(struct store *st, struct store_txn *txn, const char *id)
+{
+	return store_get_json(st, txn, STORE_T_EST_REQUEST, id);
+}
+
+json_t *
+store_est_request_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next)
+{
+	return store_page_list(st, txn, STORE_T_EST_REQUEST, page, next);
 }

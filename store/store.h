@@ -24,6 +24,8 @@
  *   acme_authz    authz id -> JSON; index: by "account_id" + "\0" +
  *                 identifier.type + ":" + identifier.value
  *   eab_key       kid -> JSON
+ *   est_client    username -> JSON
+ *   est_request   lower-case hex SHA-256 -> JSON
  *
  * Record ownership: *_put functions never take ownership of the json_t
  * passed in; *_get/list functions return new references the caller
@@ -232,6 +234,37 @@ json_t *store_eab_get(struct store *st, struct store_txn *txn,
 json_t *store_eab_list(struct store *st, struct store_txn *txn,
     const struct store_page *page, char **next);
 int store_eab_del(struct store_txn *txn, const char *kid);
+
+/* ---- est_client (EST HTTP Basic clients) ---- */
+
+/* username -> {"username", "password_hash" (common_password_hash form),
+ * "labels": [..] (empty = every label), "created_at", "created_by"}.
+ * store_check requires the key to equal "username". */
+int store_est_client_put(struct store_txn *txn, const char *username,
+    const json_t *rec);
+json_t *store_est_client_get(struct store *st, struct store_txn *txn,
+    const char *username);
+json_t *store_est_client_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next);
+int store_est_client_del(struct store_txn *txn, const char *username);
+
+/* ---- est_request (EST enrollments waiting for manual approval) ---- */
+
+/* id = lower-case hex SHA-256 of (label + "\0" + CSR DER) -> {"id",
+ * "label", "status": "pending"|"approved"|"rejected"|"issued" (set by
+ * protocols/est once it delivered, with "issued_at"), "csr" (base64 DER),
+ * "subject", "sans": [..], "requested_by" ("est:<user>" or
+ * "cert:<serial>"), "operation": "simpleenroll"|"simplereenroll"|
+ * "serverkeygen", "created_at", "decided_by", "decided_at", "reason",
+ * "cert_id", "serial"}. A put whose id is not 64 lower-case hex digits
+ * is refused (logged, txn failed); store_check requires the key to equal
+ * "id". */
+int store_est_request_put(struct store_txn *txn, const char *id,
+    const json_t *rec);
+json_t *store_est_request_get(struct store *st, struct store_txn *txn,
+    const char *id);
+json_t *store_est_request_list(struct store *st, struct store_txn *txn,
+    const struct store_page *page, char **next);
 
 /* ---- maintenance ---- */
 

@@ -3,8 +3,8 @@
  * mgmt listener, authentication, the route table, role checks, query
  * strings, bodies and the one error format every refusal goes through.
  * The handlers live in cas.c (CAs), certs.c (certificates, versions,
- * resources, associations) and eab.c (ACME External Account Binding
- * keys).
+ * resources, associations), eab.c (ACME External Account Binding
+ * keys) and est.c (EST clients and manual-approval requests).
  *
  * Order of checks for each request: token (401), route (404), method
  * (405), role (403), query string (400), then the handler. Every refusal
@@ -37,13 +37,15 @@ struct mgmt {
 	struct lifecycle	*lc;		/* borrowed */
 	char			*http_base_url;	/* without trailing '/' */
 	long			 crl_next_update_seconds;
+	const struct conf	*conf;		/* borrowed, may be NULL */
 	struct server_route	 route;		/* registered with the server */
 };
 
 /*
  * One row per (path pattern, method). Pattern segments are literals,
- * "{id}" (a valid identifier) or "{n}" (a version number); query names
- * the accepted query parameters, space separated.
+ * "{id}" (a valid identifier), "{user}" (an EST username, also stored in
+ * id) or "{n}" (a version number); query names the accepted query
+ * parameters, space separated.
  */
 struct api_route {
 	const char		*pattern;
@@ -106,6 +108,20 @@ static const struct api_route api_routes[] = {
 	{ "acme/eab", EVHTTP_REQ_POST, MGMT_ROLE_ADMIN, "", mgmt_eab_create },
 	{ "acme/eab/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_ADMIN, "",
 	    mgmt_eab_delete },
+	/* EST: reading is for auditors too (no secret is ever shown);
+	 * adding clients and deciding requests is an operator's job. */
+	{ "est/clients", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR, API_PAGE_QUERY,
+	    mgmt_est_clients_list },
+	{ "est/clients", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR, "",
+	    mgmt_est_clients_create },
+	{ "est/clients/{user}", EVHTTP_REQ_DELETE, MGMT_ROLE_OPERATOR, "",
+	    mgmt_est_clients_delete },
+	{ "est/requests", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR,
+	    API_PAGE_QUERY " status", mgmt_est_requests_list },
+	{ "est/requests/{id}/approve", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR,
+	    "", mgmt_est_requests_approve },
+	{ "est/requests/{id}/reject", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR,
+	    "", mgmt_est_requests_reject },
 };
 #define API_NROUTES	(sizeof(api_routes) / sizeof(api_routes[0]))
 
@@ -509,6 +525,10 @@ api_match(const char *pattern, char *const *segs, size_t nsegs,
 			if (!common_id_valid(segs[i]))
 				return false;
 			c->id = segs[i];
+		} else if (n == 6 && strncmp(p, "{user}", n) == 0) {
+			if (!mgmt_est_username_valid(segs[i]))
+				return false;
+			c->id = segs[i];
 		} else if (n == 3 && strncmp(p, "{n}", n) == 0) {
 			if (!api_version_parse(segs[i], &c->version))
 				return false;
@@ -570,6 +590,7 @@ api_handle(struct evhttp_request *req, void *arg)
 	c.lc = m->lc;
 	c.http_base_url = m->http_base_url;
 	c.crl_next_update_seconds = m->crl_next_update_seconds;
+	c.conf = m->conf;
 	cmd = evhttp_request_get_command(req);
 	c.method = api_method_name(cmd);
 	c.path = server_req_path(req);
@@ -689,6 +710,7 @@ mgmt_new(struct server *srv, struct ca_ctx *ca, struct lifecycle *lc,
 	m->ca = ca;
 	m->lc = lc;
 	m->crl_next_update_seconds = cfg->crl_next_update_seconds;
+	m->conf = cfg->conf;
 	base = cfg->http_base_url != NULL ? cfg->http_base_url : "";
 	n = strlen(base);
 	while (n > 0 && base[n - 1] == '/')

@@ -20,6 +20,10 @@
 #define MGMT_TOKEN_TTL_MAX	(10L * 366 * 86400)	/* longest token life */
 #define MGMT_SUBJECT_MAX	128	/* bytes of the "sub" claim */
 #define MGMT_IAT_SKEW		300	/* seconds "iat" may lie ahead */
+#define MGMT_EST_USERNAME_MAX	64	/* bytes of an EST client username */
+#define MGMT_EST_PASSWORD_MIN	8	/* bytes of an EST client password */
+#define MGMT_EST_PASSWORD_MAX	COMMON_PASSWORD_MAX
+#define MGMT_EST_REASON_MAX	256	/* bytes of a rejection reason */
 
 enum mgmt_role {
 	MGMT_ROLE_AUDITOR,
@@ -29,11 +33,15 @@ enum mgmt_role {
 };
 
 struct mgmt;
+struct conf;
 
 struct mgmt_config {
 	const char	*data_dir;
 	long		 crl_next_update_seconds;
 	const char	*http_base_url;	/* "http://HOST:PORT": crl_url, ca_cert_url */
+	const struct conf *conf;	/* est.labels, against which EST client
+					   labels are checked; borrowed. NULL:
+					   only "" (the default label) */
 };
 
 /* Loads (or creates) the token key and registers the /api/v1/ routes on
@@ -87,6 +95,7 @@ struct mgmt_call {
 	struct lifecycle	*lc;
 	const char		*http_base_url;	/* "" when unknown */
 	long			 crl_next_update_seconds;
+	const struct conf	*conf;		/* NULL when not given */
 	const char		*method;	/* "GET", ... */
 	const char		*path;		/* as received, for logs */
 	enum mgmt_role		 role;
@@ -95,6 +104,10 @@ struct mgmt_call {
 	unsigned		 version;	/* the {n} segment or 0 */
 	struct evkeyvalq	*query;		/* parsed query string */
 };
+
+/* True for an EST client username: 1..MGMT_EST_USERNAME_MAX of
+ * [A-Za-z0-9._@-], not "." or "..". Routes match it as "{user}". */
+bool mgmt_est_username_valid(const char *s);
 
 /* Answers {"error": {"code", "message"}} with status and logs one line
  * naming method, path, status and reason (log_err for 5xx). */
@@ -152,5 +165,12 @@ void mgmt_assocs_delete(struct mgmt_call *c);
 void mgmt_eab_create(struct mgmt_call *c);
 void mgmt_eab_list(struct mgmt_call *c);
 void mgmt_eab_delete(struct mgmt_call *c);
+/* EST clients and manual-approval requests (est.c). */
+void mgmt_est_clients_create(struct mgmt_call *c);
+void mgmt_est_clients_list(struct mgmt_call *c);
+void mgmt_est_clients_delete(struct mgmt_call *c);
+void mgmt_est_requests_list(struct mgmt_call *c);
+void mgmt_est_requests_approve(struct mgmt_call *c);
+void mgmt_est_requests_reject(struct mgmt_call *c);
 
 #endif

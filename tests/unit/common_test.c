@@ -1,5 +1,5 @@
 /* Unit tests for common/: encodings, buffers, ids, errors, time, files,
- * PEM/DER, logging and metrics. */
+ * PEM/DER, logging, metrics and password hashing. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -860,6 +860,163 @@ test_metrics_bound(void)
 	common_buf_free(&b);
 }
 
+/* A hash made elsewhere (Python hashlib.pbkdf2_hmac, salt 00..0f, 1000
+ * iterations): pins the algorithm and the stored layout. */
+#define PW_VECTOR "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$" \
+	"yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ="
+
+static void
+test_password_roundtrip(void)
+{
+	char *h1, *h2;
+
+	h1 = common_password_hash("s3cret-pass", COMMON_PASSWORD_ITER_MIN);
+	h2 = common_password_hash("s3cret-pass", COMMON_PASSWORD_ITER_MIN);
+	CHECK(h1 != NULL && h2 != NULL);
+	if (h1 == NULL || h2 == NULL)
+		goto out;
+	CHECK(strncmp(h1, "pbkdf2-sha256$1000$", 19) == 0);
+	CHECK(strchr(h1, '\n') == NULL);
+	CHECK(strcmp(h1, h2) != 0);	/* fresh salt each time */
+	CHECK(common_password_verify(h1, "s3cret-pass"));
+	CHECK(common_password_verify(h2, "s3cret-pass"));
+	CHECK(!common_password_verify(h1, "s3cret-pasS"));
+	CHECK(!common_password_verify(h1, "s3cret-pas"));
+	CHECK(!common_password_verify(h1, "s3cret-pass "));
+	CHECK(!common_password_verify(h1, ""));
+	CHECK(!common_password_verify(h1, NULL));
+	CHECK(!common_password_verify(NULL, "s3cret-pass"));
+	CHECK(common_password_verify(PW_VECTOR, "correct horse"));
+	CHECK(!common_password_verify(PW_VECTOR, "correct horsE"));
+out:
+	free(h1);
+	free(h2);
+}
+
+static void
+test_password_default_iterations(void)
+{
+	char *h, want[32];
+
+	h = common_password_hash("", COMMON_PASSWORD_ITERATIONS);
+	snprintf(want, sizeof(want), "pbkdf2-sha256$%u$",
+	    (unsigned)COMMON_PASSWORD_ITERATIONS);
+	CHECK(h != NULL && strncmp(h, want, strlen(want)) == 0);
+	CHECK(common_password_verify(h, ""));
+	CHECK(!common_password_verify(h, "x"));
+	free(h);
+}
+
+static void
+test_password_bad_args(void)
+{
+	char *big, *h;
+
+	CHECK(common_password_hash(NULL, COMMON_PASSWORD_ITERATIONS) == NULL);
+	CHECK(common_password_hash("pw", COMMON_PASSWORD_ITER_MIN - 1) == NULL);
+	CHECK(common_password_hash("pw", COMMON_PASSWORD_ITER_MAX + 1) == NULL);
+	CHECK(common_password_hash("pw", 0) == NULL);
+	big = malloc(COMMON_PASSWORD_MAX + 2);
+	CHECK(big != NULL);
+	if (big == NULL)
+		return;
+	memset(big, 'a', COMMON_PASSWORD_MAX);
+	big[COMMON_PASSWORD_MAX] = '\0';
+	h = common_password_hash(big, COMMON_PASSWORD_ITER_MIN);
+	CHECK(h != NULL && common_password_verify(h, big));
+	big[COMMON_PASSWORD_MAX] = 'a';
+	big[COMMON_PASSWORD_MAX + 1] = '\0';
+	CHECK(common_password_hash(big, COMMON_PASSWORD_ITER_MIN) == NULL);
+	CHECK(!common_password_verify(h, big));
+	free(h);
+	free(big);
+}
+
+/* Flips one character of the stored form at each position in turn: every
+ * variant must be refused (a changed count, salt or hash no longer
+ * matches; a broken layout does not parse). */
+static void
+test_password_tampered(void)
+{
+	char s[] = PW_VECTOR;
+	size_t i, n = strlen(s);
+	int accepted = 0;
+
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		s[i] = (char)(c == 'A' ? 'B' : c == '$' ? '%' :
+		    c == '=' ? 'A' : 'A');
+		if (common_password_verify(s, "correct horse"))
+			accepted++;
+		s[i] = c;
+	}
+	CHECK(accepted == 0);
+	CHECK(common_password_verify(s, "correct horse"));
+}
+
+static void
+test_password_malformed(void)
+{
+	static const char *bad[] = {
+		"",
+		"pbkdf2-sha256",
+		"pbkdf2-sha256$",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$",
+		"pbkdf2-sha1$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"PBKDF2-SHA256$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		/* count: leading zero, sign, space, empty, out of range */
+		"pbkdf2-sha256$01000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$+1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$ 1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$999$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$10000001$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$99999999999999999999$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		/* salt: short, long, unpadded, whitespace, bad character */
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0O$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODxA=$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0OD\nw=$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0OD!==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=",
+		/* hash: short, trailing data, extra field, url alphabet */
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumG==",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ= ",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=$",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKumGQ=\n",
+		"pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw==$"
+		    "yRTMTwbMbo9G0VfjobWqerzuuxe7BETNTErBbKKu-GQ=",
+		NULL
+	};
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		if (common_password_verify(bad[i], "correct horse")) {
+			fprintf(stderr, "accepted malformed hash %zu\n", i);
+			CHECK(!"malformed hash accepted");
+		}
+	}
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_b64_vectors),
 	TEST(test_b64_roundtrip),
@@ -883,5 +1040,10 @@ const struct test_case test_cases[] = {
 	TEST(test_metrics),
 	TEST(test_metrics_threads),
 	TEST(test_metrics_bound),
+	TEST(test_password_roundtrip),
+	TEST(test_password_default_iterations),
+	TEST(test_password_bad_args),
+	TEST(test_password_tampered),
+	TEST(test_password_malformed),
 	{ 0 },
 };

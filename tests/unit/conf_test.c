@@ -1,7 +1,8 @@
 /* Unit tests for conf/: defaults, the shipped conf/pkid.json, a full
- * valid file, host:port splitting and every hostile file under
- * tests/data/conf/ (each NAME.json next to NAME.expect, the substring
- * its error must contain). Run from the repository root. */
+ * valid file (EST labels included), the EST label limits, host:port
+ * splitting and every hostile file under tests/data/conf/ (each
+ * NAME.json next to NAME.expect, the substring its error must contain).
+ * Run from the repository root. */
 #include <dirent.h>
 #include <stdlib.h>
 
@@ -76,13 +77,47 @@ acme_same(const struct conf *a, const struct conf *b)
 	    a->acme.max_identifiers == b->acme.max_identifiers;
 }
 
+static bool
+est_label_same(const struct conf_est_label *a, const struct conf_est_label *b)
+{
+	return strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->ca_id, b->ca_id) == 0 &&
+	    strcmp(a->profile, b->profile) == 0 &&
+	    a->validity_days == b->validity_days &&
+	    strcmp(a->auth, b->auth) == 0 &&
+	    strcmp(a->trust_bundle, b->trust_bundle) == 0 &&
+	    a->allow_new_key == b->allow_new_key &&
+	    a->pop_required == b->pop_required &&
+	    a->manual_approval == b->manual_approval &&
+	    a->serverkeygen == b->serverkeygen &&
+	    strcmp(a->key_algorithm, b->key_algorithm) == 0;
+}
+
+/* True when the est sections hold the same values. */
+static bool
+est_same(const struct conf *a, const struct conf *b)
+{
+	size_t i;
+
+	if (a->est.nlabels != b->est.nlabels)
+		return false;
+	for (i = 0; i < a->est.nlabels; i++)
+		if (!est_label_same(&a->est.labels[i], &b->est.labels[i]))
+			return false;
+	return a->est.enabled == b->est.enabled &&
+	    est_label_same(&a->est.default_label, &b->est.default_label) &&
+	    strcmp(a->est.realm, b->est.realm) == 0 &&
+	    a->est.retry_after_seconds == b->est.retry_after_seconds;
+}
+
 /* True when both configurations hold the same values (path aside). */
 static bool
 conf_same(const struct conf *a, const struct conf *b)
 {
 	size_t i;
 
-	if (a->ca.nserver_names != b->ca.nserver_names || !acme_same(a, b))
+	if (a->ca.nserver_names != b->ca.nserver_names || !acme_same(a, b) ||
+	    !est_same(a, b))
 		return false;
 	for (i = 0; i < a->ca.nserver_names; i++)
 		if (strcmp(a->ca.server_names[i], b->ca.server_names[i]) != 0)
@@ -193,6 +228,25 @@ test_defaults(void)
 	CHECK(c->acme.validation_timeout_seconds == 10);
 	CHECK(c->acme.retry_after_seconds == 1);
 	CHECK(c->acme.max_identifiers == 100);
+	CHECK(c->est.enabled);
+	CHECK_STR(c->est.default_label.name, "");
+	CHECK_STR(c->est.default_label.ca_id, "");
+	CHECK_STR(c->est.default_label.profile, "tls_client");
+	CHECK(c->est.default_label.validity_days == 365);
+	CHECK_STR(c->est.default_label.auth, "basic_or_cert");
+	CHECK_STR(c->est.default_label.trust_bundle, "");
+	CHECK(c->est.default_label.allow_new_key);
+	CHECK(!c->est.default_label.pop_required);
+	CHECK(!c->est.default_label.manual_approval);
+	CHECK(c->est.default_label.serverkeygen);
+	CHECK_STR(c->est.default_label.key_algorithm, "ECDSA_P256");
+	CHECK(c->est.nlabels == 0);
+	CHECK_STR(c->est.realm, "pkid EST");
+	CHECK(c->est.retry_after_seconds == 60);
+	CHECK(conf_est_label_find(c, NULL) == &c->est.default_label);
+	CHECK(conf_est_label_find(c, "") == &c->est.default_label);
+	CHECK(conf_est_label_find(c, "iot") == NULL);
+	CHECK(conf_est_label_find(NULL, "") == NULL);
 	conf_free(c);
 	conf_free(NULL);
 }
@@ -264,7 +318,21 @@ test_full_file(void)
 	    "    \"authz_lifetime_days\": 0.25, \"authz_reuse\": false,\n"
 	    "    \"order_lifetime_hours\": 1.5,\n"
 	    "    \"validation_timeout_seconds\": 300,\n"
-	    "    \"retry_after_seconds\": 3, \"max_identifiers\": 1 }\n"
+	    "    \"retry_after_seconds\": 3, \"max_identifiers\": 1 },\n"
+	    "  \"est\": { \"enabled\": false, \"_c\": 1,\n"
+	    "    \"default_label\": { \"auth\": \"basic\",\n"
+	    "      \"validity_days\": 0.5, \"_why\": \"short\" },\n"
+	    "    \"labels\": { \"_note\": {},\n"
+	    "      \"iot\": { \"ca_id\": \"ca-0123456789abcdef\",\n"
+	    "        \"profile\": \"tls_server_or_client\",\n"
+	    "        \"validity_days\": 36500, \"auth\": \"basic_and_cert\",\n"
+	    "        \"trust_bundle\": \"/etc/pkid/idevid.pem\",\n"
+	    "        \"allow_new_key\": false, \"pop_required\": true,\n"
+	    "        \"manual_approval\": true, \"serverkeygen\": false,\n"
+	    "        \"key_algorithm\": \"ED25519\" },\n"
+	    "      \"A.b_c-9\": {} },\n"
+	    "    \"realm\": \"Example EST (devices)\",\n"
+	    "    \"retry_after_seconds\": 3600 }\n"
 	    "}\n";
 	const char *path = write_conf("full.json", text);
 	struct conf *c;
@@ -355,7 +423,89 @@ test_full_file(void)
 	CHECK(c->acme.validation_timeout_seconds == 300);
 	CHECK(c->acme.retry_after_seconds == 3);
 	CHECK(c->acme.max_identifiers == 1);
+	CHECK(!c->est.enabled);
+	CHECK_STR(c->est.realm, "Example EST (devices)");
+	CHECK(c->est.retry_after_seconds == 3600);
+	/* The default label: set fields replaced, the rest built in. */
+	CHECK_STR(c->est.default_label.name, "");
+	CHECK_STR(c->est.default_label.auth, "basic");
+	CHECK(c->est.default_label.validity_days == 0.5);
+	CHECK_STR(c->est.default_label.profile, "tls_client");
+	CHECK(c->est.default_label.serverkeygen);
+	CHECK(c->est.nlabels == 2);
+	if (c->est.nlabels == 2) {
+		const struct conf_est_label *a = &c->est.labels[0];
+		const struct conf_est_label *b = &c->est.labels[1];
+
+		CHECK_STR(a->name, "iot");
+		CHECK_STR(a->ca_id, "ca-0123456789abcdef");
+		CHECK_STR(a->profile, "tls_server_or_client");
+		CHECK(a->validity_days == 36500);
+		CHECK_STR(a->auth, "basic_and_cert");
+		CHECK_STR(a->trust_bundle, "/etc/pkid/idevid.pem");
+		CHECK(!a->allow_new_key && a->pop_required &&
+		    a->manual_approval && !a->serverkeygen);
+		CHECK_STR(a->key_algorithm, "ED25519");
+		CHECK(conf_est_label_find(c, "iot") == a);
+		/* An empty label takes the built-in values, not those of
+		 * est.default_label. */
+		CHECK_STR(b->name, "A.b_c-9");
+		CHECK_STR(b->ca_id, "");
+		CHECK_STR(b->profile, "tls_client");
+		CHECK(b->validity_days == 365);
+		CHECK_STR(b->auth, "basic_or_cert");
+		CHECK_STR(b->trust_bundle, "");
+		CHECK(b->allow_new_key && !b->pop_required &&
+		    !b->manual_approval && b->serverkeygen);
+		CHECK_STR(b->key_algorithm, "ECDSA_P256");
+		CHECK(conf_est_label_find(c, "A.b_c-9") == b);
+	}
+	CHECK(conf_est_label_find(c, "a.b_c-9") == NULL);
+	CHECK(conf_est_label_find(c, "") == &c->est.default_label);
 	conf_free(c);
+}
+
+/* 64 labels are accepted, the longest name too; a later est.labels in
+ * another file replaces the whole set. */
+static void
+test_est_labels_max(void)
+{
+	struct common_buf b;
+	struct conf *c = NULL;
+	const char *path;
+	char err[512], name[65];
+	int i;
+
+	common_buf_init(&b, 1 << 20);
+	CHECK(common_buf_addstr(&b, "{ \"est\": { \"labels\": {") == 0);
+	for (i = 0; i < CONF_EST_LABELS_MAX; i++)
+		CHECK(common_buf_addf(&b, "%s\"l%02d\": { \"validity_days\": "
+		    "%d }", i > 0 ? ", " : "", i, i + 1) == 0);
+	memset(name, 'x', 64);
+	name[64] = '\0';
+	CHECK(common_buf_addstr(&b, "} } }") == 0);
+	path = write_conf("est-64.json", (const char *)b.data);
+	c = path != NULL ? conf_load(path, err, sizeof(err)) : NULL;
+	if (c == NULL)
+		fprintf(stderr, "est-64.json: %s\n", err);
+	CHECK(c != NULL && c->est.nlabels == CONF_EST_LABELS_MAX);
+	if (c != NULL && c->est.nlabels == CONF_EST_LABELS_MAX) {
+		CHECK_STR(c->est.labels[63].name, "l63");
+		CHECK(c->est.labels[63].validity_days == 64);
+		CHECK(conf_est_label_find(c, "l07")->validity_days == 8);
+	}
+	conf_free(c);
+	common_buf_free(&b);
+
+	common_buf_init(&b, 4096);
+	CHECK(common_buf_addf(&b, "{ \"est\": { \"labels\": { \"%s\": {} } } }",
+	    name) == 0);
+	path = write_conf("est-long-name.json", (const char *)b.data);
+	c = path != NULL ? conf_load(path, err, sizeof(err)) : NULL;
+	CHECK(c != NULL && c->est.nlabels == 1 &&
+	    conf_est_label_find(c, name) != NULL);
+	conf_free(c);
+	common_buf_free(&b);
 }
 
 /* Keys left out keep their defaults; an empty object is all defaults. */
@@ -577,6 +727,7 @@ const struct test_case test_cases[] = {
 	TEST(test_defaults),
 	TEST(test_shipped_file),
 	TEST(test_full_file),
+	TEST(test_est_labels_max),
 	TEST(test_partial_file),
 	TEST(test_hostile_files),
 	TEST(test_file_size_limit),

@@ -4,8 +4,13 @@
  * claim checks), then an in-process end-to-end run: store, CA context,
  * lifecycle, server on 127.0.0.1:0 and mgmt, driven with libcurl,
  * including the ACME External Account Binding keys (create, list,
- * delete, role checks, refused bodies).
+ * delete, role checks, refused bodies), the EST clients (create with a
+ * hashed password that is never returned or logged, labels checked
+ * against est.labels, conflict, list, delete, roles) and the EST
+ * manual-approval requests (seeded through the store; list, status
+ * filter, approve, reject, 409 once decided).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,10 @@
 #define T_BODY_MAX	(4 * 1024 * 1024)
 #define T_TTL		3600L
 #define T_BIND_TRIES	200	/* x 50 ms waiting for the listener */
+#define T_LOG_MAX	(4 * 1024 * 1024)	/* captured log bytes */
+#define T_EST_CONF	"{ \"est\": { \"labels\": { \"iot\": {}, " \
+	"\"servers\": { \"manual_approval\": true } } } }"
+#define T_EST_PASSWORD	"s3cret-Horse-battery"
 
 /* A directory under the test's tmpdir: tmpdir/name. */
 static const char *
@@ -408,6 +417,7 @@ out:
 struct t_env {
 	char		 dir[T_PATH_MAX];
 	char		 cafile[T_PATH_MAX];
+	char		 cffile[T_PATH_MAX];
 	char		 base[T_URL_MAX];	/* "https://127.0.0.1:PORT" */
 	struct conf	*cf;
 	struct store	*st;
@@ -699,7 +709,7 @@ t_env_start(struct t_env *e)
 	struct ca_config cacfg;
 	struct lifecycle_config lccfg = { 90, 30 };
 	struct mgmt_config mcfg;
-	char *cert = NULL, *key = NULL;
+	char *cert = NULL, *key = NULL, why[T_WHY_MAX + T_PATH_MAX];
 	SSL_CTX *tls = NULL;
 	const char *bound = NULL;
 	int i, rc = -1;
@@ -712,8 +722,14 @@ t_env_start(struct t_env *e)
 		fprintf(stderr, "e2e: TLS setup failed\n");
 		goto out;
 	}
-	if ((e->cf = conf_defaults()) == NULL)
+	/* Two EST labels, for the label checks of EST clients. */
+	common_path(e->cffile, sizeof(e->cffile), "%s/pkid.json", e->dir);
+	if (common_file_write(e->cffile, T_EST_CONF, strlen(T_EST_CONF),
+	    0600) == -1 ||
+	    (e->cf = conf_load(e->cffile, why, sizeof(why))) == NULL) {
+		fprintf(stderr, "e2e: configuration: %s\n", why);
 		goto out;
+	}
 	t_setstr(&e->cf->data_dir, e->dir);
 	t_setstr(&e->cf->listen.mgmt, "127.0.0.1:0");
 	t_setstr(&e->cf->listen.http, "127.0.0.1:0");
@@ -737,6 +753,7 @@ t_env_start(struct t_env *e)
 	mcfg.data_dir = e->dir;
 	mcfg.crl_next_update_seconds = 86400;
 	mcfg.http_base_url = "http://127.0.0.1:8080/";
+	mcfg.conf = e->cf;
 	if ((e->m = mgmt_new(e->srv, e->ca, e->lc, &mcfg)) == NULL)
 		goto out;
 	e->admin = mgmt_token_mint(e->dir, "alice", MGMT_ROLE_ADMIN, T_TTL);
@@ -1302,6 +1319,439 @@ t_e2e_eab(struct t_env *e)
 	t_resp_free(&r);
 }
 
+/* ---- EST clients and requests ---------------------------------------- */
+
+/* Sends stderr (where every log line goes, the server thread's too) to
+ * a file until t_log_stop, which returns what was written (to free()). */
+struct t_log {
+	int	saved;
+	char	path[T_PATH_MAX];
+};
+
+static void
+t_log_start(struct t_log *l, const char *name)
+{
+	int fd;
+
+	fflush(stderr);
+	l->saved = dup(STDERR_FILENO);
+	common_path(l->path, sizeof(l->path), "%s/%s", test_tmpdir(), name);
+	fd = open(l->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd != -1) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+}
+
+static char *
+t_log_stop(struct t_log *l)
+{
+	char *text = NULL;
+	size_t len;
+
+	fflush(stderr);
+	if (l->saved != -1) {
+		dup2(l->saved, STDERR_FILENO);
+		close(l->saved);
+	}
+	if (common_file_read(l->path, T_LOG_MAX, &text, &len) == -1)
+		return NULL;
+	fputs(text, stderr);	/* still shown, after the fact */
+	return text;
+}
+
+/* The string array arr joined with ',' (static buffer). */
+static const char *
+t_joined(const json_t *arr, const char *field)
+{
+	static char buf[1024];
+	const json_t *v;
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		const char *s = json_string_value(field != NULL ?
+		    json_object_get(v, field) : v);
+
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+		    i > 0 ? "," : "", s != NULL ? s : "<null>");
+		if (off >= sizeof(buf))
+			break;
+	}
+	return buf;
+}
+
+static void
+t_e2e_est_clients(struct t_env *e)
+{
+	static const char *const bad[] = {
+		"{\"password\": \"" T_EST_PASSWORD "\"}", "username",
+		"{\"username\": \"\", \"password\": \"" T_EST_PASSWORD "\"}",
+		    "username",
+		"{\"username\": \"a:b\", \"password\": \"" T_EST_PASSWORD
+		    "\"}", "username",
+		"{\"username\": \"a b\", \"password\": \"" T_EST_PASSWORD
+		    "\"}", "username",
+		"{\"username\": \"..\", \"password\": \"" T_EST_PASSWORD
+		    "\"}", "username",
+		"{\"username\": \"a/b\", \"password\": \"" T_EST_PASSWORD
+		    "\"}", "username",
+		"{\"username\": 7, \"password\": \"" T_EST_PASSWORD "\"}",
+		    "username",
+		"{\"username\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxx\", \"password\": \"" T_EST_PASSWORD
+		    "\"}", "username",
+		"{\"username\": \"dev-9\"}", "password",
+		"{\"username\": \"dev-9\", \"password\": \"short-7\"}",
+		    "password",
+		"{\"username\": \"dev-9\", \"password\": 12345678}", "password",
+		"{\"username\": \"dev-9\", \"password\": \"" T_EST_PASSWORD
+		    "\", \"labels\": \"iot\"}", "labels",
+		"{\"username\": \"dev-9\", \"password\": \"" T_EST_PASSWORD
+		    "\", \"labels\": [\"nope\"]}", "not a configured EST label",
+		"{\"username\": \"dev-9\", \"password\": \"" T_EST_PASSWORD
+		    "\", \"labels\": [\"iot\", \"iot\"]}", "listed twice",
+		"{\"username\": \"dev-9\", \"password\": \"" T_EST_PASSWORD
+		    "\", \"labels\": [3]}", "labels[0]",
+		"{\"username\": \"dev-9\", \"password\": \"" T_EST_PASSWORD
+		    "\", \"password_hash\": \"x\"}", "password_hash",
+		NULL, NULL
+	};
+	char path[T_PATH_MAX], *logged;
+	struct t_log log;
+	struct t_resp r;
+	json_t *rec, *list, *one;
+	size_t i;
+
+	t_log_start(&log, "est-clients.log");
+
+	/* roles */
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->auditor,
+	    "{\"username\": \"dev-1\", \"password\": \"" T_EST_PASSWORD
+	    "\"}", &r) == 403);
+	CHECK(strstr(t_err_msg(&r), "operator") != NULL);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", NULL,
+	    "{\"username\": \"dev-1\", \"password\": \"" T_EST_PASSWORD
+	    "\"}", &r) == 401);
+	t_resp_free(&r);
+	CHECK(store_est_client_get(e->st, NULL, "dev-1") == NULL);
+
+	/* minimal: every label */
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator,
+	    "{\"username\": \"dev-1\", \"password\": \"" T_EST_PASSWORD
+	    "\"}", &r) == 201);
+	CHECK_STR(t_str(&r, "username"), "dev-1");
+	CHECK(json_is_array(json_object_get(r.json, "labels")) &&
+	    json_array_size(json_object_get(r.json, "labels")) == 0);
+	CHECK(t_str(&r, "created_at") != NULL);
+	CHECK(json_object_size(r.json) == 3);
+	CHECK(r.body != NULL && strstr(r.body, T_EST_PASSWORD) == NULL &&
+	    strstr(r.body, "pbkdf2") == NULL);
+	t_resp_free(&r);
+	/* stored as a PBKDF2 hash that verifies, as EST will check it */
+	rec = store_est_client_get(e->st, NULL, "dev-1");
+	CHECK(rec != NULL);
+	CHECK(common_password_verify(json_string_value(json_object_get(rec,
+	    "password_hash")), T_EST_PASSWORD));
+	CHECK(!common_password_verify(json_string_value(json_object_get(rec,
+	    "password_hash")), "s3cret-Horse-batterY"));
+	CHECK_STR(json_string_value(json_object_get(rec, "created_by")),
+	    "token:olga");
+	json_decref(rec);
+
+	/* labels: configured ones and "" (the default label) */
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->admin,
+	    "{\"username\": \"alice@example.com\", \"password\": \""
+	    T_EST_PASSWORD "\", \"labels\": [\"servers\", \"\"]}", &r) ==
+	    201);
+	CHECK_STR(t_joined(json_object_get(r.json, "labels"), NULL),
+	    "servers,");
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator,
+	    "{\"username\": \"Cam.e_ra-1\", \"password\": \"12345678\", "
+	    "\"labels\": null}", &r) == 201);
+	t_resp_free(&r);
+
+	/* conflict */
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator,
+	    "{\"username\": \"dev-1\", \"password\": \"another-pass\"}",
+	    &r) == 409);
+	CHECK_STR(t_err_code(&r), "conflict");
+	t_resp_free(&r);
+	rec = store_est_client_get(e->st, NULL, "dev-1");
+	CHECK(common_password_verify(json_string_value(json_object_get(rec,
+	    "password_hash")), T_EST_PASSWORD));
+	json_decref(rec);
+
+	/* refused bodies: 400 naming the field, nothing stored */
+	for (i = 0; bad[i] != NULL; i += 2) {
+		CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator,
+		    bad[i], &r) == 400);
+		if (strstr(t_err_msg(&r), bad[i + 1]) == NULL)
+			fprintf(stderr, "%s: message \"%s\" lacks %s\n",
+			    bad[i], t_err_msg(&r), bad[i + 1]);
+		CHECK(strstr(t_err_msg(&r), bad[i + 1]) != NULL);
+		t_resp_free(&r);
+	}
+	CHECK(store_est_client_get(e->st, NULL, "dev-9") == NULL);
+	/* a syntax error is reported by position, never quoting the body */
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator,
+	    "{\"username\": \"dev-9\", \"password\": " T_EST_PASSWORD "}",
+	    &r) == 400);
+	CHECK_STR(t_err_code(&r), "invalid_json");
+	CHECK(strstr(t_err_msg(&r), "line 1") != NULL);
+	CHECK(r.body != NULL && strstr(r.body, "s3cret") == NULL);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator, "[]",
+	    &r) == 400);
+	t_resp_free(&r);
+	/* NUL bytes never get past the JSON parser */
+	CHECK(t_call(e, "POST", "/api/v1/est/clients", e->operator,
+	    "{\"username\": \"dev-9\", \"password\": \"1234\\u00005678\"}",
+	    &r) == 400);
+	CHECK_STR(t_err_code(&r), "invalid_json");
+	t_resp_free(&r);
+
+	/* list: by username, no hash, paged; auditors may read */
+	CHECK(t_call(e, "GET", "/api/v1/est/clients", e->auditor, NULL, &r) ==
+	    200);
+	list = json_object_get(r.json, "est_clients");
+	CHECK_STR(t_joined(list, "username"),
+	    "Cam.e_ra-1,alice@example.com,dev-1");
+	json_array_foreach(list, i, one) {
+		CHECK(json_object_get(one, "password_hash") == NULL);
+		CHECK(json_is_array(json_object_get(one, "labels")));
+		CHECK(json_is_string(json_object_get(one, "created_by")));
+	}
+	CHECK(json_is_null(json_object_get(r.json, "next_page_token")));
+	CHECK(r.body != NULL && strstr(r.body, "pbkdf2") == NULL);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/clients?limit=2", e->operator,
+	    NULL, &r) == 200);
+	CHECK(json_array_size(json_object_get(r.json, "est_clients")) == 2);
+	snprintf(path, sizeof(path), "/api/v1/est/clients?page_token=%s",
+	    t_str(&r, "next_page_token") != NULL ? t_str(&r,
+	    "next_page_token") : "missing");
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", path, e->operator, NULL, &r) == 200);
+	CHECK_STR(t_joined(json_object_get(r.json, "est_clients"),
+	    "username"), "dev-1");
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/clients?page_token=a%3Ab",
+	    e->operator, NULL, &r) == 400);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/clients?status=x", e->operator,
+	    NULL, &r) == 400);
+	t_resp_free(&r);
+
+	/* delete */
+	CHECK(t_call(e, "DELETE", "/api/v1/est/clients/alice@example.com",
+	    e->auditor, NULL, &r) == 403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "DELETE", "/api/v1/est/clients/alice@example.com",
+	    e->operator, NULL, &r) == 204);
+	t_resp_free(&r);
+	CHECK(store_est_client_get(e->st, NULL, "alice@example.com") == NULL);
+	CHECK(t_call(e, "DELETE", "/api/v1/est/clients/alice@example.com",
+	    e->operator, NULL, &r) == 404);
+	CHECK_STR(t_err_code(&r), "not_found");
+	t_resp_free(&r);
+	CHECK(t_call(e, "DELETE", "/api/v1/est/clients/a:b", e->operator,
+	    NULL, &r) == 404);
+	t_resp_free(&r);
+	CHECK(t_call(e, "PUT", "/api/v1/est/clients/dev-1", e->operator, "{}",
+	    &r) == 405);
+	CHECK(strstr(r.hdrs, "Allow: DELETE") != NULL);
+	t_resp_free(&r);
+
+	/* the password never reached a log line */
+	logged = t_log_stop(&log);
+	CHECK(logged != NULL);
+	CHECK(logged != NULL && strstr(logged, "s3cret") == NULL &&
+	    strstr(logged, "pbkdf2") == NULL);
+	CHECK(logged != NULL && strstr(logged, "created EST client \"dev-1\"")
+	    != NULL);
+	free(logged);
+}
+
+/* A 64-hex request id made of one repeated digit. */
+static const char *
+t_est_req_id(char c, char *buf)
+{
+	memset(buf, c, 64);
+	buf[64] = '\0';
+	return buf;
+}
+
+static int
+t_est_seed_txn(struct store_txn *txn, void *arg)
+{
+	static const struct {
+		char		 c;
+		const char	*status;
+		const char	*subject;
+	} seed[] = {
+		{ 'a', "pending", "CN=dev-a" },
+		{ 'b', "pending", "CN=dev-b" },
+		{ 'c', "rejected", "CN=dev-c" },
+		{ 'e', "issued", "CN=dev-e" },
+	};
+	char id[65];
+	json_t *rec;
+	size_t i;
+	int rc = 0;
+
+	(void)arg;
+	for (i = 0; i < sizeof(seed) / sizeof(seed[0]); i++) {
+		t_est_req_id(seed[i].c, id);
+		rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:s, "
+		    "s:s, s:n, s:n, s:n, s:n, s:n}", "id", id, "label",
+		    "servers", "status", seed[i].status, "csr", "MIIBcsrDER",
+		    "subject", seed[i].subject, "sans", "dev.example",
+		    "requested_by", "est:dev-1", "operation", "simpleenroll",
+		    "created_at", "2025-01-01T00:00:00Z", "decided_by",
+		    "decided_at", "reason", "cert_id", "serial");
+		if (rec == NULL || store_est_request_put(txn, id, rec) == -1)
+			rc = -1;
+		json_decref(rec);
+	}
+	return rc;
+}
+
+static void
+t_e2e_est_requests(struct t_env *e)
+{
+	char ida[65], idb[65], idc[65], idd[65], ide[65], path[T_PATH_MAX];
+	struct t_resp r;
+	json_t *list, *one, *rec;
+	size_t i;
+
+	t_est_req_id('a', ida);
+	t_est_req_id('b', idb);
+	t_est_req_id('c', idc);
+	t_est_req_id('d', idd);
+	t_est_req_id('e', ide);
+	CHECK(store_txn_run(e->st, t_est_seed_txn, NULL) == 0);
+
+	/* list: every field but the CSR */
+	CHECK(t_call(e, "GET", "/api/v1/est/requests", e->auditor, NULL,
+	    &r) == 200);
+	list = json_object_get(r.json, "est_requests");
+	CHECK(json_array_size(list) == 4);
+	json_array_foreach(list, i, one) {
+		CHECK(json_object_get(one, "csr") == NULL);
+		CHECK_STR(json_string_value(json_object_get(one, "label")),
+		    "servers");
+		CHECK(json_is_string(json_object_get(one, "subject")));
+		CHECK(json_is_array(json_object_get(one, "sans")));
+		CHECK(json_is_null(json_object_get(one, "decided_by")));
+	}
+	CHECK(r.body != NULL && strstr(r.body, "MIIBcsrDER") == NULL);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?status=pending",
+	    e->operator, NULL, &r) == 200);
+	CHECK_STR(t_joined(json_object_get(r.json, "est_requests"),
+	    "subject"), "CN=dev-a,CN=dev-b");
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?status=rejected&limit=5",
+	    e->operator, NULL, &r) == 200);
+	CHECK_STR(t_joined(json_object_get(r.json, "est_requests"), "id"),
+	    idc);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?status=issued",
+	    e->auditor, NULL, &r) == 200);
+	CHECK_STR(t_joined(json_object_get(r.json, "est_requests"), "id"),
+	    ide);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?limit=2", e->operator,
+	    NULL, &r) == 200);
+	CHECK(json_array_size(json_object_get(r.json, "est_requests")) == 2);
+	CHECK_STR(t_str(&r, "next_page_token"), idb);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?status=done",
+	    e->operator, NULL, &r) == 400);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?page_token=zz",
+	    e->operator, NULL, &r) == 400);
+	t_resp_free(&r);
+
+	/* roles */
+	snprintf(path, sizeof(path), "/api/v1/est/requests/%s/approve", ida);
+	CHECK(t_call(e, "POST", path, e->auditor, NULL, &r) == 403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, NULL, NULL, &r) == 401);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator, "{\"note\": 1}", &r) ==
+	    400);
+	t_resp_free(&r);
+
+	/* approve: status flips, who and when recorded, the CSR kept */
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 200);
+	CHECK_STR(t_str(&r, "id"), ida);
+	CHECK_STR(t_str(&r, "status"), "approved");
+	CHECK_STR(t_str(&r, "decided_by"), "token:olga");
+	CHECK(t_str(&r, "decided_at") != NULL);
+	CHECK(json_object_get(r.json, "csr") == NULL);
+	t_resp_free(&r);
+	rec = store_est_request_get(e->st, NULL, ida);
+	CHECK_STR(json_string_value(json_object_get(rec, "status")),
+	    "approved");
+	CHECK_STR(json_string_value(json_object_get(rec, "csr")),
+	    "MIIBcsrDER");
+	json_decref(rec);
+	/* decided once only */
+	CHECK(t_call(e, "POST", path, e->admin, "{}", &r) == 409);
+	CHECK_STR(t_err_code(&r), "conflict");
+	CHECK(strstr(t_err_msg(&r), "approved") != NULL);
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/est/requests/%s/reject", ida);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 409);
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/est/requests/%s/approve", idc);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 409);
+	CHECK(strstr(t_err_msg(&r), "rejected") != NULL);
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/est/requests/%s/reject", ide);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 409);
+	CHECK(strstr(t_err_msg(&r), "issued") != NULL);
+	t_resp_free(&r);
+
+	/* reject with a reason */
+	snprintf(path, sizeof(path), "/api/v1/est/requests/%s/reject", idb);
+	CHECK(t_call(e, "POST", path, e->operator,
+	    "{\"reason\": \"line\\nbreak\"}", &r) == 400);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator, "{\"reason\": 5}", &r) ==
+	    400);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator,
+	    "{\"reason\": \"unknown device\", \"x\": 1}", &r) == 400);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator,
+	    "{\"reason\": \"unknown device\"}", &r) == 200);
+	CHECK_STR(t_str(&r, "status"), "rejected");
+	CHECK_STR(t_str(&r, "reason"), "unknown device");
+	CHECK_STR(t_str(&r, "decided_by"), "token:olga");
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", "/api/v1/est/requests?status=pending",
+	    e->operator, NULL, &r) == 200);
+	CHECK(json_array_size(json_object_get(r.json, "est_requests")) == 0);
+	t_resp_free(&r);
+
+	/* unknown and malformed ids */
+	snprintf(path, sizeof(path), "/api/v1/est/requests/%s/approve", idd);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 404);
+	CHECK_STR(t_err_code(&r), "not_found");
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", "/api/v1/est/requests/ABCD/reject",
+	    e->operator, NULL, &r) == 404);
+	t_resp_free(&r);
+	CHECK(t_call(e, "GET", path, e->operator, NULL, &r) == 405);
+	t_resp_free(&r);
+	CHECK(store_check(e->st) == 0);
+}
+
 static void
 test_e2e(void)
 {
@@ -1315,6 +1765,8 @@ test_e2e(void)
 		t_e2e_flow(&e);
 		t_e2e_external(&e);
 		t_e2e_eab(&e);
+		t_e2e_est_clients(&e);
+		t_e2e_est_requests(&e);
 	}
 	t_env_stop(&e);
 	curl_global_cleanup();

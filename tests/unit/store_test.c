@@ -3,7 +3,8 @@
  * unique name index, transactions (rollback, deadlock retry), the schema
  * version check, the process lock, corrupt records, the ACME tables
  * (accounts with their unique key thumbprint, orders paged by account,
- * authorisations by account and identifier, EAB keys), opening a data
+ * authorisations by account and identifier, EAB keys), the EST tables
+ * (clients by username, approval requests keyed by SHA-256), opening a data
  * directory written before those tables existed, and durability across
  * SIGKILL (a child commits in a loop, is killed, the parent recovers and
  * checks every acknowledged record, then verifies every database file).
@@ -136,7 +137,7 @@ t_verify_files(const char *dir)
 		n++;
 	}
 	closedir(d);
-	CHECK(n == 22);		/* 13 tables + 9 indexes */
+	CHECK(n == 24);		/* 15 tables + 9 indexes */
 }
 
 /* ---- tables -------------------------------------------------------------- */
@@ -1043,6 +1044,211 @@ test_eab(void)
 	store_close(st);
 }
 
+static json_t *
+t_est_client(const char *username, const char *label)
+{
+	json_t *j = json_pack("{s:s, s:s, s:[], s:s, s:s}", "username",
+	    username, "password_hash", "pbkdf2-sha256$1000$x$y", "labels",
+	    "created_at", "2025-01-01T00:00:00Z", "created_by", "admin");
+
+	if (label != NULL)
+		json_array_append_new(json_object_get(j, "labels"),
+		    json_string(label));
+	return j;
+}
+
+static void
+test_est_client(void)
+{
+	char dir[T_PATH_MAX], *next = NULL;
+	struct store *st = t_open("est_client", dir, sizeof(dir));
+	struct store_page page = { .limit = 2 };
+	static const char *users[] = { "dev-3", "alice@example.com",
+	    "dev-1", "dev-2" };
+	struct store_txn *txn;
+	json_t *j;
+	size_t i;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	txn = store_txn_begin(st);
+	for (i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+		j = t_est_client(users[i], i == 0 ? "iot" : NULL);
+		CHECK(store_est_client_put(txn, users[i], j) == 0);
+		json_decref(j);
+	}
+	CHECK(store_txn_commit(txn) == 0);
+
+	j = store_est_client_get(st, NULL, "dev-3");
+	CHECK_STR(json_string_value(json_array_get(json_object_get(j,
+	    "labels"), 0)), "iot");
+	CHECK_STR(json_string_value(json_object_get(j, "password_hash")),
+	    "pbkdf2-sha256$1000$x$y");
+	json_decref(j);
+	CHECK(store_est_client_get(st, NULL, "nobody") == NULL);
+	CHECK(store_est_client_get(st, NULL, "") == NULL);
+
+	/* Ordered by username, paged. */
+	j = store_est_client_list(st, NULL, &page, &next);
+	CHECK_STR(t_join(j, "username"), "alice@example.com,dev-1");
+	CHECK_STR(next, "dev-1");
+	json_decref(j);
+	page.after = next;
+	j = store_est_client_list(st, NULL, &page, &next);
+	CHECK_STR(t_join(j, "username"), "dev-2,dev-3");
+	CHECK(next == NULL);
+	free((char *)page.after);
+	json_decref(j);
+
+	txn = store_txn_begin(st);
+	CHECK(store_est_client_del(txn, "dev-2") == 0);
+	CHECK(store_est_client_del(txn, "absent") == 0);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_est_client_list(st, NULL, NULL, NULL);
+	CHECK_STR(t_join(j, "username"), "alice@example.com,dev-1,dev-3");
+	json_decref(j);
+	CHECK(store_est_client_put(NULL, "x", NULL) == -1);
+	CHECK(store_est_client_del(NULL, "dev-1") == -1);
+	txn = store_txn_begin(st);
+	j = t_est_client("", NULL);
+	CHECK(store_est_client_put(txn, "", j) == -1);
+	json_decref(j);
+	CHECK(store_txn_failed(txn));
+	store_txn_abort(txn);
+	CHECK(store_check(st) == 0);
+
+	/* A record filed under another username fails the check. */
+	txn = store_txn_begin(st);
+	j = t_est_client("mallory", NULL);
+	CHECK(store_est_client_put(txn, "dev-1", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	CHECK(store_check(st) == -1);
+	store_close(st);
+}
+
+/* 64 lower-case hex digits built from one character. */
+static const char *
+t_req_id(char c)
+{
+	static char id[65];
+
+	memset(id, c, 64);
+	id[64] = '\0';
+	return id;
+}
+
+static json_t *
+t_est_request(const char *id, const char *status)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:s, s:s}",
+	    "id", id, "label", "", "status", status, "csr", "MIIB", "subject",
+	    "CN=dev", "sans", "dev.example", "requested_by", "est:dev-1",
+	    "operation", "simpleenroll", "created_at",
+	    "2025-01-01T00:00:00Z");
+}
+
+static bool
+t_status_is(const json_t *rec, void *arg)
+{
+	return strcmp(json_string_value(json_object_get(rec, "status")),
+	    (const char *)arg) == 0;
+}
+
+static void
+test_est_request(void)
+{
+	char dir[T_PATH_MAX], *next = NULL, bad[80];
+	struct store *st = t_open("est_request", dir, sizeof(dir));
+	struct store_page page = { .limit = 2 };
+	struct store_txn *txn;
+	json_t *j;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	txn = store_txn_begin(st);
+	j = t_est_request(t_req_id('c'), "pending");
+	CHECK(store_est_request_put(txn, t_req_id('c'), j) == 0);
+	json_decref(j);
+	j = t_est_request(t_req_id('a'), "pending");
+	CHECK(store_est_request_put(txn, t_req_id('a'), j) == 0);
+	json_decref(j);
+	j = t_est_request(t_req_id('b'), "rejected");
+	CHECK(store_est_request_put(txn, t_req_id('b'), j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+
+	j = store_est_request_get(st, NULL, t_req_id('b'));
+	CHECK_STR(json_string_value(json_object_get(j, "status")),
+	    "rejected");
+	json_decref(j);
+	CHECK(store_est_request_get(st, NULL, t_req_id('d')) == NULL);
+
+	j = store_est_request_list(st, NULL, &page, &next);
+	CHECK(json_array_size(j) == 2);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(j, 0),
+	    "id")), t_req_id('a'));
+	CHECK(next != NULL);
+	json_decref(j);
+	page.after = next;
+	j = store_est_request_list(st, NULL, &page, &next);
+	CHECK(json_array_size(j) == 1);
+	CHECK(next == NULL);
+	free((char *)page.after);
+	json_decref(j);
+
+	/* Filtered by status, as the management API lists pending ones. */
+	page.after = NULL;
+	page.limit = 10;
+	page.filter = t_status_is;
+	page.arg = "pending";
+	j = store_est_request_list(st, NULL, &page, NULL);
+	CHECK(json_array_size(j) == 2);
+	json_decref(j);
+
+	/* Decide one: the put replaces the record. */
+	txn = store_txn_begin(st);
+	j = store_est_request_get(st, txn, t_req_id('a'));
+	json_object_set_new(j, "status", json_string("approved"));
+	json_object_set_new(j, "decided_by", json_string("admin"));
+	CHECK(store_est_request_put(txn, t_req_id('a'), j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	j = store_est_request_list(st, NULL, &page, NULL);
+	CHECK(json_array_size(j) == 1);
+	json_decref(j);
+	CHECK(store_check(st) == 0);
+
+	/* Keys that are not a lower-case hex SHA-256 are refused. */
+	snprintf(bad, sizeof(bad), "%s", t_req_id('A'));
+	txn = store_txn_begin(st);
+	j = t_est_request(bad, "pending");
+	CHECK(store_est_request_put(txn, bad, j) == -1);
+	CHECK(store_txn_failed(txn));
+	store_txn_abort(txn);
+	bad[63] = '\0';
+	txn = store_txn_begin(st);
+	CHECK(store_est_request_put(txn, bad, j) == -1);
+	store_txn_abort(txn);
+	snprintf(bad, sizeof(bad), "%sa", t_req_id('0'));
+	txn = store_txn_begin(st);
+	CHECK(store_est_request_put(txn, bad, j) == -1);
+	store_txn_abort(txn);
+	json_decref(j);
+	CHECK(store_est_request_get(st, NULL, "g") == NULL);
+
+	/* A record whose "id" differs from its key fails the check. */
+	txn = store_txn_begin(st);
+	j = t_est_request(t_req_id('e'), "pending");
+	CHECK(store_est_request_put(txn, t_req_id('f'), j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	CHECK(store_check(st) == -1);
+	store_close(st);
+}
+
 /* A data directory written before the ACME tables existed (built here
  * with plain BDB: meta with the schema version, one certificate) opens,
  * gains the new tables and indexes, and checks clean. */
@@ -1612,6 +1818,8 @@ const struct test_case test_cases[] = {
 	TEST(test_acme_orders),
 	TEST(test_acme_authz),
 	TEST(test_eab),
+	TEST(test_est_client),
+	TEST(test_est_request),
 	TEST(test_old_layout),
 	TEST(test_rollback),
 	TEST(test_deadlock_retry),
