@@ -269,7 +269,7 @@ ca_name_string(const X509_NAME *name)
 {
 	BIO *bio = NULL;
 	char *data, *s = NULL;
-	long n;
+	long n, i, o;
 
 	if (name == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
 		goto out;
@@ -277,11 +277,22 @@ ca_name_string(const X509_NAME *name)
 	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
 		goto out;
 	n = BIO_get_mem_data(bio, &data);
-	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
+	/* worst case every byte gains a backslash (see below) */
+	if (n < 0 || (s = malloc((size_t)n * 2 + 1)) == NULL)
 		goto out;
-	if (n > 0)
-		memcpy(s, data, (size_t)n);
-	s[n] = '\0';
+	/*
+	 * OpenSSL escapes a leading '#' only in values longer than one
+	 * character, so a value that is exactly "#" prints as "CN=#", which
+	 * RFC 4514 reads as an (empty) hex-encoded value. Escape it so the
+	 * text parses back to the same name (found by tests/fuzz).
+	 */
+	for (i = o = 0; i < n; i++) {
+		s[o++] = data[i];
+		if (data[i] == '=' && i + 1 < n && data[i + 1] == '#' &&
+		    (i + 2 == n || data[i + 2] == ',' || data[i + 2] == '+'))
+			s[o++] = '\\';
+	}
+	s[o] = '\0';
 out:
 	BIO_free(bio);
 	return s;

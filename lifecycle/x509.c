@@ -20,7 +20,6 @@
 
 #define LC_RDN_MAX	64	/* attributes in a subject we compare */
 #define LC_ATTR_MAX	256	/* bytes of one attribute value */
-#define LC_TYPE_MAX	64	/* bytes of one attribute type */
 #define LC_PEM_MAX	(1024 * 1024)	/* PEM text we write back */
 
 /* One subject attribute: type as a NID, value as UTF-8. */
@@ -254,126 +253,6 @@ lifecycle_sans_match(const json_t *want, const json_t *csr,
 	return -1;
 }
 
-/* Trims ASCII spaces at both ends of s in place; returns s. */
-static char *
-lc_trim(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && s[n - 1] == ' ')
-		s[--n] = '\0';
-	while (*s == ' ')
-		s++;
-	return s;
-}
-
-static int
-lc_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Attribute type text ("CN", "commonName", "cn", "2.5.4.3") to a NID;
- * NID_undef when unknown.
- */
-static int
-lc_type_nid(const char *type)
-{
-	char up[LC_TYPE_MAX];
-	size_t i;
-	int nid;
-
-	if ((nid = OBJ_txt2nid(type)) != NID_undef)
-		return nid;
-	for (i = 0; type[i] != '\0' && i + 1 < sizeof(up); i++)
-		up[i] = (type[i] >= 'a' && type[i] <= 'z') ?
-		    (char)(type[i] - 'a' + 'A') : type[i];
-	up[i] = '\0';
-	if ((nid = OBJ_txt2nid(up)) != NID_undef)
-		return nid;
-	/* the long name is camelCase; writers also use it in lower case */
-	if (strcasecmp(type, "emailAddress") == 0)
-		return NID_pkcs9_emailAddress;
-	return NID_undef;
-}
-
-/*
- * Parses an RFC 4514 string into attributes (order is not kept: the
- * comparison below is order-blind because writers disagree on which end
- * comes first). Handles "\," escapes, "\XX" hex pairs and '+'
- * multi-valued RDNs. Returns the count, or -1 on malformed text.
- */
-static int
-lc_subject_parse(const char *s, struct lc_attr *attrs, int max)
-{
-	char type[LC_TYPE_MAX], value[LC_ATTR_MAX];
-	size_t tn, vn, vend;
-	bool in_value;
-	int n = 0, h1, h2;
-
-	while (*s == ' ')
-		s++;
-	if (*s == '\0')
-		return 0;
-	tn = vn = vend = 0;
-	in_value = false;
-	for (;; s++) {
-		if (*s == '\0' || (in_value && (*s == ',' || *s == '+'))) {
-			if (!in_value || n == max)
-				return -1;
-			type[tn] = '\0';
-			value[vend] = '\0';
-			attrs[n].nid = lc_type_nid(lc_trim(type));
-			if (attrs[n].nid == NID_undef)
-				return -1;
-			memmove(attrs[n].value, value + strspn(value, " "),
-			    strlen(value + strspn(value, " ")) + 1);
-			attrs[n].used = false;
-			n++;
-			if (*s == '\0')
-				return n;
-			tn = vn = vend = 0;
-			in_value = false;
-			continue;
-		}
-		if (!in_value) {
-			if (*s == '=') {
-				in_value = true;
-				continue;
-			}
-			if (*s == ',' || *s == '+' || *s == '\\' ||
-			    tn + 1 >= sizeof(type))
-				return -1;
-			type[tn++] = *s;
-			continue;
-		}
-		if (vn + 1 >= sizeof(value))
-			return -1;
-		if (*s == '\\') {
-			if (s[1] == '\0')
-				return -1;
-			if ((h1 = lc_hexval(s[1])) >= 0 && s[2] != '\0' &&
-			    (h2 = lc_hexval(s[2])) >= 0) {
-				value[vn++] = (char)(h1 << 4 | h2);
-				s += 2;
-			} else
-				value[vn++] = *++s;
-			vend = vn;	/* an escaped space is kept */
-			continue;
-		}
-		value[vn++] = *s;
-		if (*s != ' ')
-			vend = vn;
-	}
-}
-
 /* The attributes of an X509_NAME, values as UTF-8. -1 on failure. */
 static int
 lc_name_attrs(const X509_NAME *name, struct lc_attr *attrs, int max)
@@ -403,22 +282,27 @@ lc_name_attrs(const X509_NAME *name, struct lc_attr *attrs, int max)
 }
 
 /*
- * True when the request's subject text and the CSR's subject hold the
- * same attributes (type and value, values without regard to ASCII case,
- * in any order). A subject that does not parse never matches.
+ * True when the request's subject text (parsed by ca/, the one RFC 4514
+ * parser) and the CSR's subject hold the same attributes (type and value,
+ * values without regard to ASCII case, in any order: writers disagree on
+ * which end comes first). A subject that does not parse never matches.
  */
 bool
 lifecycle_subject_match(const char *want, const X509_NAME *csr)
 {
+	struct common_error err;
 	struct lc_attr *a = NULL, *b = NULL;
+	X509_NAME *wn = NULL;
 	int na, nb, i, j;
 	bool ok = false;
 
+	common_error_clear(&err);
 	a = calloc(LC_RDN_MAX, sizeof(*a));
 	b = calloc(LC_RDN_MAX, sizeof(*b));
 	if (a == NULL || b == NULL)
 		goto out;
-	if ((na = lc_subject_parse(want, a, LC_RDN_MAX)) < 0 ||
+	if ((wn = ca_name_parse(want, &err)) == NULL ||
+	    (na = lc_name_attrs(wn, a, LC_RDN_MAX)) < 0 ||
 	    (nb = lc_name_attrs(csr, b, LC_RDN_MAX)) < 0 || na != nb)
 		goto out;
 	for (i = 0; i < na; i++) {
@@ -433,6 +317,7 @@ lifecycle_subject_match(const char *want, const X509_NAME *csr)
 	}
 	ok = true;
 out:
+	X509_NAME_free(wn);
 	free(a);
 	free(b);
 	return ok;

@@ -2006,8 +2006,31 @@ test_teardown(void)
 	st = NULL;
 }
 
+/* The request's subject text and a CSR's name compare through ca/'s
+ * parser: keywords it accepts (E=) and escaped spaces must match. */
+static void
+test_subject_match_forms(void)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	CHECK(n != NULL);
+	if (n == NULL)
+		return;
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)" a", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(n, "emailAddress", MBSTRING_UTF8,
+	    (const unsigned char *)"a@b.c", -1, -1, 0);
+	CHECK(lifecycle_subject_match("CN=\\ a,E=a@b.c", n));
+	CHECK(lifecycle_subject_match("emailAddress=A@B.C,CN=\\ a", n));
+	CHECK(!lifecycle_subject_match("CN=a,E=a@b.c", n));
+	CHECK(!lifecycle_subject_match("CN=\\ a", n));
+	CHECK(!lifecycle_subject_match("XX=1", n));
+	X509_NAME_free(n);
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_setup),
+	TEST(test_subject_match_forms),
 	TEST(test_managed_profiles),
 	TEST(test_managed_key_algorithms),
 	TEST(test_create_refused),
