@@ -293,6 +293,7 @@ lc_cert_set_current(json_t *crec, const json_t *v)
 	rc |= json_object_set(crec, "not_after_epoch",
 	    json_object_get(v, "not_after_epoch"));
 	rc |= json_object_set(crec, "stage", json_object_get(v, "stage"));
+	rc |= json_object_set(crec, "serial", json_object_get(v, "serial"));
 	return rc == 0 ? 0 : -1;
 }
 

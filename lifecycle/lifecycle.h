@@ -189,14 +189,17 @@ json_t *lifecycle_assoc_list(struct lifecycle *lc, const char *cert_id,
 int lifecycle_assoc_delete(struct lifecycle *lc, const char *id,
     const char *who, struct common_error *err);
 
+/* The borrowed CA context and its store: protocols read their own tables
+ * (accounts, orders, EST clients) and CA certificates through them. */
+struct ca_ctx *lifecycle_ca(struct lifecycle *lc);
+struct store *lifecycle_store(struct lifecycle *lc);
+
 /* ---- shared by the files of lifecycle/ only (not an API) ---- */
 
 #define LIFECYCLE_ID_MAX	64	/* "assoc-" + 16 hex + NUL, with room */
 #define LIFECYCLE_TIME_MAX	32	/* RFC 3339 timestamp + NUL */
 
-/* The borrowed CA context, its store and the configuration. */
-struct ca_ctx *lifecycle_ca(struct lifecycle *lc);
-struct store *lifecycle_store(struct lifecycle *lc);
+/* The configuration. */
 const struct lifecycle_config *lifecycle_cfg(struct lifecycle *lc);
 
 /* Runs fn(txn, arg, err) in one store transaction (retried on deadlock;

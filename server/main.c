@@ -13,7 +13,8 @@
  *   5. server/     listeners + N worker threads (handlers) + 1 jobs thread
  *                  (checkpoints, CRL refresh); the main thread waits for
  *                  SIGTERM/SIGINT and drains
- *   6. protocols/  mgmt registers /api/v1/ on the mgmt listener
+ *   6. protocols/  mgmt registers /api/v1/ on the mgmt listener; acme
+ *                  (/acme/) and est (/.well-known/est/) on the https one
  * and stops them in reverse order.
  */
 #include <errno.h>
@@ -31,6 +32,8 @@
 #include "common/common.h"
 #include "conf/conf.h"
 #include "lifecycle/lifecycle.h"
+#include "protocols/acme/acme.h"
+#include "protocols/est/est.h"
 #include "protocols/mgmt/mgmt.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -49,6 +52,8 @@ struct main_ctx {
 	struct lifecycle	*lc;
 	struct server		*srv;
 	struct mgmt		*mgmt;
+	struct acme		*acme;
+	struct est		*est;
 	char			 http_url[MAIN_URL_MAX];
 	char			*issuing_ca_id;
 	char			*server_cert_id;
@@ -343,6 +348,8 @@ main_init(struct main_ctx *mc)
 static void
 main_close(struct main_ctx *mc)
 {
+	est_free(mc->est);
+	acme_free(mc->acme);
 	mgmt_free(mc->mgmt);
 	server_free(mc->srv);
 	lifecycle_free(mc->lc);
@@ -459,6 +466,8 @@ static int
 main_serve(struct main_ctx *mc)
 {
 	struct mgmt_config mcfg;
+	char https[MAIN_URL_MAX];
+	const char *acme_ca;
 	SSL_CTX *tls = NULL;
 	int rc = -1;
 
@@ -475,6 +484,16 @@ main_serve(struct main_ctx *mc)
 	mcfg.crl_next_update_seconds =
 	    (long)(mc->cf->ca.crl_next_update_hours * 3600);
 	if ((mc->mgmt = mgmt_new(mc->srv, mc->ca, mc->lc, &mcfg)) == NULL)
+		goto out;
+	main_base_url(mc->cf->public_url.https, mc->cf->listen.https, "https",
+	    https, sizeof(https));
+	acme_ca = mc->cf->acme.ca_id[0] != '\0' ? mc->cf->acme.ca_id :
+	    mc->issuing_ca_id;
+	if ((mc->acme = acme_new(mc->srv, mc->lc, mc->cf, https,
+	    acme_ca)) == NULL)
+		goto out;
+	if (mc->cf->est.enabled && (mc->est = est_new(mc->srv, mc->lc, mc->cf,
+	    mc->issuing_ca_id)) == NULL)
 		goto out;
 	if (server_timer(mc->srv, MAIN_CHECKPOINT_SECONDS,
 	    main_job_checkpoint, mc) == -1 ||

@@ -508,6 +508,8 @@ server_reply(struct evhttp_request *req, int status, const char *ctype,
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct server *srv = ctx != NULL ? ctx->w->srv :
 	    server_worker_self != NULL ? server_worker_self->srv : NULL;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
 	char lenbuf[32];
 	size_t sent = 0;
 	bool nobody;
@@ -547,7 +549,17 @@ server_reply(struct evhttp_request *req, int status, const char *ctype,
 		if (ctx->detached || evhttp_request_get_connection(req) == NULL)
 			server_req_finish(ctx, true);
 	}
+	evcon = evhttp_request_get_connection(req);
+	bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	evhttp_send_reply(req, status, server_status_phrase(status), NULL);
+	/*
+	 * evhttp queues the status line and headers and the body as separate
+	 * buffer chunks; over TLS each chunk becomes its own record and
+	 * write, which clients with Nagle-style coalescing (and EST devices)
+	 * pay for with a stall. One contiguous chunk goes out as one record.
+	 */
+	if (bev != NULL)
+		evbuffer_pullup(bufferevent_get_output(bev), -1);
 }
 
 static int

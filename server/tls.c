@@ -4,7 +4,8 @@
  * TLS 1.2 and 1.3 only; TLS 1.2 is limited to ECDHE key exchange with AEAD
  * ciphers (forward secrecy, no CBC), the server's cipher order wins,
  * renegotiation is off and ALPN, when the client offers it, must include
- * "http/1.1" (the only protocol evhttp speaks).
+ * "http/1.1" (the only protocol evhttp speaks). Clients may present a
+ * certificate (EST authenticates with it); none is required.
  */
 #include <string.h>
 
@@ -25,6 +26,24 @@
 /* Session IDs are only reused within this context (needed as soon as a
  * listener asks for client certificates, e.g. EST). */
 #define SERVER_TLS_SID_CTX	"pkid"
+
+/*
+ * Client certificates are requested but never judged here: which anchors
+ * count depends on the EST label of a request that has not been read yet
+ * (a trust bundle of manufacturer CAs, or pkid's own CAs), so
+ * protocols/est verifies the chain itself (X509_verify_cert with the
+ * peer chain, validity, revocation). Accepting every chain in the
+ * handshake keeps clients without a certificate working and lets
+ * sessions resume (the session id context above makes that legal with
+ * SSL_VERIFY_PEER).
+ */
+static int
+server_tls_verify_any(int preverify_ok, X509_STORE_CTX *ctx)
+{
+	(void)preverify_ok;
+	(void)ctx;
+	return 1;
+}
 
 /* ALPN wire format: length-prefixed protocol names. */
 static const unsigned char server_alpn[] = "\x08http/1.1";
@@ -103,6 +122,7 @@ server_tls_ctx(const char *chain_pem, const char *key_pem)
 		goto out;
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, server_tls_alpn, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, server_tls_verify_any);
 
 	if (SSL_CTX_use_certificate(ctx, sk_X509_value(chain, 0)) != 1) {
 		log_err("tls: leaf certificate: %s", common_ssl_error());

@@ -89,8 +89,8 @@ certs_version_brief(const json_t *rec)
 }
 
 /*
- * The API's certificate object, plus "stage" (of the current version, the
- * field the list filters on). "not_after" comes from the record or its
+ * The API's certificate object, plus "stage" and "serial" (of the current
+ * version: the list filters on the stage, and people look for serials). "not_after" comes from the record or its
  * current version; "current" (when the record has the key; null while
  * there is no current version) carries PEMs only when pems is true, and
  * never a private key.
@@ -101,8 +101,8 @@ certs_object(const json_t *rec, bool pems)
 	static const char *const base[] = {
 		"id", "name", "mode", "origin", "ca_id", "profile", "subject",
 		"sans", "key_algorithm", "validity_days", "renewal",
-		"current_version", "latest_version", "stage", "created_at",
-		NULL
+		"current_version", "latest_version", "stage", "serial",
+		"created_at", NULL
 	};
 	const json_t *cur = json_object_get(rec, "current");
 	json_t *na = json_object_get(rec, "not_after");
