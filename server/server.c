@@ -62,6 +62,13 @@
 #define SERVER_JOBS_BATCH	64	/* jobs per wakeup before yielding */
 #define SERVER_DRAIN_POLL_MS	20	/* drain progress check interval */
 #define SERVER_PUBLIC_FILE_MAX	(16 * 1024 * 1024)	/* CRL / CA file */
+/*
+ * libevent refuses larger bodies itself, with an HTML 413 that no route
+ * sees (libevent 2.1 has no hook for it). Routes enforce their own,
+ * smaller limits (default server.max_body_bytes) in their protocol's error
+ * format, so this ceiling only has to stop abuse, not give the answer.
+ */
+#define SERVER_BODY_CEILING	(16 * 1024 * 1024)
 #define SERVER_METRICS_MAX	(8 * 1024 * 1024)	/* /metrics body */
 #define SERVER_JSON_MAX		(64 * 1024 * 1024)	/* JSON reply body */
 #define SERVER_ADDR_MAX		64	/* "[v6]:port" text */
@@ -1307,8 +1314,9 @@ server_worker_init(struct server *srv, struct server_worker *w, int idx)
 		}
 		evhttp_set_max_headers_size(hh->http,
 		    (ev_ssize_t)srv->max_header_bytes);
-		evhttp_set_max_body_size(hh->http,
-		    (ev_ssize_t)srv->max_body_bytes);
+		evhttp_set_max_body_size(hh->http, (ev_ssize_t)
+		    (srv->max_body_bytes > SERVER_BODY_CEILING ?
+		    srv->max_body_bytes : SERVER_BODY_CEILING));
 		evhttp_set_timeout(hh->http, srv->timeout_seconds);
 		evhttp_set_allowed_methods(hh->http, SERVER_METHODS);
 		evhttp_set_default_content_type(hh->http, NULL);

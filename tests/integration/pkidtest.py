@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.parse
 
 SCRUBBED_ENV = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
                 "SSL_CERT_DIR", "PKID_URL", "PKID_TOKEN_FILE", "PKID_CACERT")
@@ -607,7 +608,7 @@ class Pkid:
     def acme_directory_url(self):
         return self.https_url + "/acme/directory"
 
-    def pkictl_cmd(self, args, json_out=True):
+    def ctl_cmd(self, args, json_out=True):
         """A pkictl command line against this installation (admin token,
         DATA/ca-bundle.pem)."""
         cmd = [self.pkictl, "--url", self.mgmt_url, "--token-file",
@@ -616,18 +617,34 @@ class Pkid:
             cmd.append("--json")
         return cmd + [str(a) for a in args]
 
-    def pkictl(self, *args, json_out=True, timeout=60):
-        """Runs pkictl; returns the Result."""
-        return run(self.pkictl_cmd(args, json_out), timeout=timeout)
+    def ctl(self, *args, json_out=True, timeout=60):
+        """Runs pkictl (admin token, --json unless json_out is False);
+        returns the Result."""
+        return run(self.ctl_cmd(args, json_out), timeout=timeout)
 
-    def inventory(self):
-        """Every inventory entry (GET /api/v1/certificates, all pages),
-        each as the API lists it (with "current")."""
+    def ctl_json(self, *args):
+        """Runs pkictl --json; returns the parsed output or raises
+        Abort."""
+        r = self.ctl(*args)
+        try:
+            if r.ok:
+                return json.loads(r.stdout)
+        except ValueError:
+            pass
+        raise Abort("pkictl %s failed" % " ".join(str(a) for a in args),
+                    r.describe())
+
+    def inventory(self, name=None):
+        """Every inventory entry (GET /api/v1/certificates, all pages; with
+        name, only those whose name or a SAN contains it), as the API lists
+        them."""
         out, token = [], None
         for _ in range(INVENTORY_PAGES_MAX):
             path = "/api/v1/certificates?limit=1000"
+            if name:
+                path += "&name=" + urllib.parse.quote(name, safe="")
             if token:
-                path += "&page_token=" + token
+                path += "&page_token=" + urllib.parse.quote(token, safe="")
             page = self.api_json("GET", path)
             out.extend(page.get("certificates") or [])
             token = page.get("next_page_token")
@@ -635,22 +652,18 @@ class Pkid:
                 return out
         raise Abort("inventory: more than %d pages" % INVENTORY_PAGES_MAX)
 
-    def find_issued(self, serial):
+    def find_issued(self, serial, name=None):
         """The inventory entry and version holding certificate `serial`
-        (int): (certificate, version) or (None, None). Looks at the current
-        version of every entry first, then at every version of the entries
-        whose current version differs."""
-        entries = self.inventory()
-        for c in entries:
+        (int): (certificate, version) or (None, None). name (a SAN of the
+        certificate) narrows the search to the entries it matches; every
+        version of each candidate is looked at."""
+        for c in self.inventory(name):
             cur = c.get("current")
             if isinstance(cur, dict) and _serial_int(cur.get("serial")) == \
                     serial:
                 return c, cur
-        for c in entries:
-            if (c.get("latest_version") or 0) < 2:
-                continue
             vs = self.api_json("GET", "/api/v1/certificates/%s/versions" %
-                               c.get("id"))
+                               urllib.parse.quote(str(c.get("id")), safe=""))
             for v in vs.get("versions") or []:
                 if _serial_int(v.get("serial")) == serial:
                     return c, v
@@ -872,17 +885,24 @@ class ChallengeHTTPServer:
     validation requests: GET /.well-known/acme-challenge/TOKEN returns
     tokens[TOKEN] (set by the test) or the file TOKEN in webroot (written
     by a client or its hook); anything else is 404. `requests` records
-    (path, status) of every request served."""
+    (path, status) of every request served. Starts at once; stop() closes
+    the port (validations then get "connection refused"), start() opens
+    it again."""
 
     PREFIX = "/.well-known/acme-challenge/"
 
     def __init__(self, port, webroot=None):
-        import http.server
-        import threading
         self.port = port
         self.webroot = webroot
         self.tokens = {}
         self.requests = []
+        self.server = None
+        self.thread = None
+        self.start()
+
+    def start(self):
+        import http.server
+        import threading
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -902,7 +922,7 @@ class ChallengeHTTPServer:
             allow_reuse_address = True
             daemon_threads = True
 
-        self.server = Server(("127.0.0.1", port), Handler)
+        self.server = Server(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.1},
                                        daemon=True)
@@ -923,6 +943,41 @@ class ChallengeHTTPServer:
         return 404, b"no such token\n"
 
     def stop(self):
+        if self.server is None:
+            return
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=STOP_TIMEOUT)
+        self.server = None
+
+
+# ---- CRLs --------------------------------------------------------------------
+
+def crl_wait_for(cert_path, serial, timeout, save_path):
+    """Polls the CRL named by the CRL distribution point of the
+    certificate in cert_path (an http:// URL) until it lists serial (int);
+    the CRL is saved to save_path. Returns (listed, `openssl crl -text`
+    output of the last CRL fetched)."""
+    cdp, _ = x509_ext(x509_text(cert_path), "X509v3 CRL Distribution Points")
+    m = re.search(r"URI:http://([^/\s:]+):(\d+)(/\S*)", cdp or "")
+    if not m:
+        raise Abort("%s has no http CRL distribution point" % cert_path,
+                    cdp or "")
+    host, port, path = m.group(1), int(m.group(2)), m.group(3)
+    deadline = time.monotonic() + timeout
+    text = ""
+    while True:
+        r = http_request(host, port, "GET", path)
+        if r.status == 200:
+            write(save_path, r.body)
+            res = openssl("crl", "-inform", "DER", "-in", save_path, "-noout",
+                          "-text")
+            text = res.stdout
+            for line in text.splitlines():
+                if "Serial Number:" in line:
+                    v = _serial_int(line.split(":", 1)[1].strip())
+                    if v == serial:
+                        return True, text
+        if time.monotonic() > deadline:
+            return False, text or r.describe()
+        time.sleep(0.5)
