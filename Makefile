@@ -86,12 +86,17 @@ UNIT_TESTS = $(BUILD)/tests/common_test $(BUILD)/tests/conf_test \
 	     $(BUILD)/tests/store_test $(BUILD)/tests/ca_test \
 	     $(BUILD)/tests/lifecycle_test $(BUILD)/tests/server_test \
 	     $(BUILD)/tests/mgmt_test $(BUILD)/tests/acme_validate_test \
-	     $(BUILD)/tests/acme_test $(BUILD)/tests/est_test
+	     $(BUILD)/tests/acme_test $(BUILD)/tests/est_test \
+	     $(BUILD)/tests/lifecycle_query_test $(BUILD)/tests/notify_test \
+	     $(BUILD)/tests/lifecycle_ca_test
 $(BUILD)/tests/common_test: $(call obj,tests/unit/common_test.c) $(UNIT_HARNESS) $(LIB_COMMON)
 $(BUILD)/tests/conf_test: $(call obj,tests/unit/conf_test.c) $(UNIT_HARNESS) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/store_test: $(call obj,tests/unit/store_test.c) $(UNIT_HARNESS) $(LIB_STORE) $(LIB_COMMON)
 $(BUILD)/tests/ca_test: $(call obj,tests/unit/ca_test.c) $(UNIT_HARNESS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
 $(BUILD)/tests/lifecycle_test: $(call obj,tests/unit/lifecycle_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BUILD)/tests/lifecycle_query_test: $(call obj,tests/unit/lifecycle_query_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BUILD)/tests/lifecycle_ca_test: $(call obj,tests/unit/lifecycle_ca_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/notify_test: $(call obj,tests/unit/notify_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/server_test: $(call obj,tests/unit/server_test.c) $(UNIT_HARNESS) $(LIB_SERVER) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/mgmt_test: $(call obj,tests/unit/mgmt_test.c) $(UNIT_HARNESS) $(LIBS_ALL)
 $(BUILD)/tests/acme_validate_test: $(call obj,tests/unit/acme_validate_test.c) $(UNIT_HARNESS) $(LIB_ACME) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
@@ -128,6 +133,35 @@ TEST_TOOLS = $(BUILD)/tools/est_tlsunique
 $(BUILD)/tools/est_tlsunique: $(call obj,tests/tools/est_tlsunique.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs openssl 2>/dev/null)
+
+# ---- benchmarks (bench/README.md) ----
+# `make bench` builds pkid and the load generators
+# and runs bench/run: every benchmark bounded in time, results in
+# bench/results/*.json, the table in bench/README.md regenerated.
+# BENCH_ONLY="issue store" runs some; BENCH_STORE_ROWS sizes bench/store.
+# The tools go to $(BUILD)/bench/bin/ ($(BUILD)/bench/<tool>/ holds their
+# objects).
+BENCH_DIR	 = $(BUILD)/bench/bin
+BENCH_TOOLS	+= $(BENCH_DIR)/estload $(BENCH_DIR)/issue $(BENCH_DIR)/store
+BENCH_ONLY	?=
+$(BENCH_DIR)/estload: $(call obj,$(wildcard bench/estload/*.c)) $(LIB_COMMON)
+$(BENCH_DIR)/issue: $(call obj,$(wildcard bench/issue/*.c)) \
+	    $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BENCH_DIR)/store: $(call obj,$(wildcard bench/store/*.c)) \
+	    $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BENCH_DIR)/estload $(BENCH_DIR)/issue $(BENCH_DIR)/store:
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+# bench/acmeload: full ACME flows against any RFC 8555 server (libcurl
+# multi + libevent + OpenSSL); bench/acme.py runs it against Pebble and pkid.
+BENCH_TOOLS	+= $(BENCH_DIR)/acmeload
+$(BENCH_DIR)/acmeload: $(call obj,$(wildcard bench/acmeload/*.c)) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_TOOLS)
+	@BIN=$(abspath $(BIN)) BENCH=$(abspath $(BENCH_DIR)) bench/run $(BENCH_ONLY)
 
 # The fuzz seeds are replayed first so that the last line `make test`
 # prints is the suite's "N passed, N failed".

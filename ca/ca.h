@@ -17,12 +17,21 @@
  *    "chain" (PEM of external parents, subordinate-of-external only),
  *    "not_before", "not_after" (RFC 3339),
  *    "policy": {"dns_suffixes": [..], "ip_ranges": [..]},
- *    "created_at"}
+ *    "created_at",
+ *    "versions": [{"version", "serial", "not_before", "not_after",
+ *                  "certificate", "key": {..}, "created_at"}, ..],
+ *    "current_version" (0 while pending),
+ *    "state_before_deletion", "deletion": {"scheduled_at", "execute_at",
+ *                  "execute_at_epoch"} (state "pending_deletion" only)}
+ *   The top-level "certificate", "serial", "not_before", "not_after" and
+ *   "key" always mirror the current version. Records written before CA
+ *   versions existed (no "versions") read as one version 1.
  *
  * Issued record (table `issued`, key = upper-case hex serial):
  *   {"serial", "ca_id", "origin": "mgmt"|"acme"|"est", "cert_id",
  *    "version", "not_after" (int), "status": "valid"|"revoked",
- *    "revoked_at" (int), "reason" (RFC 5280 name), "der" (base64)}
+ *    "revoked_at" (int), "reason" (RFC 5280 name), "der" (base64),
+ *    "ca_version" (the CA version that signed it; absent: 1)}
  */
 #ifndef PKID_CA_H
 #define PKID_CA_H
@@ -294,5 +303,157 @@ X509 *ca_record_cert(const json_t *ca_rec);
 json_t *ca_active_get(struct ca_ctx *ctx, struct store_txn *txn,
     const char *ca_id, X509 **cert, EVP_PKEY **key,
     struct common_error *err);
+
+
+/* ---- CA lifecycle: versions, renewal, state, deletion ---- */
+
+#define CA_VERSIONS_MAX		64	/* certificate versions of one CA */
+#define CA_FILE_NAME_MAX	80	/* "<ca-id>-v<n>": public file stem */
+
+/*
+ * Public file names. A CA's CRLs are per key: the certificates signed
+ * under versions that share a key are listed in one CRL signed by that
+ * key, at DATA/public/crl/<stem>.crl where the stem is the CA id for the
+ * CA's first key and "<ca-id>-v<n>" for a key first used by version n
+ * (so every certificate's CRL distribution point stays right after a
+ * renewal with a new key). Every version's certificate is published at
+ * DATA/public/ca/<ca-id>-v<n>.crt, the current one also at <ca-id>.crt.
+ * Certificates signed under version 1 carry the AIA URL <ca-id>.crt,
+ * later ones <ca-id>-v<n>.crt (the certificate that signed them).
+ */
+/* The stem of the CRL that lists certificates signed under version n of
+ * the CA record rec (n = 0: the current version). 0 or -1. */
+int ca_crl_stem(const json_t *rec, unsigned n, char *out, size_t outlen);
+/* The stem of the AIA caIssuers file of version n (0: current). */
+int ca_cert_stem(const json_t *rec, unsigned n, char *out, size_t outlen);
+
+/* Adds the versions of a record written before CA versions existed (one
+ * version 1 from its top-level fields; none while pending). Changes rec
+ * in place; 0, or -1 on allocation failure. Readers in ca/ call it. */
+int ca_record_migrate(json_t *rec);
+/* Version n (1..) of a (migrated) CA record, borrowed; NULL if none. */
+const json_t *ca_record_version(const json_t *rec, unsigned n);
+/* The first version that used the key of version n (its "key
+ * generation"); 0 when there is no version n. */
+unsigned ca_record_key_gen(const json_t *rec, unsigned n);
+
+struct ca_renew_req {
+	bool		 new_key;	/* false: same key, new certificate */
+	double		 validity_days;	/* 0: as long as the current version */
+	const json_t	*key;		/* NULL, or the key ca_key_create made
+					   for this renewal (new_key only) */
+};
+
+/*
+ * Renews CA ca_id inside txn: a new certificate version for the same
+ * subject, with the same key or a new key from the same backend and
+ * algorithm, self-signed (root) or signed by the parent's current version
+ * (subordinate; validity clipped to it, the parent must be active). It
+ * becomes the current version; older versions stay in "versions" (and in
+ * bundles while valid) and their keys stay in the backend for the CRLs of
+ * the certificates they signed. Active and disabled CAs can be renewed;
+ * pending, pending_deletion and subordinate-of-external CAs are a
+ * CONFLICT (their certificate comes from outside). A new key made here
+ * (req->key NULL) is removed again when this call fails; the caller's
+ * commit failing afterwards orphans it, hence ca_key_create. Returns the
+ * CA record (as ca_get shows it; new reference) or NULL with err.
+ */
+json_t *ca_renew(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    const struct ca_renew_req *req, struct common_error *err);
+/* Creates (outside any transaction) a key for renewing CA ca_id with the
+ * backend and algorithm of its current key, and caches it. Returns its
+ * reference {"backend", "handle", "algorithm"} (new reference) or NULL
+ * with err. */
+json_t *ca_key_create(struct ca_ctx *ctx, const char *ca_id,
+    struct common_error *err);
+/* Removes a key ca_key_create made that no committed record uses
+ * (the renewal failed). Accepts NULL. */
+void ca_key_discard(struct ca_ctx *ctx, const char *ca_id,
+    const json_t *key);
+
+/* Sets the state of CA ca_id to "active" or "disabled" inside txn. A
+ * disabled CA refuses issuance and new subordinates (COMMON_E_CONFLICT
+ * "CA <id> is disabled") but keeps publishing CRLs. Only active and
+ * disabled CAs change state (else CONFLICT); setting the state a CA has
+ * already is not an error. 0 or -1 with err. */
+int ca_set_state(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    const char *state, struct common_error *err);
+
+/*
+ * Checks that CA ca_id may be deleted: no certificate it issued that is
+ * neither revoked nor expired at now, and no subordinate CA left in the
+ * store (in any state). CONFLICT "CA ca-x has 3 active certificates and
+ * 1 subordinate CA" otherwise. 0 or -1 with err.
+ */
+int ca_delete_check(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, time_t now, struct common_error *err);
+/* Schedules the deletion of CA ca_id at execute_at inside txn (after
+ * ca_delete_check): state "pending_deletion" (no issuance; CRLs go on),
+ * "deletion": {"scheduled_at", "execute_at", "execute_at_epoch"}, the
+ * former state kept for cancellation. Scheduling again answers the
+ * existing schedule. Returns the CA record (as ca_get) or NULL with err. */
+json_t *ca_delete_schedule(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, time_t execute_at, struct common_error *err);
+/* Cancels a scheduled deletion inside txn, restoring the former state
+ * (CONFLICT when none is scheduled). 0 or -1 with err. */
+int ca_delete_cancel(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, struct common_error *err);
+/* Removes the record of CA ca_id inside txn (after ca_delete_check).
+ * The `issued` rows stay (the serial registry is history). Returns the
+ * removed record (new reference), to be handed to ca_purge once txn
+ * committed, or NULL with err. */
+json_t *ca_delete(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, struct common_error *err);
+/* After the deletion of rec committed: removes every key its versions
+ * used from the backend, its public certificate and CRL files, and its
+ * cached keys. Failures are logged. */
+void ca_purge(struct ca_ctx *ctx, const json_t *rec);
+
+/* PEM text of the certification path only: the CA's current certificate,
+ * then for each parent the version that signed the one before (and an
+ * external chain). ca_bundle_pem adds the still-valid certificates of
+ * other versions after it. To free(); NULL with err. */
+char *ca_chain_pem(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, struct common_error *err);
+
+/* Registers the file (DATA/ca-bundle.pem) that ca_publish_certs keeps
+ * equal to ca_bundle_pem(ca_id), so a CA renewal reaches the clients of
+ * pkid's own TLS certificate. 0, or -1 on a bad id or path. */
+int ca_ctx_trust_bundle(struct ca_ctx *ctx, const char *ca_id,
+    const char *path);
+
+/* ---- internal to ca/: versions and keys ---- */
+
+/* Copies the registered trust bundle; -1 when none is registered. */
+int ca_ctx_trust_bundle_get(struct ca_ctx *ctx, char *ca_id, size_t idlen,
+    char *path, size_t pathlen);
+/* The CA record of ca_id read in txn and migrated (ca_record_migrate);
+ * NULL when absent. */
+json_t *ca_record_load(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id);
+/* The private key keyref ({"backend", "handle"}) names for CA ca_id,
+ * from the cache or its backend (then cached). New reference; NULL with
+ * err. */
+EVP_PKEY *ca_ctx_key_load(struct ca_ctx *ctx, const char *ca_id,
+    const json_t *keyref, struct common_error *err);
+/* Caches key (up-referenced) under (ca_id, keyref); 0 or -1. */
+int ca_ctx_cache_put(struct ca_ctx *ctx, const char *ca_id,
+    const json_t *keyref, EVP_PKEY *key);
+/* Drops the cached key keyref names, or every key of ca_id (NULL). */
+void ca_ctx_forget(struct ca_ctx *ctx, const char *ca_id,
+    const json_t *keyref);
+/* CDP BASE/crl/<crl_stem>.crl and AIA caIssuers BASE/ca/<cert_stem>.crt.
+ * 0 or -1. */
+int ca_cert_add_urls_stem(X509 *x, const struct ca_ctx *ctx,
+    const char *crl_stem, const char *cert_stem);
+/* The certificate of version n of rec (n = 0: current); NULL if none. */
+X509 *ca_record_version_cert(const json_t *rec, unsigned n);
+/* A new version entry for x signed with keyref ({"backend", "handle",
+ * "algorithm"}), number n. New reference or NULL. */
+json_t *ca_version_entry(X509 *x, unsigned n, const json_t *keyref);
+/* Appends version v (from ca_version_entry) to rec and makes it current:
+ * mirrors its certificate, serial, validity and key at the top level.
+ * 0, or -1 (too many versions, allocation failure). */
+int ca_record_add_version(json_t *rec, const json_t *v);
 
 #endif

@@ -208,13 +208,23 @@ cert_uri(const char *url)
 	return gen;
 }
 
-/*
- * CRL distribution point BASE/crl/<id>.crl and AIA caIssuers
- * BASE/ca/<id>.crt, built as structures rather than openssl.cnf text so
- * no character in the configured base URL can change their meaning.
- */
+/* CRL distribution point and AIA caIssuers of the CA issuer_id's first
+ * key and version (the URLs every CA had before versions existed). */
 int
 ca_cert_add_urls(X509 *x, const struct ca_ctx *ctx, const char *issuer_id)
+{
+	return ca_cert_add_urls_stem(x, ctx, issuer_id, issuer_id);
+}
+
+/*
+ * CRL distribution point BASE/crl/<crl_stem>.crl and AIA caIssuers
+ * BASE/ca/<cert_stem>.crt, built as structures rather than openssl.cnf
+ * text so no character in the configured base URL can change their
+ * meaning.
+ */
+int
+ca_cert_add_urls_stem(X509 *x, const struct ca_ctx *ctx,
+    const char *crl_stem, const char *cert_stem)
 {
 	char crl[URL_MAX], crt[URL_MAX];
 	CRL_DIST_POINTS *cdp = NULL;
@@ -225,10 +235,10 @@ ca_cert_add_urls(X509 *x, const struct ca_ctx *ctx, const char *issuer_id)
 	int rc = -1;
 
 	if (common_path(crl, sizeof(crl), "%s/crl/%s.crl",
-	    ca_ctx_base_url(ctx), issuer_id) == -1 ||
+	    ca_ctx_base_url(ctx), crl_stem) == -1 ||
 	    common_path(crt, sizeof(crt), "%s/ca/%s.crt",
-	    ca_ctx_base_url(ctx), issuer_id) == -1) {
-		log_err("certificate: URL of CA %s too long", issuer_id);
+	    ca_ctx_base_url(ctx), cert_stem) == -1) {
+		log_err("certificate: URL of CA %s too long", crl_stem);
 		goto out;
 	}
 
@@ -268,7 +278,7 @@ ca_cert_add_urls(X509 *x, const struct ca_ctx *ctx, const char *issuer_id)
 	rc = 0;
 out:
 	if (rc == -1)
-		log_err("certificate: CRL/AIA URLs of CA %s: %s", issuer_id,
+		log_err("certificate: CRL/AIA URLs of CA %s: %s", crl_stem,
 		    common_ssl_error());
 	GENERAL_NAME_free(gen);
 	DIST_POINT_free(dp);
@@ -314,9 +324,11 @@ ca_record_cert(const json_t *ca_rec)
 }
 
 /*
- * The record of an active CA, with (when asked) its certificate and its
- * private key, checked to belong together. NOTFOUND for an unknown id,
- * CONFLICT for a pending or disabled CA, INTERNAL for a broken record.
+ * The record of an active CA (migrated to versions), with (when asked)
+ * its current certificate and private key, checked to belong together.
+ * NOTFOUND for an unknown id, CONFLICT for a pending, disabled or
+ * pending_deletion CA ("CA <id> is disabled"), INTERNAL for a broken
+ * record.
  */
 json_t *
 ca_active_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
@@ -331,13 +343,22 @@ ca_active_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		*cert = NULL;
 	if (key != NULL)
 		*key = NULL;
-	if (ca_id == NULL || !common_id_valid(ca_id) ||
-	    (rec = store_ca_get(ca_ctx_store(ctx), txn, ca_id)) == NULL) {
+	if ((rec = ca_record_load(ctx, txn, ca_id)) == NULL) {
 		common_error_set(err, COMMON_E_NOTFOUND, "CA %s not found",
 		    ca_id != NULL ? ca_id : "(none)");
 		goto out;
 	}
 	state = json_string_value(json_object_get(rec, "state"));
+	if (state != NULL && strcmp(state, "disabled") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s is disabled",
+		    ca_id);
+		goto out;
+	}
+	if (state != NULL && strcmp(state, "pending_deletion") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s is scheduled "
+		    "for deletion", ca_id);
+		goto out;
+	}
 	if (state == NULL || strcmp(state, "active") != 0) {
 		common_error_set(err, COMMON_E_CONFLICT, "CA %s is %s, not "
 		    "active", ca_id, state != NULL ? state : "in no state");

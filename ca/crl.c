@@ -1,6 +1,7 @@
 /*
  * ca/crl.c — revocation in the serial registry and CRL publication
- * (RFC 5280 section 5: v2 CRLs with CRL number, AKI and reason codes).
+ * (RFC 5280 section 5: v2 CRLs with CRL number, AKI and reason codes),
+ * one CRL per CA key that still answers for certificates.
  */
 #include <errno.h>
 #include <limits.h>
@@ -258,46 +259,227 @@ out:
 	return result;
 }
 
+/* One CRL of a publication: the one of a key of the CA. */
+struct crl_out {
+	char		 stem[CA_FILE_NAME_MAX];	/* file name stem */
+	unsigned	 gen;		/* key generation (first version) */
+	unsigned char	*der;
+	size_t		 derlen;
+	long long	 number;
+};
+
 /* State of one CRL publication across transaction retries. */
 struct crl_job {
 	struct ca_ctx		*ctx;
 	const char		*ca_id;
 	long			 next_update;
-	unsigned char		*der;		/* result */
-	size_t			 derlen;
-	long long		 number;	/* result */
+	struct crl_out		 outs[CA_VERSIONS_MAX];	/* result; the
+						   current key's last */
+	size_t			 nouts;
 	struct common_error	 err;
 };
 
-/* Transaction body: bumps crl_number, reads the revoked serials, builds
- * the CRL. Keeps nothing outside job between tries. */
+static void
+crl_job_reset(struct crl_job *job)
+{
+	size_t i;
+
+	for (i = 0; i < job->nouts; i++)
+		free(job->outs[i].der);
+	memset(job->outs, 0, sizeof(job->outs));
+	job->nouts = 0;
+}
+
+/* The CA version number of an `issued` record (absent: version 1). */
+static unsigned
+crl_ca_version(const json_t *issued)
+{
+	json_int_t v = json_integer_value(json_object_get(issued,
+	    "ca_version"));
+
+	return v > 0 && v <= (json_int_t)UINT32_MAX ? (unsigned)v : 1;
+}
+
+/*
+ * The key generations of rec whose CRL is due at now: every generation
+ * with a version still valid (certificates it signed may still be), and
+ * the current one always, last. Fills gens (at most CA_VERSIONS_MAX);
+ * returns their count.
+ */
+static size_t
+crl_gens(const json_t *rec, time_t now, unsigned *gens)
+{
+	const json_t *v;
+	unsigned cur, g, num;
+	size_t i, j, n = 0;
+	time_t na;
+	X509 *x;
+
+	cur = ca_record_key_gen(rec, (unsigned)json_integer_value(
+	    json_object_get(rec, "current_version")));
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		num = (unsigned)json_integer_value(json_object_get(v,
+		    "version"));
+		if ((g = ca_record_key_gen(rec, num)) == 0 || g == cur)
+			continue;
+		if ((x = ca_record_cert(v)) == NULL)
+			continue;
+		if (common_asn1_time(X509_get0_notAfter(x), &na) == -1)
+			na = 0;
+		X509_free(x);
+		if (na <= now)
+			continue;
+		for (j = 0; j < n && gens[j] != g; j++)
+			;
+		if (j == n && n < CA_VERSIONS_MAX - 1)
+			gens[n++] = g;
+	}
+	if (cur != 0)
+		gens[n++] = cur;
+	return n;
+}
+
+/* The newest version of key generation gen: its certificate signs (and
+ * names the key id of) the generation's CRL. */
+static const json_t *
+crl_gen_signer(const json_t *rec, unsigned gen)
+{
+	const json_t *v, *best = NULL;
+	json_int_t num, bestnum = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		num = json_integer_value(json_object_get(v, "version"));
+		if (num > bestnum &&
+		    ca_record_key_gen(rec, (unsigned)num) == gen) {
+			best = v;
+			bestnum = num;
+		}
+	}
+	return best;
+}
+
+/*
+ * Builds the CRL of key generation gen into out: the revoked records
+ * whose signing CA version belongs to it, signed by the generation's key
+ * with its newest certificate as issuer.
+ */
+static int
+crl_build_gen(struct crl_job *job, const json_t *rec, const json_t *revoked,
+    unsigned gen, long long number, time_t now, struct crl_out *out)
+{
+	const json_t *signer, *r;
+	json_t *mine = NULL;
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	unsigned cur, rgen;
+	size_t i;
+	int rc = -1;
+
+	out->gen = gen;
+	out->number = number;
+	if ((signer = crl_gen_signer(rec, gen)) == NULL ||
+	    (cert = ca_record_cert(signer)) == NULL ||
+	    ca_crl_stem(rec, gen, out->stem, sizeof(out->stem)) == -1) {
+		log_err("ca %s: version %u has no readable certificate",
+		    job->ca_id, gen);
+		common_error_set(&job->err, COMMON_E_INTERNAL, "CA %s has a "
+		    "broken certificate version", job->ca_id);
+		goto out;
+	}
+	if ((key = ca_ctx_key_load(job->ctx, job->ca_id,
+	    json_object_get(signer, "key"), &job->err)) == NULL)
+		goto out;
+	if (EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+		log_err("ca %s: key of version %u does not match its "
+		    "certificate", job->ca_id, gen);
+		common_error_set(&job->err, COMMON_E_INTERNAL, "the key of CA "
+		    "%s does not match its certificate", job->ca_id);
+		goto out;
+	}
+	if ((mine = json_array()) == NULL)
+		goto internal;
+	cur = ca_record_key_gen(rec, (unsigned)json_integer_value(
+	    json_object_get(rec, "current_version")));
+	json_array_foreach(revoked, i, r) {
+		/* A serial naming no known version still gets listed: in
+		 * the current key's CRL rather than in none. */
+		if ((rgen = ca_record_key_gen(rec, crl_ca_version(r))) == 0)
+			rgen = cur;
+		if (rgen == gen && json_array_append(mine, (json_t *)r) == -1)
+			goto internal;
+	}
+	if ((out->der = crl_build(cert, key, mine, number, now,
+	    job->next_update, &out->derlen)) == NULL)
+		goto internal;
+	rc = 0;
+	goto out;
+internal:
+	common_error_set(&job->err, COMMON_E_INTERNAL, "cannot build the CRL "
+	    "of CA %s", job->ca_id);
+out:
+	ERR_clear_error();
+	json_decref(mine);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+/*
+ * Transaction body: reads the CA (active, disabled or scheduled for
+ * deletion: a CA that no longer issues still answers for what it
+ * issued), builds one CRL per key generation due, and bumps crl_number
+ * once per CRL so every CRL of the CA has its own number (the current
+ * key's the highest). Keeps nothing outside job between tries.
+ */
 static int
 crl_txn(struct store_txn *txn, void *arg)
 {
 	struct crl_job *job = arg;
+	unsigned gens[CA_VERSIONS_MAX];
 	json_t *rec = NULL, *revoked = NULL;
-	X509 *cert = NULL;
-	EVP_PKEY *key = NULL;
+	const char *state;
 	time_t now = common_now();
+	long long number;
+	size_t i, ngens;
 	int rc = -1;
 
-	free(job->der);
-	job->der = NULL;
+	crl_job_reset(job);
 	common_error_clear(&job->err);
-	if ((rec = ca_active_get(job->ctx, txn, job->ca_id, &cert, &key,
-	    &job->err)) == NULL)
+	if ((rec = ca_record_load(job->ctx, txn, job->ca_id)) == NULL) {
+		common_error_set(&job->err, COMMON_E_NOTFOUND, "CA %s not "
+		    "found", job->ca_id);
 		goto out;
-	job->number = json_integer_value(json_object_get(rec, "crl_number"))
-	    + 1;
-	if (json_object_set_new(rec, "crl_number",
-	    json_integer((json_int_t)job->number)) == -1 ||
-	    store_ca_put(txn, job->ca_id, rec) == -1)
-		goto internal;
+	}
+	state = json_string_value(json_object_get(rec, "state"));
+	if (state == NULL || (strcmp(state, "active") != 0 &&
+	    strcmp(state, "disabled") != 0 &&
+	    strcmp(state, "pending_deletion") != 0)) {
+		common_error_set(&job->err, COMMON_E_CONFLICT, "CA %s is %s: "
+		    "it has no CRL", job->ca_id, state != NULL ? state :
+		    "in no state");
+		goto out;
+	}
+	if ((ngens = crl_gens(rec, now, gens)) == 0) {
+		log_err("ca %s: record holds no certificate version",
+		    job->ca_id);
+		common_error_set(&job->err, COMMON_E_INTERNAL, "CA %s has no "
+		    "certificate", job->ca_id);
+		goto out;
+	}
 	if ((revoked = store_issued_by_ca_status(ca_ctx_store(job->ctx), txn,
 	    job->ca_id, "revoked")) == NULL)
 		goto internal;
-	if ((job->der = crl_build(cert, key, revoked, job->number, now,
-	    job->next_update, &job->derlen)) == NULL)
+	number = json_integer_value(json_object_get(rec, "crl_number"));
+	for (i = 0; i < ngens; i++) {
+		if (crl_build_gen(job, rec, revoked, gens[i], ++number, now,
+		    &job->outs[i]) == -1)
+			goto out;
+		job->nouts = i + 1;
+	}
+	if (json_object_set_new(rec, "crl_number",
+	    json_integer((json_int_t)number)) == -1 ||
+	    store_ca_put(txn, job->ca_id, rec) == -1)
 		goto internal;
 	rc = 0;
 	goto out;
@@ -307,15 +489,36 @@ internal:
 out:
 	json_decref(rec);
 	json_decref(revoked);
-	X509_free(cert);
-	EVP_PKEY_free(key);
 	return rc;
 }
 
+/* Writes one CRL to DATA/public/crl/<stem>.crl (0644). */
+static int
+crl_write(struct ca_ctx *ctx, const char *ca_id, const struct crl_out *o)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+
+	if (common_path(dir, sizeof(dir), "%s/public/crl",
+	    ca_ctx_data_dir(ctx)) == -1 ||
+	    common_path(path, sizeof(path), "%s/%s.crl", dir, o->stem) == -1 ||
+	    common_mkdirs(dir, 0755) == -1 ||
+	    common_file_write(path, o->der, o->derlen, 0644) == -1) {
+		log_err("ca %s: write CRL %lld to %s/public/crl/%s.crl: %s",
+		    ca_id, o->number, ca_ctx_data_dir(ctx), o->stem,
+		    strerror(errno));
+		return -1;
+	}
+	log_info("ca %s: published CRL %lld (%s.crl)", ca_id, o->number,
+	    o->stem);
+	return 0;
+}
+
 /*
- * Publishes the CA's next CRL: number, entries and signature in one
- * transaction (retried on deadlock), then the DER file written after the
- * commit so a published number is never reused.
+ * Publishes the CA's next CRLs (one per key still answering for
+ * certificates, see ca.h): numbers, entries and signatures in one
+ * transaction (retried on deadlock), then the DER files written after
+ * the commit so a published number is never reused. der gets the CRL of
+ * the current key.
  */
 int
 ca_crl_publish(struct ca_ctx *ctx, const char *ca_id,
@@ -323,7 +526,8 @@ ca_crl_publish(struct ca_ctx *ctx, const char *ca_id,
     struct common_error *err)
 {
 	struct crl_job job;
-	char dir[PATH_MAX], path[PATH_MAX];
+	struct crl_out *cur;
+	size_t i;
 	int rc = -1;
 
 	memset(&job, 0, sizeof(job));
@@ -346,7 +550,7 @@ ca_crl_publish(struct ca_ctx *ctx, const char *ca_id,
 		goto out;
 	}
 	if (store_txn_run(ca_ctx_store(ctx), crl_txn, &job) != 0 ||
-	    job.der == NULL) {
+	    job.nouts == 0) {
 		if (job.err.code != COMMON_E_NONE)
 			common_error_set(err, job.err.code, "%s", job.err.msg);
 		else
@@ -354,26 +558,22 @@ ca_crl_publish(struct ca_ctx *ctx, const char *ca_id,
 			    "the CRL number of CA %s", ca_id);
 		goto out;
 	}
-	if (common_path(dir, sizeof(dir), "%s/public/crl",
-	    ca_ctx_data_dir(ctx)) == -1 ||
-	    common_path(path, sizeof(path), "%s/%s.crl", dir, ca_id) == -1 ||
-	    common_mkdirs(dir, 0755) == -1 ||
-	    common_file_write(path, job.der, job.derlen, 0644) == -1) {
-		log_err("ca %s: write CRL %lld to %s/public/crl: %s", ca_id,
-		    job.number, ca_ctx_data_dir(ctx), strerror(errno));
-		common_error_set(err, COMMON_E_INTERNAL, "cannot write the CRL "
-		    "of CA %s", ca_id);
-		goto out;
+	for (i = 0; i < job.nouts; i++) {
+		if (crl_write(ctx, ca_id, &job.outs[i]) == -1) {
+			common_error_set(err, COMMON_E_INTERNAL, "cannot write "
+			    "the CRL of CA %s", ca_id);
+			goto out;
+		}
 	}
-	log_info("ca %s: published CRL %lld", ca_id, job.number);
+	cur = &job.outs[job.nouts - 1];
 	if (der != NULL) {
-		*der = job.der;	/* steal */
-		job.der = NULL;
+		*der = cur->der;	/* steal */
+		cur->der = NULL;
 		if (derlen != NULL)
-			*derlen = job.derlen;
+			*derlen = cur->derlen;
 	}
 	rc = 0;
 out:
-	free(job.der);
+	crl_job_reset(&job);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * ca/ctx.c — the CA context: the master key that seals private keys at
- * rest, the configuration the other ca/ files read, and the cache of
- * loaded CA private keys (so issuing does not decrypt a key per call).
+ * rest, the configuration the other ca/ files read, the cache of loaded
+ * CA private keys (so issuing does not decrypt a key per call) and the
+ * registration of the server's trust bundle file.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,10 +23,15 @@
 #define MASTER_KEY_HEX		(2 * MASTER_KEY_BYTES)
 #define MASTER_FILE_MAX		256	/* hex, a newline, some slack */
 #define CACHE_ID_MAX		80	/* CA ids are "ca-" + 16 hex */
+#define CACHE_BACKEND_MAX	32	/* key backend name */
+#define CACHE_HANDLE_MAX	128	/* key handle within its backend */
 
-/* One cached CA private key. */
+/* One cached CA private key: a CA may have several (one per key its
+ * certificate versions used). */
 struct ctx_key {
 	char		 ca_id[CACHE_ID_MAX];
+	char		 backend[CACHE_BACKEND_MAX];
+	char		 handle[CACHE_HANDLE_MAX];
 	EVP_PKEY	*key;		/* owned */
 	struct ctx_key	*next;
 };
@@ -36,8 +42,10 @@ struct ca_ctx {
 	char		*base_url;	/* without trailing '/' */
 	/* The passphrase of every sealed key: the master key in hex. */
 	char		 master[MASTER_KEY_HEX + 1];
-	pthread_mutex_t	 lock;		/* guards keys */
+	pthread_mutex_t	 lock;		/* guards keys and trust_* */
 	struct ctx_key	*keys;
+	char		 trust_id[CACHE_ID_MAX];	/* "": no trust bundle */
+	char		 trust_path[PATH_MAX];
 };
 
 /* True when s is exactly MASTER_KEY_HEX hex digits. */
@@ -315,18 +323,50 @@ out:
 
 /* ---- the CA key cache ---- */
 
-/* Caches key (up-referenced) for ca_id, replacing an older entry. */
-int
-ca_ctx_cache_key(struct ca_ctx *ctx, const char *ca_id, EVP_PKEY *key)
+/* True when entry k holds the key named by (ca_id, backend, handle). */
+static bool
+ctx_key_is(const struct ctx_key *k, const char *ca_id, const char *backend,
+    const char *handle)
 {
+	return strcmp(k->ca_id, ca_id) == 0 &&
+	    strcmp(k->backend, backend) == 0 &&
+	    strcmp(k->handle, handle) == 0;
+}
+
+/* The backend and handle of a key reference, or -1 when it lacks them or
+ * they do not fit a cache entry. */
+static int
+ctx_keyref(const json_t *keyref, const char **backend, const char **handle)
+{
+	*backend = json_string_value(json_object_get(keyref, "backend"));
+	*handle = json_string_value(json_object_get(keyref, "handle"));
+	if (*backend == NULL || *handle == NULL ||
+	    strlen(*backend) >= CACHE_BACKEND_MAX ||
+	    strlen(*handle) >= CACHE_HANDLE_MAX)
+		return -1;
+	return 0;
+}
+
+/*
+ * Caches key (up-referenced) as the key that keyref names for CA ca_id,
+ * replacing an entry for the same key. Entries are per key, not per CA:
+ * a CA renewed with a new key keeps its old key cached next to the new
+ * one (its CRL for the old key's certificates is signed with it).
+ */
+int
+ca_ctx_cache_put(struct ca_ctx *ctx, const char *ca_id, const json_t *keyref,
+    EVP_PKEY *key)
+{
+	const char *backend, *handle;
 	struct ctx_key *k;
 	int rc = -1;
 
-	if (ca_id == NULL || key == NULL || strlen(ca_id) >= CACHE_ID_MAX)
+	if (ca_id == NULL || key == NULL || strlen(ca_id) >= CACHE_ID_MAX ||
+	    ctx_keyref(keyref, &backend, &handle) == -1)
 		return -1;
 	pthread_mutex_lock(&ctx->lock);
 	for (k = ctx->keys; k != NULL; k = k->next) {
-		if (strcmp(k->ca_id, ca_id) == 0) {
+		if (ctx_key_is(k, ca_id, backend, handle)) {
 			if (EVP_PKEY_up_ref(key) != 1)
 				goto out;
 			EVP_PKEY_free(k->key);
@@ -342,6 +382,8 @@ ca_ctx_cache_key(struct ca_ctx *ctx, const char *ca_id, EVP_PKEY *key)
 		goto out;
 	}
 	memcpy(k->ca_id, ca_id, strlen(ca_id) + 1);
+	memcpy(k->backend, backend, strlen(backend) + 1);
+	memcpy(k->handle, handle, strlen(handle) + 1);
 	k->key = key;
 	k->next = ctx->keys;
 	ctx->keys = k;
@@ -351,16 +393,62 @@ out:
 	return rc;
 }
 
-/* The cached key of ca_id, up-referenced, or NULL. */
+/*
+ * Caches key as the key of CA ca_id's current version, as the committed
+ * record names it (read outside any transaction: do not call it from a
+ * transaction that wrote the CA). -1 when the CA is unknown or its record
+ * names no key.
+ */
+int
+ca_ctx_cache_key(struct ca_ctx *ctx, const char *ca_id, EVP_PKEY *key)
+{
+	json_t *rec;
+	int rc;
+
+	if (ca_id == NULL || !common_id_valid(ca_id) ||
+	    (rec = store_ca_get(ctx->st, NULL, ca_id)) == NULL)
+		return -1;
+	rc = ca_ctx_cache_put(ctx, ca_id, json_object_get(rec, "key"), key);
+	json_decref(rec);
+	return rc;
+}
+
+/* Drops the cached keys of ca_id: the one keyref names, or every one
+ * when keyref is NULL. */
+void
+ca_ctx_forget(struct ca_ctx *ctx, const char *ca_id, const json_t *keyref)
+{
+	struct ctx_key **pp, *k;
+	const char *backend = NULL, *handle = NULL;
+
+	if (ca_id == NULL ||
+	    (keyref != NULL && ctx_keyref(keyref, &backend, &handle) == -1))
+		return;
+	pthread_mutex_lock(&ctx->lock);
+	for (pp = &ctx->keys; (k = *pp) != NULL;) {
+		if (strcmp(k->ca_id, ca_id) == 0 && (keyref == NULL ||
+		    ctx_key_is(k, ca_id, backend, handle))) {
+			*pp = k->next;
+			EVP_PKEY_free(k->key);
+			free(k);
+		} else
+			pp = &k->next;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The cached key named by (ca_id, backend, handle), up-referenced, or
+ * NULL. */
 static EVP_PKEY *
-ctx_cache_get(struct ca_ctx *ctx, const char *ca_id)
+ctx_cache_get(struct ca_ctx *ctx, const char *ca_id, const char *backend,
+    const char *handle)
 {
 	struct ctx_key *k;
 	EVP_PKEY *key = NULL;
 
 	pthread_mutex_lock(&ctx->lock);
 	for (k = ctx->keys; k != NULL; k = k->next) {
-		if (strcmp(k->ca_id, ca_id) == 0) {
+		if (ctx_key_is(k, ca_id, backend, handle)) {
 			if (EVP_PKEY_up_ref(k->key) == 1)
 				key = k->key;
 			break;
@@ -371,47 +459,95 @@ ctx_cache_get(struct ca_ctx *ctx, const char *ca_id)
 }
 
 /*
- * The CA's private key: from the cache, else loaded through the backend
- * the record names (outside the lock: unsealing takes a while) and then
- * cached. New reference, or NULL with err (COMMON_E_INTERNAL: a CA whose
- * key cannot be loaded is broken infrastructure).
+ * The private key keyref ({"backend", "handle"}) names for CA ca_id: from
+ * the cache, else loaded through its backend (outside the lock:
+ * unsealing takes a while) and then cached. New reference, or NULL with
+ * err (COMMON_E_INTERNAL: a CA whose key cannot be loaded is broken
+ * infrastructure).
  */
 EVP_PKEY *
-ca_ctx_ca_key(struct ca_ctx *ctx, const json_t *ca_rec,
+ca_ctx_key_load(struct ca_ctx *ctx, const char *ca_id, const json_t *keyref,
     struct common_error *err)
 {
 	const struct ca_keystore_type *ks;
-	const char *id, *backend, *handle;
-	json_t *kobj;
+	const char *backend, *handle;
 	EVP_PKEY *key;
 
-	id = json_string_value(json_object_get(ca_rec, "id"));
-	kobj = json_object_get(ca_rec, "key");
-	backend = json_string_value(json_object_get(kobj, "backend"));
-	handle = json_string_value(json_object_get(kobj, "handle"));
-	if (id == NULL || backend == NULL || handle == NULL) {
+	if (ca_id == NULL || ctx_keyref(keyref, &backend, &handle) == -1) {
 		log_err("ca %s: record has no key reference",
-		    id != NULL ? id : "(no id)");
+		    ca_id != NULL ? ca_id : "(no id)");
 		common_error_set(err, COMMON_E_INTERNAL,
 		    "CA record is corrupt");
 		return NULL;
 	}
-	if ((key = ctx_cache_get(ctx, id)) != NULL)
+	if ((key = ctx_cache_get(ctx, ca_id, backend, handle)) != NULL)
 		return key;
 	if ((ks = ca_keystore_find(backend)) == NULL) {
-		log_err("ca %s: key backend %s is not available", id, backend);
+		log_err("ca %s: key backend %s is not available", ca_id,
+		    backend);
 		common_error_set(err, COMMON_E_INTERNAL,
-		    "key backend %s of CA %s is not available", backend, id);
+		    "key backend %s of CA %s is not available", backend, ca_id);
 		return NULL;
 	}
 	if ((key = ks->load(ctx, handle)) == NULL) {
-		log_err("ca %s: cannot load its private key (%s backend)", id,
-		    backend);
+		log_err("ca %s: cannot load its private key %s (%s backend)",
+		    ca_id, handle, backend);
 		common_error_set(err, COMMON_E_INTERNAL,
-		    "the private key of CA %s cannot be loaded", id);
+		    "the private key of CA %s cannot be loaded", ca_id);
 		return NULL;
 	}
-	if (ca_ctx_cache_key(ctx, id, key) == -1)
-		log_warn("ca %s: key not cached (out of memory)", id);
+	if (ca_ctx_cache_put(ctx, ca_id, keyref, key) == -1)
+		log_warn("ca %s: key not cached (out of memory)", ca_id);
 	return key;
+}
+
+/* The key of the CA record's current version (its top-level "key"). */
+EVP_PKEY *
+ca_ctx_ca_key(struct ca_ctx *ctx, const json_t *ca_rec,
+    struct common_error *err)
+{
+	return ca_ctx_key_load(ctx, json_string_value(json_object_get(ca_rec,
+	    "id")), json_object_get(ca_rec, "key"), err);
+}
+
+/* ---- the server's trust bundle ---- */
+
+/*
+ * Registers the file ca_publish_certs keeps equal to ca_bundle_pem(ca_id)
+ * (DATA/ca-bundle.pem: what clients of pkid's own TLS certificate trust),
+ * so that a renewed CA reaches it. 0, or -1 on a bad id or path.
+ */
+int
+ca_ctx_trust_bundle(struct ca_ctx *ctx, const char *ca_id, const char *path)
+{
+	int rc = -1;
+
+	if (ca_id == NULL || !common_id_valid(ca_id) || path == NULL ||
+	    path[0] == '\0')
+		return -1;
+	pthread_mutex_lock(&ctx->lock);
+	if (common_path(ctx->trust_id, sizeof(ctx->trust_id), "%s", ca_id) ==
+	    0 && common_path(ctx->trust_path, sizeof(ctx->trust_path), "%s",
+	    path) == 0)
+		rc = 0;
+	else
+		ctx->trust_id[0] = ctx->trust_path[0] = '\0';
+	pthread_mutex_unlock(&ctx->lock);
+	return rc;
+}
+
+/* Copies the registered trust bundle's CA id and path; -1 when none. */
+int
+ca_ctx_trust_bundle_get(struct ca_ctx *ctx, char *ca_id, size_t idlen,
+    char *path, size_t pathlen)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (ctx->trust_id[0] != '\0' &&
+	    common_path(ca_id, idlen, "%s", ctx->trust_id) == 0 &&
+	    common_path(path, pathlen, "%s", ctx->trust_path) == 0)
+		rc = 0;
+	pthread_mutex_unlock(&ctx->lock);
+	return rc;
 }

@@ -1,8 +1,9 @@
 /*
  * ca/hierarchy.c — the CA hierarchy: creating roots, subordinates and
  * subordinates of an external parent (key, certificate or CSR, record),
- * activating the latter with the certificate their parent signed, reading
- * CA records, chain bundles and the public CA certificate files.
+ * activating the latter with the certificate their parent signed,
+ * renewing CAs as new certificate versions, reading CA records, chain
+ * bundles and the public CA certificate files.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 #define BUNDLE_MAX	(CA_CHAIN_MAX * 2 * 16 * 1024)	/* PEM bytes */
 #define EXT_TEXT_MAX	64	/* openssl.cnf extension value */
 #define TIME_TEXT_MAX	32
+#define DAY_SECONDS	86400.0
 
 /* Key usage of every CA certificate (and requested in CA CSRs). */
 #define CA_KEY_USAGE	"critical,keyCertSign,cRLSign,digitalSignature"
@@ -36,7 +38,8 @@ hier_int(const json_t *rec, const char *field, long long def)
 }
 
 /* Adds the fields derived from configuration to a copy of rec for API
- * callers: its CRL and certificate URLs, key algorithm and backend. */
+ * callers: the URLs of its current CRL and certificate, key algorithm
+ * and backend. */
 static json_t *
 hier_public(const struct ca_ctx *ctx, json_t *rec)
 {
@@ -44,10 +47,13 @@ hier_public(const struct ca_ctx *ctx, json_t *rec)
 	const char *id = json_string_value(json_object_get(rec, "id"));
 	const json_t *key = json_object_get(rec, "key");
 
+	char stem[CA_FILE_NAME_MAX];
+
 	if (id == NULL)
 		return rec;
-	if (common_path(url, sizeof(url), "%s/crl/%s.crl",
-	    ca_ctx_base_url(ctx), id) == 0)
+	if (ca_crl_stem(rec, 0, stem, sizeof(stem)) == 0 &&
+	    common_path(url, sizeof(url), "%s/crl/%s.crl",
+	    ca_ctx_base_url(ctx), stem) == 0)
 		json_object_set_new(rec, "crl_url", json_string(url));
 	if (common_path(url, sizeof(url), "%s/ca/%s.crt",
 	    ca_ctx_base_url(ctx), id) == 0)
@@ -61,9 +67,10 @@ hier_public(const struct ca_ctx *ctx, json_t *rec)
 	return rec;
 }
 
-/* Writes DATA/public/ca/<id>.crt (DER, 0644). */
+/* Writes DATA/public/ca/<stem>.crt (DER, 0644); the stem is the CA id or
+ * "<ca-id>-v<n>". */
 static int
-hier_publish_cert(const struct ca_ctx *ctx, const char *id, X509 *x)
+hier_publish_cert(const struct ca_ctx *ctx, const char *stem, X509 *x)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
 	unsigned char *der = NULL;
@@ -72,17 +79,17 @@ hier_publish_cert(const struct ca_ctx *ctx, const char *id, X509 *x)
 
 	if (common_path(dir, sizeof(dir), "%s/public/ca",
 	    ca_ctx_data_dir(ctx)) == -1 ||
-	    common_path(path, sizeof(path), "%s/%s.crt", dir, id) == -1)
+	    common_path(path, sizeof(path), "%s/%s.crt", dir, stem) == -1)
 		goto out;
 	if (common_mkdirs(dir, 0755) == -1) {
-		log_err("ca %s: publish certificate: mkdir %s: %s", id, dir,
+		log_err("ca %s: publish certificate: mkdir %s: %s", stem, dir,
 		    strerror(errno));
 		goto out;
 	}
 	if (common_x509_to_der(x, &der, &len) == -1)
 		goto out;
 	if (common_file_write(path, der, len, 0644) == -1) {
-		log_err("ca %s: publish certificate %s: %s", id, path,
+		log_err("ca %s: publish certificate %s: %s", stem, path,
 		    strerror(errno));
 		goto out;
 	}
@@ -92,47 +99,62 @@ out:
 	return rc;
 }
 
-/* Sets not_before, not_after, serial and certificate of rec from x. */
+/*
+ * Publishes the certificates of a (migrated) record: every version at
+ * DATA/public/ca/<ca-id>-v<n>.crt, the current one also at <ca-id>.crt
+ * (see ca.h). -1 if any file failed (the others are still written).
+ */
 static int
-hier_record_cert(json_t *rec, X509 *x)
+hier_publish_rec(const struct ca_ctx *ctx, const json_t *rec)
 {
-	char nb[TIME_TEXT_MAX], na[TIME_TEXT_MAX], serial[64];
-	char *pem = NULL;
-	time_t t;
-	int rc = -1;
+	char stem[CA_FILE_NAME_MAX];
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	const json_t *v;
+	X509 *x;
+	size_t i;
+	int rc = 0;
 
-	if (common_asn1_time(X509_get0_notBefore(x), &t) == -1)
-		goto out;
-	common_time_rfc3339(t, nb, sizeof(nb));
-	if (common_asn1_time(X509_get0_notAfter(x), &t) == -1)
-		goto out;
-	common_time_rfc3339(t, na, sizeof(na));
-	if (common_x509_serial_hex(x, serial, sizeof(serial)) == -1 ||
-	    (pem = common_x509_to_pem(x)) == NULL)
-		goto out;
-	if (json_object_set_new(rec, "certificate", json_string(pem)) == -1 ||
-	    json_object_set_new(rec, "not_before", json_string(nb)) == -1 ||
-	    json_object_set_new(rec, "not_after", json_string(na)) == -1 ||
-	    json_object_set_new(rec, "serial", json_string(serial)) == -1)
-		goto out;
-	rc = 0;
-out:
-	free(pem);
+	if (id == NULL)
+		return -1;
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		if ((x = ca_record_cert(v)) == NULL ||
+		    common_path(stem, sizeof(stem), "%s-v%lld", id,
+		    (long long)json_integer_value(json_object_get(v,
+		    "version"))) == -1) {
+			log_err("ca %s: publish: unreadable certificate "
+			    "version", id);
+			X509_free(x);
+			rc = -1;
+			continue;
+		}
+		if (hier_publish_cert(ctx, stem, x) == -1)
+			rc = -1;
+		X509_free(x);
+	}
+	if ((x = ca_record_cert(rec)) == NULL) {
+		log_err("ca %s: publish: unreadable certificate", id);
+		return -1;
+	}
+	if (hier_publish_cert(ctx, id, x) == -1)
+		rc = -1;
+	X509_free(x);
 	return rc;
 }
 
 /*
  * Builds and signs a CA certificate for key with subject subj: self-
  * signed when issuer is NULL (signer is then key itself), else signed by
- * issuer/signer with the issuer's CRL and AIA URLs. Returns the
- * certificate or NULL with err.
+ * issuer/signer (the current version of the CA record issuer_rec) with
+ * that version's CRL and AIA URLs. Returns the certificate or NULL with
+ * err.
  */
 static X509 *
 hier_ca_cert(struct ca_ctx *ctx, struct store_txn *txn, X509_NAME *subj,
-    EVP_PKEY *key, X509 *issuer, EVP_PKEY *signer, const char *issuer_id,
+    EVP_PKEY *key, X509 *issuer, EVP_PKEY *signer, const json_t *issuer_rec,
     double days, int path_len, struct common_error *err)
 {
 	char bc[EXT_TEXT_MAX], serial[64];
+	char crl_stem[CA_FILE_NAME_MAX], cert_stem[CA_FILE_NAME_MAX];
 	X509 *x = NULL, *result = NULL;
 	const EVP_MD *md;
 
@@ -157,7 +179,10 @@ hier_ca_cert(struct ca_ctx *ctx, struct store_txn *txn, X509_NAME *subj,
 	    ca_cert_add_ext(x, NID_key_usage, CA_KEY_USAGE) == -1 ||
 	    ca_cert_add_key_ids(x, issuer) == -1)
 		goto internal;
-	if (issuer != NULL && ca_cert_add_urls(x, ctx, issuer_id) == -1)
+	if (issuer != NULL && (ca_crl_stem(issuer_rec, 0, crl_stem,
+	    sizeof(crl_stem)) == -1 || ca_cert_stem(issuer_rec, 0, cert_stem,
+	    sizeof(cert_stem)) == -1 ||
+	    ca_cert_add_urls_stem(x, ctx, crl_stem, cert_stem) == -1))
 		goto internal;
 	if ((md = ca_sign_md(signer)) == NULL || X509_sign(x, signer, md) <= 0) {
 		log_err("ca certificate %s: sign: %s", serial,
@@ -331,6 +356,18 @@ hier_issuer(struct ca_ctx *ctx, struct store_txn *txn, const char *id,
 		return NULL;
 	}
 	state = json_string_value(json_object_get(rec, "state"));
+	if (state != NULL && strcmp(state, "disabled") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s is disabled",
+		    id);
+		json_decref(rec);
+		return NULL;
+	}
+	if (state != NULL && strcmp(state, "pending_deletion") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s is scheduled "
+		    "for deletion", id);
+		json_decref(rec);
+		return NULL;
+	}
 	if (state == NULL || strcmp(state, "active") != 0) {
 		common_error_set(err, COMMON_E_CONFLICT, "issuer CA %s is %s, "
 		    "not active", id, state != NULL ? state : "in no state");
@@ -392,6 +429,7 @@ ca_create(struct ca_ctx *ctx, struct store_txn *txn,
 	X509 *icert = NULL, *x = NULL;
 	EVP_PKEY *ikey = NULL, *key = NULL;
 	json_t *issuer = NULL, *policy = NULL, *rec = NULL, *result = NULL;
+	json_t *v = NULL;
 	char *handle = NULL, *subject = NULL, *csr = NULL;
 	bool root, external;
 	double days;
@@ -437,14 +475,14 @@ ca_create(struct ca_ctx *ctx, struct store_txn *txn,
 		if ((csr = hier_ca_csr(subj, key, path_len, err)) == NULL)
 			goto out;
 	} else if ((x = hier_ca_cert(ctx, txn, subj, key, icert,
-	    root ? key : ikey, req->issuer_ca_id, days, path_len, err)) == NULL)
+	    root ? key : ikey, issuer, days, path_len, err)) == NULL)
 		goto out;
 
 	if ((subject = ca_name_string(subj)) == NULL)
 		goto oom;
 	common_time_rfc3339(common_now(), now, sizeof(now));
 	rec = json_pack("{s:s,s:s,s:s,s:o,s:s,s:{s:s,s:s,s:s},s:s,s:i,s:i,"
-	    "s:O,s:s}",
+	    "s:O,s:s,s:[],s:i}",
 	    "id", id, "name", req->name, "type", req->type,
 	    "parent_id", root || external ? json_null() :
 	    json_string(req->issuer_ca_id),
@@ -452,22 +490,24 @@ ca_create(struct ca_ctx *ctx, struct store_txn *txn,
 	    "key", "backend", ks->name, "handle", handle, "algorithm",
 	    ca_key_alg_name(req->key_alg),
 	    "subject", subject, "path_len", path_len, "crl_number", 0,
-	    "policy", policy, "created_at", now);
+	    "policy", policy, "created_at", now, "versions",
+	    "current_version", 0);
 	if (rec == NULL)
 		goto oom;
 	if (external) {
 		if (json_object_set_new(rec, "csr", json_string(csr)) == -1)
 			goto oom;
-	} else if (hier_record_cert(rec, x) == -1)
+	} else if ((v = ca_version_entry(x, 1, json_object_get(rec,
+	    "key"))) == NULL || ca_record_add_version(rec, v) == -1)
 		goto oom;
 	if (store_ca_put(txn, id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
-	if (ca_ctx_cache_key(ctx, id, key) == -1)
+	if (ca_ctx_cache_put(ctx, id, json_object_get(rec, "key"), key) == -1)
 		log_warn("ca %s: key not cached (out of memory)", id);
 	if (x != NULL)
-		(void)hier_publish_cert(ctx, id, x);
+		(void)hier_publish_rec(ctx, rec);
 	log_info("ca %s: created %s CA \"%s\" (%s, %s)%s", id, req->type,
 	    subject, ca_key_alg_name(req->key_alg), ks->name,
 	    external ? ", pending its external certificate" : "");
@@ -487,6 +527,7 @@ out:
 	json_decref(issuer);
 	json_decref(policy);
 	json_decref(rec);
+	json_decref(v);
 	free(handle);
 	free(subject);
 	free(csr);
@@ -651,15 +692,14 @@ int
 ca_import_cert(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
     const char *cert_pem, const char *chain_pem, struct common_error *err)
 {
-	json_t *rec = NULL;
+	json_t *rec = NULL, *v = NULL;
 	X509 *cert = NULL;
 	STACK_OF(X509) *chain = NULL;
 	const char *state;
 	char *chain_text = NULL;
 	int i, rc = -1;
 
-	if (ca_id == NULL || !common_id_valid(ca_id) ||
-	    (rec = store_ca_get(ca_ctx_store(ctx), txn, ca_id)) == NULL) {
+	if ((rec = ca_record_load(ctx, txn, ca_id)) == NULL) {
 		common_error_set(err, COMMON_E_NOTFOUND, "CA %s not found",
 		    ca_id != NULL ? ca_id : "(none)");
 		goto out;
@@ -698,7 +738,14 @@ ca_import_cert(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		if ((chain_text = hier_chain_pem(chain)) == NULL)
 			goto oom;
 	}
-	if (hier_record_cert(rec, cert) == -1 ||
+	if (json_array_size(json_object_get(rec, "versions")) != 0) {
+		log_err("ca %s: pending record already holds versions", ca_id);
+		common_error_set(err, COMMON_E_INTERNAL, "CA %s record is "
+		    "corrupt", ca_id);
+		goto out;
+	}
+	if ((v = ca_version_entry(cert, 1, json_object_get(rec, "key"))) ==
+	    NULL || ca_record_add_version(rec, v) == -1 ||
 	    json_object_set_new(rec, "state", json_string("active")) == -1 ||
 	    json_object_set_new(rec, "path_len",
 	    json_integer(X509_get_pathlen(cert))) == -1)
@@ -711,7 +758,7 @@ ca_import_cert(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
-	(void)hier_publish_cert(ctx, ca_id, cert);
+	(void)hier_publish_rec(ctx, rec);
 	log_info("ca %s: activated with its external certificate", ca_id);
 	rc = 0;
 	goto out;
@@ -719,21 +766,22 @@ oom:
 	common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 out:
 	json_decref(rec);
+	json_decref(v);
 	X509_free(cert);
 	sk_X509_pop_free(chain, X509_free);
 	free(chain_text);
 	return rc;
 }
 
-/* The CA record plus its derived URLs, key algorithm and backend. */
+/* The CA record (with its versions) plus its derived URLs, key algorithm
+ * and backend. */
 json_t *
 ca_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
     struct common_error *err)
 {
 	json_t *rec;
 
-	if (ca_id == NULL || !common_id_valid(ca_id) ||
-	    (rec = store_ca_get(ca_ctx_store(ctx), txn, ca_id)) == NULL) {
+	if ((rec = ca_record_load(ctx, txn, ca_id)) == NULL) {
 		common_error_set(err, COMMON_E_NOTFOUND, "CA %s not found",
 		    ca_id != NULL ? ca_id : "(none)");
 		return NULL;
@@ -751,6 +799,10 @@ ca_list(struct ca_ctx *ctx, struct store_txn *txn)
 	if ((list = store_ca_list(ca_ctx_store(ctx), txn)) == NULL)
 		return NULL;
 	json_array_foreach(list, i, rec) {
+		if (ca_record_migrate(rec) == -1) {
+			json_decref(list);
+			return NULL;
+		}
 		hier_public(ctx, rec);
 	}
 	return list;
@@ -769,26 +821,109 @@ hier_bundle_add(struct common_buf *b, const char *pem)
 	return 0;
 }
 
-/*
- * The CA's certificate, then (for subordinate-of-external CAs) the
- * external chain it was imported with, then the same for each parent up
- * to the top; at most CA_DEPTH_MAX levels, so a corrupt parent loop ends.
- */
-char *
-ca_bundle_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
-    struct common_error *err)
+/* True when the certificate PEM of version v has not expired at now. */
+static bool
+hier_version_valid(const json_t *v, time_t now)
 {
-	struct common_buf b;
+	X509 *x;
+	time_t na;
+	bool ok;
+
+	if ((x = ca_record_cert(v)) == NULL)
+		return false;
+	ok = common_asn1_time(X509_get0_notAfter(x), &na) == 0 && na > now;
+	X509_free(x);
+	return ok;
+}
+
+/*
+ * The version of rec on a certification path: the current one when
+ * child is NULL, else the one that issued child (name and key id match),
+ * preferring the current version, then the newest. The current version
+ * when none matches (a chain pkid did not build). Its number goes to
+ * *picked; NULL when the record holds no readable certificate.
+ */
+static X509 *
+hier_path_cert(const json_t *rec, X509 *child, json_int_t *picked)
+{
+	json_int_t cur = json_integer_value(json_object_get(rec,
+	    "current_version")), num, best = 0;
+	const json_t *v;
+	X509 *x, *found = NULL;
+	size_t i;
+
+	*picked = cur;
+	if (child != NULL) {
+		json_array_foreach(json_object_get(rec, "versions"), i, v) {
+			num = json_integer_value(json_object_get(v,
+			    "version"));
+			if ((x = ca_record_cert(v)) == NULL)
+				continue;
+			/* Once the current version matched it stays. */
+			if (X509_check_issued(x, child) == X509_V_OK &&
+			    (found == NULL || (best != cur && (num == cur ||
+			    num > best)))) {
+				X509_free(found);
+				found = x;
+				best = num;
+			} else
+				X509_free(x);
+		}
+		ERR_clear_error();
+		if (found != NULL) {
+			*picked = best;
+			return found;
+		}
+	}
+	return ca_record_cert(rec);
+}
+
+/* Adds to extra the still-valid versions of rec other than skip. */
+static int
+hier_bundle_extra(struct common_buf *extra, const json_t *rec,
+    json_int_t skip, time_t now)
+{
+	const json_t *v;
+	const char *pem;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		if (json_integer_value(json_object_get(v, "version")) == skip ||
+		    (pem = json_string_value(json_object_get(v,
+		    "certificate"))) == NULL || !hier_version_valid(v, now))
+			continue;
+		if (hier_bundle_add(extra, pem) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The certification path of ca_id, from its current certificate up to
+ * the top (each parent's version that signed the level below, and the
+ * external chain of a subordinate-of-external CA), then, when extras is
+ * set, the still-valid certificates of the other versions of every level
+ * (the overlap after a renewal, during which certificates signed under
+ * older versions are still in use). At most CA_DEPTH_MAX levels, so a
+ * corrupt parent loop ends.
+ */
+static char *
+hier_bundle(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    bool extras, struct common_error *err)
+{
+	struct common_buf b, extra;
 	json_t *rec = NULL;
-	const char *pem, *chain, *parent, *id = ca_id;
-	char next[CA_ID_MAX];
-	char *result = NULL;
+	const char *chain, *parent, *id = ca_id;
+	char next[CA_ID_MAX], *pem = NULL, *tail = NULL, *result = NULL;
+	X509 *child = NULL, *x;
+	json_int_t picked;
+	time_t now = common_now();
 	int depth;
 
 	common_buf_init(&b, BUNDLE_MAX);
+	common_buf_init(&extra, BUNDLE_MAX);
 	for (depth = 0; depth < CA_DEPTH_MAX; depth++) {
-		if (id == NULL || !common_id_valid(id) ||
-		    (rec = store_ca_get(ca_ctx_store(ctx), txn, id)) == NULL) {
+		if ((rec = ca_record_load(ctx, txn, id)) == NULL) {
 			if (depth == 0)
 				common_error_set(err, COMMON_E_NOTFOUND,
 				    "CA %s not found", id != NULL ? id :
@@ -801,24 +936,42 @@ ca_bundle_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 			}
 			goto out;
 		}
-		pem = json_string_value(json_object_get(rec, "certificate"));
-		if (pem == NULL) {
+		if (json_string_value(json_object_get(rec, "certificate")) ==
+		    NULL) {
 			common_error_set(err, COMMON_E_CONFLICT, "CA %s has no "
 			    "certificate yet (pending)", id);
 			goto out;
 		}
+		if ((x = hier_path_cert(rec, child, &picked)) == NULL ||
+		    (pem = common_x509_to_pem(x)) == NULL) {
+			X509_free(x);
+			log_err("ca %s: record holds no readable certificate",
+			    id);
+			common_error_set(err, COMMON_E_INTERNAL, "CA %s has no "
+			    "readable certificate", id);
+			goto out;
+		}
+		X509_free(child);
+		child = x;
 		chain = json_string_value(json_object_get(rec, "chain"));
 		if (hier_bundle_add(&b, pem) == -1 ||
-		    (chain != NULL && hier_bundle_add(&b, chain) == -1)) {
+		    (chain != NULL && hier_bundle_add(&b, chain) == -1) ||
+		    (extras && hier_bundle_extra(&extra, rec, picked,
+		    now) == -1)) {
 			common_error_set(err, COMMON_E_INTERNAL, "bundle of CA "
 			    "%s is too large", ca_id);
 			goto out;
 		}
+		free(pem);
+		pem = NULL;
 		parent = json_string_value(json_object_get(rec, "parent_id"));
 		if (parent == NULL) {
-			if ((result = common_buf_steal(&b, NULL)) == NULL)
+			if ((tail = common_buf_steal(&extra, NULL)) == NULL ||
+			    (tail[0] != '\0' && common_buf_addstr(&b, tail) ==
+			    -1) || (result = common_buf_steal(&b, NULL)) ==
+			    NULL)
 				common_error_set(err, COMMON_E_INTERNAL,
-				    "out of memory");
+				    "bundle of CA %s is too large", ca_id);
 			goto out;
 		}
 		if (common_path(next, sizeof(next), "%s", parent) == -1)
@@ -833,18 +986,66 @@ ca_bundle_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	    "corrupt", ca_id);
 out:
 	json_decref(rec);
+	X509_free(child);
 	common_buf_free(&b);
+	common_buf_free(&extra);
+	free(pem);
+	free(tail);
 	return result;
 }
 
-/* Rewrites DATA/public/ca/<id>.crt for every active CA; -1 if any failed
- * (the others are still written). */
+/* The path, then the other still-valid versions of every level. */
+char *
+ca_bundle_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    struct common_error *err)
+{
+	return hier_bundle(ctx, txn, ca_id, true, err);
+}
+
+/* The certification path only. */
+char *
+ca_chain_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    struct common_error *err)
+{
+	return hier_bundle(ctx, txn, ca_id, false, err);
+}
+
+/* Rewrites the registered trust bundle file (if any) from the store. */
+static int
+hier_trust_bundle(struct ca_ctx *ctx)
+{
+	struct common_error err;
+	char id[CA_ID_MAX], path[PATH_MAX], *pem;
+	int rc = -1;
+
+	if (ca_ctx_trust_bundle_get(ctx, id, sizeof(id), path,
+	    sizeof(path)) == -1)
+		return 0;
+	common_error_clear(&err);
+	if ((pem = ca_bundle_pem(ctx, NULL, id, &err)) == NULL) {
+		log_err("ca %s: trust bundle %s: %s", id, path, err.msg);
+		return -1;
+	}
+	if (common_file_write(path, pem, strlen(pem), 0644) == -1)
+		log_err("ca %s: trust bundle %s: %s", id, path,
+		    strerror(errno));
+	else
+		rc = 0;
+	free(pem);
+	return rc;
+}
+
+/*
+ * Rewrites the public certificate files of every CA that has a
+ * certificate (active, disabled or scheduled for deletion: certificates
+ * they signed are still checked against them), and the registered trust
+ * bundle; -1 if any failed (the others are still written).
+ */
 int
 ca_publish_certs(struct ca_ctx *ctx)
 {
 	json_t *list, *rec;
 	const char *id, *state;
-	X509 *x;
 	size_t i;
 	int rc = 0;
 
@@ -855,17 +1056,355 @@ ca_publish_certs(struct ca_ctx *ctx)
 	json_array_foreach(list, i, rec) {
 		id = json_string_value(json_object_get(rec, "id"));
 		state = json_string_value(json_object_get(rec, "state"));
-		if (id == NULL || state == NULL || strcmp(state, "active") != 0)
+		if (id == NULL || state == NULL || strcmp(state, "pending") == 0)
 			continue;
-		if ((x = ca_record_cert(rec)) == NULL) {
-			log_err("ca %s: publish: unreadable certificate", id);
+		if (ca_record_migrate(rec) == -1 ||
+		    hier_publish_rec(ctx, rec) == -1)
 			rc = -1;
-			continue;
-		}
-		if (hier_publish_cert(ctx, id, x) == -1)
-			rc = -1;
-		X509_free(x);
 	}
 	json_decref(list);
+	if (hier_trust_bundle(ctx) == -1)
+		rc = -1;
 	return rc;
+}
+
+/* ---- renewal ---- */
+
+/* Checks a renewal request and the CA it names: a CA pkid signs (not
+ * subordinate-of-external) that is active or disabled. */
+static int
+hier_renew_check(const json_t *rec, const char *ca_id,
+    const struct ca_renew_req *req, struct common_error *err)
+{
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	const char *state = json_string_value(json_object_get(rec, "state"));
+
+	if (req == NULL || !isfinite(req->validity_days) ||
+	    req->validity_days < 0 ||
+	    req->validity_days > CA_MAX_VALIDITY_DAYS) {
+		common_error_set(err, COMMON_E_INVALID, "validity_days must be "
+		    "> 0 and <= %.0f", CA_MAX_VALIDITY_DAYS);
+		return -1;
+	}
+	if (req->key != NULL && !req->new_key) {
+		common_error_set(err, COMMON_E_INVALID, "a renewal key is only "
+		    "for a renewal with a new key");
+		return -1;
+	}
+	if (type != NULL && strcmp(type, "subordinate-of-external") == 0) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s is a "
+		    "subordinate-of-external CA: its certificate comes from "
+		    "the external CA, so pkid cannot renew it (create a new "
+		    "subordinate-of-external CA instead)", ca_id);
+		return -1;
+	}
+	if (type == NULL || (strcmp(type, "root") != 0 &&
+	    strcmp(type, "subordinate") != 0)) {
+		log_err("ca %s: record has no valid type", ca_id);
+		common_error_set(err, COMMON_E_INTERNAL, "CA %s record is "
+		    "corrupt", ca_id);
+		return -1;
+	}
+	if (state == NULL || (strcmp(state, "active") != 0 &&
+	    strcmp(state, "disabled") != 0)) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s is %s: only an "
+		    "active or disabled CA can be renewed", ca_id,
+		    state != NULL ? state : "in no state");
+		return -1;
+	}
+	return 0;
+}
+
+/* Validity of the renewal: asked, or the current version's lifetime
+ * (without the backdating of its notBefore). */
+static double
+hier_renew_days(const struct ca_renew_req *req, X509 *cur)
+{
+	time_t nb, na;
+
+	if (req->validity_days > 0)
+		return req->validity_days;
+	if (common_asn1_time(X509_get0_notBefore(cur), &nb) == -1 ||
+	    common_asn1_time(X509_get0_notAfter(cur), &na) == -1 ||
+	    na - nb <= CA_BACKDATE_SECONDS)
+		return CA_SUB_VALIDITY_DEFAULT;
+	return (double)(na - nb - CA_BACKDATE_SECONDS) / DAY_SECONDS;
+}
+
+/* True when a and b hold the same string under field. */
+static bool
+hier_str_eq(const json_t *a, const json_t *b, const char *field)
+{
+	const char *x = json_string_value(json_object_get(a, field));
+	const char *y = json_string_value(json_object_get(b, field));
+
+	return x != NULL && y != NULL && strcmp(x, y) == 0;
+}
+
+/* True when some version of rec uses the key keyref names. */
+static bool
+hier_key_used(const json_t *rec, const json_t *keyref)
+{
+	const json_t *v, *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		k = json_object_get(v, "key");
+		if (hier_str_eq(k, keyref, "backend") &&
+		    hier_str_eq(k, keyref, "handle"))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The key of the renewal and its reference (new references): the current
+ * key, the key ca_key_create made (same backend and algorithm, not used
+ * by any version yet), or a new one generated now (*made set: the caller
+ * removes it on failure).
+ */
+static EVP_PKEY *
+hier_renew_key(struct ca_ctx *ctx, const json_t *rec, const char *ca_id,
+    const struct ca_renew_req *req, json_t **keyref, bool *made,
+    struct common_error *err)
+{
+	const json_t *cur = json_object_get(rec, "key");
+	const char *backend = json_string_value(json_object_get(cur,
+	    "backend"));
+	const char *alg = json_string_value(json_object_get(cur, "algorithm"));
+	const struct ca_keystore_type *ks;
+	enum ca_key_alg a;
+	EVP_PKEY *key = NULL;
+	char *handle = NULL;
+
+	*keyref = NULL;
+	*made = false;
+	if (backend == NULL || alg == NULL || ca_key_alg_parse(alg, &a) == -1) {
+		log_err("ca %s: record has no valid key reference", ca_id);
+		common_error_set(err, COMMON_E_INTERNAL, "CA %s record is "
+		    "corrupt", ca_id);
+		return NULL;
+	}
+	if (!req->new_key) {
+		if ((*keyref = json_deep_copy(cur)) == NULL) {
+			common_error_set(err, COMMON_E_INTERNAL, "out of "
+			    "memory");
+			return NULL;
+		}
+		return ca_ctx_ca_key(ctx, rec, err);
+	}
+	if (req->key != NULL) {
+		if (!json_is_string(json_object_get(req->key, "handle")) ||
+		    !json_equal(json_object_get(req->key, "backend"),
+		    json_object_get(cur, "backend")) ||
+		    !json_equal(json_object_get(req->key, "algorithm"),
+		    json_object_get(cur, "algorithm")) ||
+		    hier_key_used(rec, req->key)) {
+			common_error_set(err, COMMON_E_INVALID, "the renewal "
+			    "key is not a fresh %s key of the %s backend", alg,
+			    backend);
+			return NULL;
+		}
+		if ((key = ca_ctx_key_load(ctx, ca_id, req->key, err)) == NULL)
+			return NULL;
+		if ((*keyref = json_deep_copy(req->key)) == NULL) {
+			EVP_PKEY_free(key);
+			common_error_set(err, COMMON_E_INTERNAL, "out of "
+			    "memory");
+			return NULL;
+		}
+		return key;
+	}
+	if ((ks = ca_keystore_find(backend)) == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL, "key backend %s of CA "
+		    "%s is not available", backend, ca_id);
+		return NULL;
+	}
+	if (ks->generate(ctx, a, &handle, &key) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "cannot create a new "
+		    "key for CA %s", ca_id);
+		return NULL;
+	}
+	*made = true;
+	if ((*keyref = json_pack("{s:s, s:s, s:s}", "backend", backend,
+	    "handle", handle, "algorithm", alg)) == NULL) {
+		(void)ks->remove(ctx, handle);
+		*made = false;
+		EVP_PKEY_free(key);
+		key = NULL;
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
+	}
+	free(handle);
+	return key;
+}
+
+/*
+ * Renews a CA inside txn (see ca.h): the new certificate keeps the
+ * subject exactly (the DER of the current certificate's name, so chains
+ * keep matching) and the path length; the record gains the version and
+ * mirrors it at the top. Nothing is published here: the caller does
+ * (ca_publish_certs, ca_crl_publish) once txn committed.
+ */
+json_t *
+ca_renew(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    const struct ca_renew_req *req, struct common_error *err)
+{
+	const struct ca_keystore_type *ks;
+	json_t *rec = NULL, *parent = NULL, *keyref = NULL, *v = NULL;
+	json_t *result = NULL;
+	X509 *cur = NULL, *icert = NULL, *x = NULL;
+	EVP_PKEY *key = NULL, *ikey = NULL;
+	const char *parent_id;
+	const json_t *ver;
+	json_int_t n = 0, num;
+	bool made = false, root;
+	size_t i;
+
+	if ((rec = ca_record_load(ctx, txn, ca_id)) == NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND, "CA %s not found",
+		    ca_id != NULL ? ca_id : "(none)");
+		goto out;
+	}
+	if (hier_renew_check(rec, ca_id, req, err) == -1)
+		goto out;
+	if ((cur = ca_record_cert(rec)) == NULL) {
+		log_err("ca %s: record holds no readable certificate", ca_id);
+		common_error_set(err, COMMON_E_INTERNAL, "CA %s has no "
+		    "readable certificate", ca_id);
+		goto out;
+	}
+	json_array_foreach(json_object_get(rec, "versions"), i, ver) {
+		if ((num = json_integer_value(json_object_get(ver,
+		    "version"))) > n)
+			n = num;
+	}
+	if (n >= CA_VERSIONS_MAX) {
+		common_error_set(err, COMMON_E_CONFLICT, "CA %s has %d "
+		    "certificate versions, the most a CA keeps", ca_id,
+		    CA_VERSIONS_MAX);
+		goto out;
+	}
+	root = strcmp(json_string_value(json_object_get(rec, "type")),
+	    "root") == 0;
+	if (!root) {
+		parent_id = json_string_value(json_object_get(rec,
+		    "parent_id"));
+		if ((parent = ca_active_get(ctx, txn, parent_id, &icert, &ikey,
+		    err)) == NULL)
+			goto out;
+	}
+	if ((key = hier_renew_key(ctx, rec, ca_id, req, &keyref, &made,
+	    err)) == NULL)
+		goto out;
+	if ((x = hier_ca_cert(ctx, txn, X509_get_subject_name(cur), key,
+	    icert, root ? key : ikey, parent, hier_renew_days(req, cur),
+	    (int)json_integer_value(json_object_get(rec, "path_len")),
+	    err)) == NULL)
+		goto out;
+	if ((v = ca_version_entry(x, (unsigned)n + 1, keyref)) == NULL ||
+	    ca_record_add_version(rec, v) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (store_ca_put(txn, ca_id, rec) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
+		goto out;
+	}
+	if (made && ca_ctx_cache_put(ctx, ca_id, keyref, key) == -1)
+		log_warn("ca %s: key not cached (out of memory)", ca_id);
+	log_info("ca %s: renewed as version %lld (%s key)", ca_id,
+	    (long long)n + 1, req->new_key ? "new" : "same");
+	result = hier_public(ctx, rec);	/* steal */
+	rec = NULL;
+out:
+	if (result == NULL && made &&
+	    (ks = ca_keystore_find(json_string_value(json_object_get(keyref,
+	    "backend")))) != NULL) {
+		(void)ks->remove(ctx, json_string_value(json_object_get(keyref,
+		    "handle")));
+		ca_ctx_forget(ctx, ca_id, keyref);
+	}
+	json_decref(rec);
+	json_decref(parent);
+	json_decref(keyref);
+	json_decref(v);
+	X509_free(cur);
+	X509_free(icert);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ikey);
+	return result;
+}
+
+/*
+ * Makes a key for a coming renewal of ca_id outside any transaction (so a
+ * retried transaction reuses it rather than making several), with the
+ * backend and algorithm of the CA's current key, and caches it.
+ */
+json_t *
+ca_key_create(struct ca_ctx *ctx, const char *ca_id, struct common_error *err)
+{
+	const struct ca_keystore_type *ks;
+	const char *backend, *alg;
+	enum ca_key_alg a;
+	json_t *rec = NULL, *keyref = NULL;
+	EVP_PKEY *key = NULL;
+	char *handle = NULL;
+
+	if ((rec = ca_record_load(ctx, NULL, ca_id)) == NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND, "CA %s not found",
+		    ca_id != NULL ? ca_id : "(none)");
+		goto out;
+	}
+	backend = json_string_value(json_object_get(json_object_get(rec,
+	    "key"), "backend"));
+	alg = json_string_value(json_object_get(json_object_get(rec, "key"),
+	    "algorithm"));
+	if (backend == NULL || alg == NULL || ca_key_alg_parse(alg, &a) == -1) {
+		log_err("ca %s: record has no valid key reference", ca_id);
+		common_error_set(err, COMMON_E_INTERNAL, "CA %s record is "
+		    "corrupt", ca_id);
+		goto out;
+	}
+	if ((ks = ca_keystore_find(backend)) == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL, "key backend %s of CA "
+		    "%s is not available", backend, ca_id);
+		goto out;
+	}
+	if (ks->generate(ctx, a, &handle, &key) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "cannot create a new "
+		    "key for CA %s", ca_id);
+		goto out;
+	}
+	if ((keyref = json_pack("{s:s, s:s, s:s}", "backend", backend,
+	    "handle", handle, "algorithm", alg)) == NULL) {
+		(void)ks->remove(ctx, handle);
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (ca_ctx_cache_put(ctx, ca_id, keyref, key) == -1)
+		log_warn("ca %s: key not cached (out of memory)", ca_id);
+out:
+	json_decref(rec);
+	EVP_PKEY_free(key);
+	free(handle);
+	return keyref;
+}
+
+void
+ca_key_discard(struct ca_ctx *ctx, const char *ca_id, const json_t *key)
+{
+	const struct ca_keystore_type *ks;
+	const char *handle;
+
+	if (key == NULL)
+		return;
+	handle = json_string_value(json_object_get(key, "handle"));
+	ks = ca_keystore_find(json_string_value(json_object_get(key,
+	    "backend")));
+	if (ks == NULL || handle == NULL ||
+	    ks->remove(ctx, handle) == -1)
+		log_warn("ca %s: unused renewal key %s not removed", ca_id,
+		    handle != NULL ? handle : "(none)");
+	ca_ctx_forget(ctx, ca_id, key);
 }

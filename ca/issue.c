@@ -100,12 +100,16 @@ issue_check_req(const struct ca_issue_req *req, enum ca_key_alg *alg,
 	return 0;
 }
 
-/* Adds the leaf extensions: constraints, usages, SANs, key ids, URLs. */
+/*
+ * Adds the leaf extensions: constraints, usages, SANs, key ids, and the
+ * CRL and caIssuers URLs of the CA version that signs (ca, the record).
+ */
 static int
 issue_extensions(struct ca_ctx *ctx, X509 *x, X509 *cacert,
-    const char *ca_id, const struct ca_issue_req *req, enum ca_key_alg alg,
+    const json_t *ca, const struct ca_issue_req *req, enum ca_key_alg alg,
     GENERAL_NAMES *gens, bool empty_subject)
 {
+	char crl_stem[CA_FILE_NAME_MAX], cert_stem[CA_FILE_NAME_MAX];
 	bool rsa = alg == CA_KEY_RSA2048 || alg == CA_KEY_RSA3072 ||
 	    alg == CA_KEY_RSA4096;
 
@@ -127,16 +131,20 @@ issue_extensions(struct ca_ctx *ctx, X509 *x, X509 *cacert,
 		log_err("certificate: SAN extension: %s", common_ssl_error());
 		return -1;
 	}
+	if (ca_crl_stem(ca, 0, crl_stem, sizeof(crl_stem)) == -1 ||
+	    ca_cert_stem(ca, 0, cert_stem, sizeof(cert_stem)) == -1)
+		return -1;
 	if (ca_cert_add_key_ids(x, cacert) == -1 ||
-	    ca_cert_add_urls(x, ctx, ca_id) == -1)
+	    ca_cert_add_urls_stem(x, ctx, crl_stem, cert_stem) == -1)
 		return -1;
 	return 0;
 }
 
-/* Records the certificate in `issued` under its serial hex. */
+/* Records the certificate in `issued` under its serial hex, with the
+ * CA version that signed it (its CRL is that version's key's). */
 static int
 issue_record(struct store_txn *txn, X509 *x, const char *serial,
-    const char *ca_id, const struct ca_issue_req *req,
+    const char *ca_id, json_int_t ca_version, const struct ca_issue_req *req,
     struct common_error *err)
 {
 	unsigned char *der = NULL;
@@ -150,11 +158,12 @@ issue_record(struct store_txn *txn, X509 *x, const char *serial,
 	    common_x509_to_der(x, &der, &len) == -1 ||
 	    (b64 = common_b64_encode(der, len, false, 0)) == NULL)
 		goto oom;
-	rec = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s}",
+	rec = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s,s:I}",
 	    "serial", serial, "ca_id", ca_id, "origin", req->origin,
 	    "cert_id", req->cert_id != NULL ? json_string(req->cert_id) :
 	    json_null(), "version", (json_int_t)req->version,
-	    "not_after", (json_int_t)na, "status", "valid", "der", b64);
+	    "not_after", (json_int_t)na, "status", "valid", "der", b64,
+	    "ca_version", ca_version);
 	if (rec == NULL)
 		goto oom;
 	if (store_issued_put(txn, serial, rec) == -1) {
@@ -175,8 +184,9 @@ out:
 
 /*
  * Issues a leaf certificate (see ca.h): request checks first, then the
- * CA (active, key matching its certificate), the policy of the CA and its
- * ancestors, the certificate itself, and its `issued` record in txn.
+ * CA (active, key matching its current certificate version), the policy
+ * of the CA and its ancestors, the certificate itself, and its `issued`
+ * record in txn.
  */
 X509 *
 ca_issue(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
@@ -221,15 +231,15 @@ ca_issue(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		goto internal;
 	if (ca_cert_validity(x, req->validity_days, cacert, err) == -1)
 		goto out;
-	if (issue_extensions(ctx, x, cacert, ca_id, req, alg, gens, empty) ==
-	    -1)
+	if (issue_extensions(ctx, x, cacert, ca, req, alg, gens, empty) == -1)
 		goto internal;
 	if ((md = ca_sign_md(cakey)) == NULL || X509_sign(x, cakey, md) <= 0) {
 		log_err("ca %s: sign certificate %s: %s", ca_id, serial,
 		    common_ssl_error());
 		goto internal;
 	}
-	if (issue_record(txn, x, serial, ca_id, req, err) == -1)
+	if (issue_record(txn, x, serial, ca_id, json_integer_value(
+	    json_object_get(ca, "current_version")), req, err) == -1)
 		goto out;
 	snprintf(labels, sizeof(labels), "ca=\"%s\"", ca_id);
 	common_metric_inc("pkid_certificates_issued_total", labels);

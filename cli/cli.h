@@ -4,7 +4,8 @@
  * pkictl.c parses the command line (global and command options may appear
  * anywhere among the command words), resolves the URL, token and CA bundle
  * and dispatches to a command. The commands live in cmd_ca.c, cmd_cert.c,
- * cmd_eab.c, cmd_est.c and cmd_misc.c, each exporting a table of struct
+ * cmd_eab.c, cmd_est.c, cmd_audit.c and cmd_misc.c, each exporting a
+ * table of struct
  * cli_command; they talk to the server through http.c (one libcurl easy
  * handle per run), turn option values into request fields with args.c
  * and print through output.c (aligned tables, key: value blocks, or the
@@ -94,6 +95,12 @@ enum cli_opt {
 	CLI_OPT_PASSWORD,
 	CLI_OPT_LABEL,
 	CLI_OPT_STATUS,
+	CLI_OPT_NOW,		/* cert delete --now */
+	CLI_OPT_OBJECT,		/* audit --object */
+	CLI_OPT_ACTION,		/* audit --action */
+	CLI_OPT_WHO,		/* audit --who */
+	CLI_OPT_NEW_KEY,	/* ca renew --new-key */
+	CLI_OPT_REISSUE_LEAVES,	/* ca renew --reissue-leaves */
 	CLI_OPT__MAX
 };
 
@@ -127,8 +134,9 @@ struct cli_conf {
 struct cli_http;
 struct cli_ctx;
 
-/* One command: "NOUN VERB OPERANDS"; opts is the mask of the command's
- * own options (global ones are always allowed). */
+/* One command: "NOUN VERB OPERANDS", or "NOUN OPERANDS" when verb is ""
+ * (the noun's only command); opts is the mask of the command's own
+ * options (global ones are always allowed). */
 struct cli_command {
 	const char	*noun;
 	const char	*verb;
@@ -151,6 +159,7 @@ extern const struct cli_command cli_cert_commands[];
 extern const struct cli_command cli_misc_commands[];
 extern const struct cli_command cli_eab_commands[];
 extern const struct cli_command cli_est_commands[];
+extern const struct cli_command cli_audit_commands[];
 
 /* ---- pkictl.c: messages and option access ---------------------------- */
 

@@ -1,6 +1,7 @@
 /*
- * cli/cmd_ca.c — the "ca" commands: list, show, create, bundle, crl, csr
- * and import-cert, mapped onto /api/v1/cas.
+ * cli/cmd_ca.c — the "ca" commands: list, show, create, bundle, crl, csr,
+ * import-cert, renew, disable, enable, delete and cancel-deletion, mapped
+ * onto /api/v1/cas.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -311,6 +312,127 @@ out:
 	return rc;
 }
 
+/*
+ * POST /cas/ID/renew: a new CA certificate version; --reissue-leaves
+ * also renews the CA's managed leaves, and the answer's "reissue"
+ * counts are printed after the CA.
+ */
+static enum cli_exit
+ca_renew(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	json_t *body = NULL, *ca = NULL, *re;
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
+	    "/cas/%s/renew")) != CLI_EXIT_OK)
+		return rc;
+	if ((body = json_object()) == NULL ||
+	    json_object_set_new(body, "new_key", json_boolean(cli_arg(ctx,
+	    CLI_OPT_NEW_KEY) != NULL)) == -1 ||
+	    json_object_set_new(body, "reissue_leaves", json_boolean(
+	    cli_arg(ctx, CLI_OPT_REISSUE_LEAVES) != NULL)) == -1) {
+		cli_err("out of memory");
+		rc = CLI_EXIT_ERROR;
+		goto out;
+	}
+	if ((rc = cli_set_days(ctx, body, "validity_days",
+	    CLI_OPT_VALIDITY_DAYS)) != CLI_EXIT_OK)
+		goto out;
+	if ((rc = cli_http_call(ctx->http, "POST", path, body, true, &ca)) !=
+	    CLI_EXIT_OK || (rc = cli_out_single(ctx, ca)) != CLI_EXIT_OK)
+		goto out;
+	re = json_object_get(ca, "reissue");
+	if (!ctx->conf.json && json_is_object(re)) {
+		fflush(stdout);
+		fprintf(stderr, "%s: leaves re-issued: %lld renewed, %lld "
+		    "failed, %lld skipped\n", CLI_PROG,
+		    (long long)json_integer_value(json_object_get(re,
+		    "renewed")), (long long)json_integer_value(
+		    json_object_get(re, "failed")), (long long)
+		    json_integer_value(json_object_get(re, "skipped")));
+		if (json_integer_value(json_object_get(re, "failed")) > 0 ||
+		    json_object_get(re, "error") != NULL)
+			rc = CLI_EXIT_ERROR;
+	}
+out:
+	json_decref(ca);
+	json_decref(body);
+	return rc;
+}
+
+static enum cli_exit
+ca_disable(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
+	    "/cas/%s/disable")) != CLI_EXIT_OK)
+		return rc;
+	return cli_object_run(ctx, "POST", path, NULL);
+}
+
+static enum cli_exit
+ca_enable(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
+	    "/cas/%s/enable")) != CLI_EXIT_OK)
+		return rc;
+	return cli_object_run(ctx, "POST", path, NULL);
+}
+
+/* DELETE /cas/ID: scheduled (202, the date is printed) or, with --now,
+ * at once (204). */
+static enum cli_exit
+ca_delete(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	const char *id = cli_operand(ctx, 0), *at;
+	json_t *ans = NULL;
+	char *clean;
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
+	    cli_arg(ctx, CLI_OPT_NOW) != NULL ? "/cas/%s?now=true" :
+	    "/cas/%s")) != CLI_EXIT_OK)
+		return rc;
+	if (cli_arg(ctx, CLI_OPT_NOW) != NULL)
+		return cli_delete_run(ctx, path, id);
+	if ((rc = cli_http_call(ctx->http, "DELETE", path, NULL, true,
+	    &ans)) != CLI_EXIT_OK)
+		goto out;
+	if (ctx->conf.json) {
+		if (ans != NULL && cli_out_json(ans) == -1)
+			rc = CLI_EXIT_ERROR;
+		goto out;
+	}
+	at = json_string_value(json_object_get(json_object_get(ans,
+	    "deletion"), "execute_at"));
+	clean = cli_clean(at != NULL ? at : "?");
+	printf("deletion of CA %s scheduled for %s (cancel with: " CLI_PROG
+	    " ca cancel-deletion %s)\n", id, clean != NULL ? clean : "?", id);
+	free(clean);
+out:
+	json_decref(ans);
+	return rc;
+}
+
+static enum cli_exit
+ca_cancel_deletion(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
+	    "/cas/%s/cancel-deletion")) != CLI_EXIT_OK)
+		return rc;
+	return cli_object_run(ctx, "POST", path, NULL);
+}
+
 const struct cli_command cli_ca_commands[] = {
 	{ "ca", "list", 0, CLI_OPTS_LIST,
 	  "[--limit N] [--page-token T] [--all]", ca_list },
@@ -332,5 +454,14 @@ const struct cli_command cli_ca_commands[] = {
 	{ "ca", "import-cert", 1, CLI_OPT_BIT(CLI_OPT_CERT) |
 	  CLI_OPT_BIT(CLI_OPT_CHAIN), "ID --cert F [--chain F]",
 	  ca_import_cert },
+	{ "ca", "renew", 1, CLI_OPT_BIT(CLI_OPT_NEW_KEY) |
+	  CLI_OPT_BIT(CLI_OPT_VALIDITY_DAYS) |
+	  CLI_OPT_BIT(CLI_OPT_REISSUE_LEAVES),
+	  "ID [--new-key] [--validity-days D] [--reissue-leaves]", ca_renew },
+	{ "ca", "disable", 1, 0, "ID", ca_disable },
+	{ "ca", "enable", 1, 0, "ID", ca_enable },
+	{ "ca", "delete", 1, CLI_OPT_BIT(CLI_OPT_NOW), "ID [--now]",
+	  ca_delete },
+	{ "ca", "cancel-deletion", 1, 0, "ID", ca_cancel_deletion },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };

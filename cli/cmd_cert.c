@@ -2,7 +2,8 @@
  * cli/cmd_cert.c — the "cert" commands, mapped onto /api/v1/certificates:
  * the inventory (list, show, versions), the three ways to create one
  * (create = managed, sign = external CSR, import), fetching a version
- * with its chain and key (get), renew, revoke and delete.
+ * with its chain and key (get), renew, promote, revoke, and deletion
+ * (scheduled, at once with --now, or cancelled).
  */
 #include <errno.h>
 #include <math.h>
@@ -448,16 +449,83 @@ out:
 	return rc;
 }
 
+/* Makes a version current by hand: --version N is required (promoting
+ * "the current version" would do nothing). */
+static enum cli_exit
+cert_promote(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	const char *id = cli_operand(ctx, 0);
+	long long n;
+	bool given;
+	enum cli_exit rc;
+
+	if ((rc = cli_check_id(ctx, "certificate", id)) != CLI_EXIT_OK ||
+	    (rc = cli_require(ctx, CLI_OPT_BIT(CLI_OPT_VERSION))) !=
+	    CLI_EXIT_OK ||
+	    (rc = cli_get_int(ctx, CLI_OPT_VERSION, 1, CERT_VERSION_MAX, &n,
+	    &given)) != CLI_EXIT_OK)
+		return rc;
+	if (common_path(path, sizeof(path),
+	    "/certificates/%s/versions/%lld/promote", id, n) == -1) {
+		cli_err("request path too long");
+		return CLI_EXIT_USAGE;
+	}
+	return cli_object_run(ctx, "POST", path, NULL);
+}
+
+/*
+ * cert delete: schedules the deletion (the server answers 202 with the
+ * date it happens) or, with --now (admin token), deletes at once.
+ */
 static enum cli_exit
 cert_delete(struct cli_ctx *ctx)
+{
+	char path[CLI_PATH_MAX];
+	const char *id = cli_operand(ctx, 0), *at;
+	json_t *ans = NULL;
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, "certificate", path, sizeof(path),
+	    cli_arg(ctx, CLI_OPT_NOW) != NULL ? "/certificates/%s?now=true" :
+	    "/certificates/%s")) != CLI_EXIT_OK)
+		return rc;
+	if (cli_arg(ctx, CLI_OPT_NOW) != NULL)
+		return cli_delete_run(ctx, path, id);
+	if ((rc = cli_http_call(ctx->http, "DELETE", path, NULL, true,
+	    &ans)) != CLI_EXIT_OK)
+		goto out;
+	if (ctx->conf.json) {
+		if (ans != NULL && cli_out_json(ans) == -1)
+			rc = CLI_EXIT_ERROR;
+		goto out;
+	}
+	at = json_string_value(json_object_get(json_object_get(ans,
+	    "deletion"), "execute_at"));
+	if (at != NULL) {
+		char *clean = cli_clean(at);
+
+		printf("deletion of %s scheduled for %s (cancel with: "
+		    CLI_PROG " cert cancel-deletion %s)\n", id,
+		    clean != NULL ? clean : "?", id);
+		free(clean);
+	} else
+		printf("deleted %s\n", id);
+out:
+	json_decref(ans);
+	return rc;
+}
+
+static enum cli_exit
+cert_cancel_deletion(struct cli_ctx *ctx)
 {
 	char path[CLI_PATH_MAX];
 	enum cli_exit rc;
 
 	if ((rc = cli_id_path(ctx, "certificate", path, sizeof(path),
-	    "/certificates/%s")) != CLI_EXIT_OK)
+	    "/certificates/%s/cancel-deletion")) != CLI_EXIT_OK)
 		return rc;
-	return cli_delete_run(ctx, path, cli_operand(ctx, 0));
+	return cli_object_run(ctx, "POST", path, NULL);
 }
 
 const struct cli_command cli_cert_commands[] = {
@@ -490,9 +558,13 @@ const struct cli_command cli_cert_commands[] = {
 	  CLI_OPT_BIT(CLI_OPT_OUT) | CLI_OPT_BIT(CLI_OPT_KEY_OUT),
 	  "ID [--version N] [--out F] [--key-out F]", cert_get },
 	{ "cert", "renew", 1, 0, "ID", cert_renew },
+	{ "cert", "promote", 1, CLI_OPT_BIT(CLI_OPT_VERSION),
+	  "ID --version N", cert_promote },
 	{ "cert", "revoke", 1, CLI_OPT_BIT(CLI_OPT_VERSION) |
 	  CLI_OPT_BIT(CLI_OPT_REASON), "ID [--version N] [--reason R]",
 	  cert_revoke },
-	{ "cert", "delete", 1, 0, "ID", cert_delete },
+	{ "cert", "delete", 1, CLI_OPT_BIT(CLI_OPT_NOW), "ID [--now]",
+	  cert_delete },
+	{ "cert", "cancel-deletion", 1, 0, "ID", cert_cancel_deletion },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };

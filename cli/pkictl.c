@@ -73,6 +73,12 @@ static const struct opt_spec opt_specs[CLI_OPT__MAX] = {
 	[CLI_OPT_PASSWORD] = { "--password", true, false },
 	[CLI_OPT_LABEL] = { "--label", true, true },
 	[CLI_OPT_STATUS] = { "--status", true, false },
+	[CLI_OPT_NOW] = { "--now", false, false },
+	[CLI_OPT_OBJECT] = { "--object", true, false },
+	[CLI_OPT_ACTION] = { "--action", true, false },
+	[CLI_OPT_WHO] = { "--who", true, false },
+	[CLI_OPT_NEW_KEY] = { "--new-key", false, false },
+	[CLI_OPT_REISSUE_LEAVES] = { "--reissue-leaves", false, false },
 };
 
 _Static_assert(CLI_OPT__MAX <= 64, "option masks are 64-bit");
@@ -92,7 +98,22 @@ static const struct cli_command *const pkictl_tables[] = {
 	cli_misc_commands,
 	cli_eab_commands,
 	cli_est_commands,
+	cli_audit_commands,
 };
+
+/* Words that name command c: noun and verb, or the noun alone. */
+static size_t
+pkictl_words(const struct cli_command *c)
+{
+	return c->verb[0] != '\0' ? 2 : 1;
+}
+
+/* What separates noun and verb of c when printed. */
+static const char *
+pkictl_sep(const struct cli_command *c)
+{
+	return c->verb[0] != '\0' ? " " : "";
+}
 
 void
 cli_err(const char *fmt, ...)
@@ -126,7 +147,8 @@ pkictl_usage(FILE *f, const char *noun)
 	for (t = 0; t < sizeof(pkictl_tables) / sizeof(pkictl_tables[0]); t++)
 		for (c = pkictl_tables[t]; c->noun != NULL; c++)
 			if (!any || strcmp(c->noun, noun) == 0)
-				fprintf(f, "  %s %s%s%s\n", c->noun, c->verb,
+				fprintf(f, "  %s%s%s%s%s\n", c->noun,
+				    pkictl_sep(c), c->verb,
 				    c->usage[0] != '\0' ? " " : "", c->usage);
 	fputs("\nenvironment: PKID_URL (default " CLI_URL_DEFAULT "), "
 	    "PKID_TOKEN, PKID_TOKEN_FILE, PKID_CACERT\n", f);
@@ -144,8 +166,8 @@ cli_usage_err(const struct cli_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	if (ctx != NULL && ctx->cmd != NULL)
-		fprintf(stderr, "usage: %s %s %s%s%s\n", CLI_PROG,
-		    ctx->cmd->noun, ctx->cmd->verb,
+		fprintf(stderr, "usage: %s %s%s%s%s%s\n", CLI_PROG,
+		    ctx->cmd->noun, pkictl_sep(ctx->cmd), ctx->cmd->verb,
 		    ctx->cmd->usage[0] != '\0' ? " " : "", ctx->cmd->usage);
 	else
 		fprintf(stderr, "usage: %s %s COMMAND ...\n(%s --help lists the "
@@ -197,9 +219,11 @@ cli_arg_next(const struct cli_ctx *ctx, enum cli_opt opt, size_t *iter)
 const char *
 cli_operand(const struct cli_ctx *ctx, size_t i)
 {
-	if (i + 2 >= ctx->args->npos)
+	size_t w = pkictl_words(ctx->cmd);
+
+	if (i + w >= ctx->args->npos)
 		return NULL;
-	return ctx->args->pos[i + 2];
+	return ctx->args->pos[i + w];
 }
 
 const char *
@@ -282,19 +306,21 @@ pkictl_parse(int argc, char **argv, struct cli_args *args)
 	return CLI_EXIT_OK;
 }
 
-/* The command named by the first two words, or NULL. */
+/* The command named by the first two words (or the first, for a noun
+ * whose command has no verb), or NULL. */
 static const struct cli_command *
 pkictl_command_find(const struct cli_args *args)
 {
 	const struct cli_command *c;
 	size_t t;
 
-	if (args->npos < 2)
+	if (args->npos < 1)
 		return NULL;
 	for (t = 0; t < sizeof(pkictl_tables) / sizeof(pkictl_tables[0]); t++)
 		for (c = pkictl_tables[t]; c->noun != NULL; c++)
 			if (strcmp(c->noun, args->pos[0]) == 0 &&
-			    strcmp(c->verb, args->pos[1]) == 0)
+			    (c->verb[0] == '\0' || (args->npos >= 2 &&
+			    strcmp(c->verb, args->pos[1]) == 0)))
 				return c;
 	return NULL;
 }
@@ -487,15 +513,15 @@ pkictl_command_check(const struct cli_ctx *ctx)
 	uint64_t allowed = PKICTL_OPTS_GLOBAL | ctx->cmd->opts;
 	size_t i;
 
-	if (args->npos - 2 != ctx->cmd->noperands)
-		return cli_usage_err(ctx, "%s %s takes %zu operand%s",
-		    ctx->cmd->noun, ctx->cmd->verb, ctx->cmd->noperands,
-		    ctx->cmd->noperands == 1 ? "" : "s");
+	if (args->npos - pkictl_words(ctx->cmd) != ctx->cmd->noperands)
+		return cli_usage_err(ctx, "%s%s%s takes %zu operand%s",
+		    ctx->cmd->noun, pkictl_sep(ctx->cmd), ctx->cmd->verb,
+		    ctx->cmd->noperands, ctx->cmd->noperands == 1 ? "" : "s");
 	for (i = 0; i < args->nvals; i++)
 		if ((allowed & CLI_OPT_BIT(args->vals[i].opt)) == 0)
-			return cli_usage_err(ctx, "%s %s does not take %s",
-			    ctx->cmd->noun, ctx->cmd->verb,
-			    cli_opt_name(args->vals[i].opt));
+			return cli_usage_err(ctx, "%s%s%s does not take %s",
+			    ctx->cmd->noun, pkictl_sep(ctx->cmd),
+			    ctx->cmd->verb, cli_opt_name(args->vals[i].opt));
 	return CLI_EXIT_OK;
 }
 

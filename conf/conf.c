@@ -21,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "common/common.h"
 #include "conf/conf.h"
@@ -52,6 +54,20 @@
 #define CONF_REALM_MAX		128	/* est.realm, bytes */
 #define CONF_EST_LABEL_DAYS	365.0	/* an EST label's default validity */
 #define CONF_EST_RETRY_AFTER	60	/* est.retry_after_seconds default */
+#define CONF_DAY_SECONDS	86400
+#define CONF_WEEK_SECONDS	(7 * 86400)
+#define CONF_HISTORY_MAX	1000	/* lifecycle.history_limit */
+#define CONF_PENDING_DAYS_MAX	365.0	/* lifecycle.deletion_pending_days */
+#define CONF_WARNING_DAYS_MAX	3650.0	/* lifecycle.expiry_warning_days */
+#define CONF_CRL_HOURS_MIN	0.01	/* crl.interval_hours: 36 seconds */
+/* nextUpdate is twice the interval and ca/ signs CRLs at most a year and
+ * a day ahead, so the interval stops at half a year (183 days). */
+#define CONF_CRL_HOURS_MAX	4392.0
+#define CONF_DEBOUNCE_MAX	300.0	/* crl.debounce_seconds */
+#define CONF_RETRY_MAX		100	/* notifications.retry_max */
+#define CONF_WEBHOOK_TIMEOUT	10	/* seconds, default */
+#define CONF_WEBHOOK_TIMEOUT_MAX 300
+#define CONF_WEBHOOK_SECRET_MAX	1024	/* bytes of an HMAC key */
 
 enum conf_kind {
 	CONF_K_STRING,		/* char *, checked by a string rule */
@@ -64,6 +80,11 @@ enum conf_kind {
 	CONF_K_PROFILES,	/* acme.profiles, see conf_get_profiles */
 	CONF_K_EST_LABEL,	/* est.default_label, see conf_get_est_label */
 	CONF_K_EST_LABELS,	/* est.labels, see conf_get_est_labels */
+	CONF_K_RANGE,		/* double, JSON number within [min, max] */
+	CONF_K_LC_PROFILES,	/* lifecycle.profiles, see
+				   conf_get_lc_profiles */
+	CONF_K_WEBHOOKS,	/* notifications.webhooks, see
+				   conf_get_webhooks */
 };
 
 enum conf_rule {
@@ -103,6 +124,7 @@ struct conf_key {
 #define KEY_SIZE(p, f, lo, hi)	{ p, CONF_K_SIZE, offsetof(struct conf, f), 0, CONF_R_ANY, lo, hi }
 #define KEY_BOOL(p, f)		{ p, CONF_K_BOOL, offsetof(struct conf, f), 0, CONF_R_ANY, 0, 0 }
 #define KEY_REAL(p, f, hi)	{ p, CONF_K_REAL, offsetof(struct conf, f), 0, CONF_R_ANY, 0, hi }
+#define KEY_RANGE(p, f, lo, hi)	{ p, CONF_K_RANGE, offsetof(struct conf, f), 0, CONF_R_ANY, lo, hi }
 #define KEY_LIST(p, f, n, r, lo, hi) \
 	{ p, CONF_K_NAMES, offsetof(struct conf, f), offsetof(struct conf, n), r, lo, hi }
 
@@ -135,8 +157,6 @@ static const struct conf_key conf_keys[] = {
 	    CONF_DAYS_MAX),
 	KEY_LIST("ca.server_names", ca.server_names, ca.nserver_names,
 	    CONF_R_NONEMPTY, 1, CONF_SERVER_NAMES_MAX),
-	KEY_REAL("ca.crl_next_update_hours", ca.crl_next_update_hours,
-	    CONF_HOURS_MAX),
 	KEY_REAL("certificates.default_validity_days",
 	    certificates.default_validity_days, CONF_DAYS_MAX),
 	KEY_REAL("certificates.default_renew_before_days",
@@ -178,6 +198,47 @@ static const struct conf_key conf_keys[] = {
 	KEY_STR("est.realm", est.realm, CONF_R_REALM),
 	KEY_INT("est.retry_after_seconds", est.retry_after_seconds, 1,
 	    CONF_SECONDS_MAX),
+	KEY_INT("lifecycle.scan_interval_seconds",
+	    lifecycle.scan_interval_seconds, 1, CONF_DAY_SECONDS),
+	KEY_INT("lifecycle.history_limit", lifecycle.history_limit, 1,
+	    CONF_HISTORY_MAX),
+	KEY_RANGE("lifecycle.deletion_pending_days",
+	    lifecycle.deletion_pending_days, 0, CONF_PENDING_DAYS_MAX),
+	KEY_INT("lifecycle.renewal_jitter_seconds",
+	    lifecycle.renewal_jitter_seconds, 0, CONF_DAY_SECONDS),
+	KEY_INT("lifecycle.retry_min_seconds", lifecycle.retry_min_seconds,
+	    1, CONF_DAY_SECONDS),
+	KEY_INT("lifecycle.retry_max_seconds", lifecycle.retry_max_seconds,
+	    1, CONF_WEEK_SECONDS),
+	KEY_REAL("lifecycle.expiry_warning_days",
+	    lifecycle.expiry_warning_days, CONF_WARNING_DAYS_MAX),
+	{ "lifecycle.profiles", CONF_K_LC_PROFILES, offsetof(struct conf,
+	    lifecycle.profiles), 0, CONF_R_ANY, 0,
+	    CONF_LIFECYCLE_PROFILES_MAX },
+	KEY_RANGE("crl.interval_hours", crl.interval_hours,
+	    CONF_CRL_HOURS_MIN, CONF_CRL_HOURS_MAX),
+	KEY_RANGE("crl.debounce_seconds", crl.debounce_seconds, 0,
+	    CONF_DEBOUNCE_MAX),
+	{ "notifications.webhooks", CONF_K_WEBHOOKS, offsetof(struct conf,
+	    notifications.webhooks), 0, CONF_R_ANY, 0, CONF_WEBHOOKS_MAX },
+	KEY_INT("notifications.retry_max", notifications.retry_max, 1,
+	    CONF_RETRY_MAX),
+};
+
+/* Keys that were removed, with what replaces them (for the error). */
+static const struct conf_removed_key {
+	const char	*path;
+	const char	*instead;
+} conf_removed_keys[] = {
+	{ "ca.crl_next_update_hours", "crl.interval_hours (CRLs are rebuilt "
+	    "every interval; nextUpdate is twice it)" },
+};
+
+/* Event names a webhook may subscribe to; the same list, in the same
+ * order, as enum lifecycle_event (lifecycle/ sits above conf/). */
+static const char *const conf_event_names[] = {
+	"renewal_window", "renewed", "renewal_failed", "deployment_failed",
+	"expiring", "revoked",
 };
 
 #define LKEY_STR(p, f, r) \
@@ -1157,6 +1218,20 @@ conf_apply_value(struct conf_parse *p, const char *path, void *base,
 		}
 		*(double *)(void *)field = dv;
 		return 0;
+	case CONF_K_RANGE:
+		if (!json_is_number(v)) {
+			conf_fail(p, path, "expected number, got %s",
+			    conf_json_type(v));
+			return -1;
+		}
+		dv = json_number_value(v);
+		if (!(dv >= k->min && dv <= k->max)) {
+			conf_fail(p, path, "must be %g..%g, got %g", k->min,
+			    k->max, dv);
+			return -1;
+		}
+		*(double *)(void *)field = dv;
+		return 0;
 	case CONF_K_NAMES:
 		return conf_get_names(p, path, v, k,
 		    (char ***)(void *)field,
@@ -1164,6 +1239,8 @@ conf_apply_value(struct conf_parse *p, const char *path, void *base,
 	case CONF_K_PROFILES:
 	case CONF_K_EST_LABEL:
 	case CONF_K_EST_LABELS:
+	case CONF_K_LC_PROFILES:
+	case CONF_K_WEBHOOKS:
 		break;
 	}
 	conf_fail(p, path, "internal error: kind not handled here");
@@ -1386,6 +1463,411 @@ conf_est_label_find(const struct conf *c, const char *name)
 	return NULL;
 }
 
+/* ---- lifecycle.profiles and notifications.webhooks ---------------------- */
+
+static void
+conf_lifecycle_profiles_free(struct conf_lifecycle_profile *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(list[i].profile);
+	free(list);
+}
+
+/* Frees the strings of one webhook (not the struct); accepts NULL. */
+static void
+conf_webhook_clear(struct conf_webhook *w)
+{
+	if (w == NULL)
+		return;
+	free(w->url);
+	if (w->secret != NULL)
+		OPENSSL_cleanse(w->secret, strlen(w->secret));
+	free(w->secret);
+	conf_names_free(w->events, w->nevents);
+	free(w->ca_file);
+	memset(w, 0, sizeof(*w));
+}
+
+static void
+conf_webhooks_free(struct conf_webhook *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		conf_webhook_clear(&list[i]);
+	free(list);
+}
+
+const struct conf_lifecycle_profile *
+conf_lifecycle_profile_find(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	if (c == NULL || name == NULL)
+		return NULL;
+	for (i = 0; i < c->lifecycle.nprofiles; i++)
+		if (strcmp(c->lifecycle.profiles[i].profile, name) == 0)
+			return &c->lifecycle.profiles[i];
+	return NULL;
+}
+
+/* A number member of a lifecycle profile: > 0 and < hi (hi_open) or
+ * <= hi. */
+static int
+conf_get_positive(struct conf_parse *p, const char *path, json_t *v,
+    double hi, bool hi_open, double *out)
+{
+	double dv;
+
+	if (!json_is_number(v)) {
+		conf_fail(p, path, "expected number, got %s",
+		    conf_json_type(v));
+		return -1;
+	}
+	dv = json_number_value(v);
+	if (!(dv > 0) || (hi_open ? !(dv < hi) : !(dv <= hi))) {
+		conf_fail(p, path, "must be greater than 0 and %s %g, got %g",
+		    hi_open ? "less than" : "at most", hi, dv);
+		return -1;
+	}
+	*out = dv;
+	return 0;
+}
+
+/*
+ * One member of lifecycle.profiles: {"validity_days", "renew_before_days"
+ * | "renew_at_fraction"}, every member optional (0 = unset). prefix is
+ * "lifecycle.profiles.NAME".
+ */
+static int
+conf_get_lc_profile(struct conf_parse *p, const char *prefix, json_t *obj,
+    struct conf_lifecycle_profile *pr)
+{
+	char path[CONF_PATH_MAX * 2];
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(obj)) {
+		conf_fail(p, prefix, "expected object, got %s",
+		    conf_json_type(obj));
+		return -1;
+	}
+	json_object_foreach(obj, name, v) {
+		if (name[0] == '_')
+			continue;
+		snprintf(path, sizeof(path), "%s.%s", prefix, name);
+		if (strcmp(name, "validity_days") == 0) {
+			if (conf_get_positive(p, path, v, CONF_DAYS_MAX, false,
+			    &pr->validity_days) == -1)
+				return -1;
+		} else if (strcmp(name, "renew_before_days") == 0) {
+			if (conf_get_positive(p, path, v, CONF_DAYS_MAX, false,
+			    &pr->renew_before_days) == -1)
+				return -1;
+		} else if (strcmp(name, "renew_at_fraction") == 0) {
+			if (conf_get_positive(p, path, v, 1, true,
+			    &pr->renew_at_fraction) == -1)
+				return -1;
+		} else {
+			conf_safe_key(prefix, name, path, sizeof(path));
+			conf_fail(p, path, "unknown key");
+			return -1;
+		}
+	}
+	if (pr->renew_before_days > 0 && pr->renew_at_fraction > 0) {
+		snprintf(path, sizeof(path), "%s.renew_at_fraction", prefix);
+		conf_fail(p, path, "give renew_before_days or "
+		    "renew_at_fraction, not both");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * lifecycle.profiles: renewal defaults keyed by certificate profile name
+ * (one of conf_pkid_profiles[]). A file that sets it replaces the set.
+ */
+static int
+conf_get_lc_profiles(struct conf_parse *p, struct conf *c,
+    const struct conf_key *k, json_t *v)
+{
+	char prefix[CONF_PATH_MAX + 8];
+	struct conf_lifecycle_profile *list = NULL;
+	const char *name;
+	json_t *e;
+	size_t n = 0, count = 0;
+	int rc = -1;
+
+	if (!json_is_object(v)) {
+		conf_fail(p, k->path, "expected object, got %s",
+		    conf_json_type(v));
+		goto out;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] != '_')
+			count++;
+	}
+	/* Names are distinct profiles, so count <= k->max follows from the
+	 * name check; the allocation is sized for the worst case anyway. */
+	if ((list = calloc((size_t)k->max, sizeof(*list))) == NULL) {
+		conf_fail(p, k->path, "out of memory");
+		goto out;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] == '_')
+			continue;
+		conf_safe_key(k->path, name, prefix, sizeof(prefix));
+		if (!conf_in(name, conf_pkid_profiles,
+		    CONF_NELEM(conf_pkid_profiles)) || n >= (size_t)k->max) {
+			conf_fail(p, prefix, "not a certificate profile: "
+			    "expected tls_server_or_client, tls_server, "
+			    "tls_client or code_signing");
+			goto out;
+		}
+		if ((list[n].profile = strdup(name)) == NULL) {
+			conf_fail(p, prefix, "out of memory");
+			goto out;
+		}
+		n++;
+		if (conf_get_lc_profile(p, prefix, e, &list[n - 1]) == -1)
+			goto out;
+	}
+	conf_lifecycle_profiles_free(c->lifecycle.profiles,
+	    c->lifecycle.nprofiles);
+	c->lifecycle.profiles = list;	/* steal */
+	c->lifecycle.nprofiles = n;
+	list = NULL;
+	rc = 0;
+out:
+	conf_lifecycle_profiles_free(list, n);
+	return rc;
+}
+
+/* A webhook's secret: a string of CONF_WEBHOOK_SECRET_MIN..MAX bytes
+ * without NUL or control characters. Errors never show the value. */
+static int
+conf_get_secret(struct conf_parse *p, const char *path, json_t *v,
+    char **out)
+{
+	const char *s;
+	size_t i, len;
+
+	if (!json_is_string(v)) {
+		conf_fail(p, path, "expected string, got %s",
+		    conf_json_type(v));
+		return -1;
+	}
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (len != strlen(s)) {
+		conf_fail(p, path, "NUL byte in string");
+		return -1;
+	}
+	if (len < CONF_WEBHOOK_SECRET_MIN || len > CONF_WEBHOOK_SECRET_MAX) {
+		conf_fail(p, path, "must be %d..%d bytes, got %zu",
+		    CONF_WEBHOOK_SECRET_MIN, CONF_WEBHOOK_SECRET_MAX, len);
+		return -1;
+	}
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+			conf_fail(p, path, "control character in the secret");
+			return -1;
+		}
+	if ((*out = strdup(s)) == NULL) {
+		conf_fail(p, path, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A webhook's events: distinct names of conf_event_names[]; [] is every
+ * event. */
+static int
+conf_get_events(struct conf_parse *p, const char *key, json_t *v,
+    struct conf_webhook *w)
+{
+	static const struct conf_key k = { "events", CONF_K_NAMES, 0, 0,
+	    CONF_R_NONEMPTY, 0, CONF_NELEM(conf_event_names) };
+	char path[CONF_PATH_MAX * 2 + 24], show[CONF_SHOW_MAX * 4 + 8];
+	size_t i, j;
+
+	if (conf_get_names(p, key, v, &k, &w->events, &w->nevents) == -1)
+		return -1;
+	for (i = 0; i < w->nevents; i++) {
+		snprintf(path, sizeof(path), "%s[%zu]", key, i);
+		if (!conf_in(w->events[i], conf_event_names,
+		    CONF_NELEM(conf_event_names))) {
+			conf_show(w->events[i], strlen(w->events[i]), show,
+			    sizeof(show));
+			conf_fail(p, path, "unknown event %s: expected "
+			    "renewal_window, renewed, renewal_failed, "
+			    "deployment_failed, expiring or revoked", show);
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(w->events[i], w->events[j]) == 0) {
+				conf_fail(p, path, "\"%s\" is listed twice",
+				    w->events[i]);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/*
+ * One member of notifications.webhooks: {"url" (required, http(s)),
+ * "secret" (required), "events" ([]), "ca_file" ("": system trust; else
+ * a readable file), "timeout_seconds" (10)}. prefix is
+ * "notifications.webhooks[N]".
+ */
+static int
+conf_get_webhook(struct conf_parse *p, const char *prefix, json_t *obj,
+    struct conf_webhook *w)
+{
+	char path[CONF_PATH_MAX * 2];
+	const char *name;
+	json_int_t iv;
+	json_t *v;
+
+	if (!json_is_object(obj)) {
+		conf_fail(p, prefix, "expected object, got %s",
+		    conf_json_type(obj));
+		return -1;
+	}
+	w->timeout_seconds = CONF_WEBHOOK_TIMEOUT;
+	if ((w->ca_file = strdup("")) == NULL) {
+		conf_fail(p, prefix, "out of memory");
+		return -1;
+	}
+	json_object_foreach(obj, name, v) {
+		if (name[0] == '_')
+			continue;
+		snprintf(path, sizeof(path), "%s.%s", prefix, name);
+		if (strcmp(name, "url") == 0) {
+			if (conf_get_string(p, path, v, CONF_R_URL,
+			    &w->url) == -1)
+				return -1;
+			if (w->url[0] == '\0') {
+				conf_fail(p, path, "must not be empty");
+				return -1;
+			}
+		} else if (strcmp(name, "secret") == 0) {
+			if (conf_get_secret(p, path, v, &w->secret) == -1)
+				return -1;
+		} else if (strcmp(name, "events") == 0) {
+			if (conf_get_events(p, path, v, w) == -1)
+				return -1;
+		} else if (strcmp(name, "ca_file") == 0) {
+			free(w->ca_file);
+			w->ca_file = NULL;
+			if (conf_get_string(p, path, v, CONF_R_ANY,
+			    &w->ca_file) == -1)
+				return -1;
+			/* Found now rather than at the first delivery. */
+			if (w->ca_file[0] != '\0' &&
+			    access(w->ca_file, R_OK) == -1) {
+				conf_fail(p, path, "cannot read %s: %s",
+				    w->ca_file, strerror(errno));
+				return -1;
+			}
+		} else if (strcmp(name, "timeout_seconds") == 0) {
+			if (!json_is_integer(v)) {
+				conf_fail(p, path, "expected integer, got %s",
+				    conf_json_type(v));
+				return -1;
+			}
+			iv = json_integer_value(v);
+			if (iv < 1 || iv > CONF_WEBHOOK_TIMEOUT_MAX) {
+				conf_fail(p, path, "must be 1..%d, got %lld",
+				    CONF_WEBHOOK_TIMEOUT_MAX, (long long)iv);
+				return -1;
+			}
+			w->timeout_seconds = (int)iv;
+		} else {
+			conf_safe_key(prefix, name, path, sizeof(path));
+			conf_fail(p, path, "unknown key");
+			return -1;
+		}
+	}
+	if (w->url == NULL || w->secret == NULL) {
+		snprintf(path, sizeof(path), "%s.%s", prefix,
+		    w->url == NULL ? "url" : "secret");
+		conf_fail(p, path, "required");
+		return -1;
+	}
+	return 0;
+}
+
+/* notifications.webhooks: an array of 0..k->max webhooks, in file
+ * order. */
+static int
+conf_get_webhooks(struct conf_parse *p, struct conf *c,
+    const struct conf_key *k, json_t *v)
+{
+	char prefix[CONF_PATH_MAX + 24];
+	struct conf_webhook *list = NULL;
+	size_t i, count = 0;
+	int rc = -1;
+
+	if (!json_is_array(v)) {
+		conf_fail(p, k->path, "expected array of objects, got %s",
+		    conf_json_type(v));
+		goto out;
+	}
+	count = json_array_size(v);
+	if (count > (size_t)k->max) {
+		conf_fail(p, k->path, "at most %d webhooks, got %zu",
+		    (int)k->max, count);
+		goto out;
+	}
+	if ((list = calloc(count > 0 ? count : 1, sizeof(*list))) == NULL) {
+		conf_fail(p, k->path, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < count; i++) {
+		snprintf(prefix, sizeof(prefix), "%s[%zu]", k->path, i);
+		if (conf_get_webhook(p, prefix, json_array_get(v, i),
+		    &list[i]) == -1)
+			goto out;
+	}
+	conf_webhooks_free(c->notifications.webhooks,
+	    c->notifications.nwebhooks);
+	c->notifications.webhooks = list;	/* steal */
+	c->notifications.nwebhooks = count;
+	list = NULL;
+	rc = 0;
+out:
+	conf_webhooks_free(list, count);
+	return rc;
+}
+
+/* The error for an unknown member name of the object at prefix; a
+ * removed key says what replaced it. path is scratch space. */
+static void
+conf_unknown(struct conf_parse *p, const char *prefix, const char *name,
+    char *path)
+{
+	char full[CONF_PATH_MAX];
+	size_t i;
+
+	if (common_path(full, sizeof(full), "%s%s%s", prefix,
+	    prefix[0] != '\0' ? "." : "", name) == 0)
+		for (i = 0; i < CONF_NELEM(conf_removed_keys); i++)
+			if (strcmp(full, conf_removed_keys[i].path) == 0) {
+				conf_fail(p, full, "removed: use %s",
+				    conf_removed_keys[i].instead);
+				return;
+			}
+	conf_safe_key(prefix, name, path, CONF_PATH_MAX);
+	conf_fail(p, path, "unknown key");
+}
+
 /* Stores JSON value v into the field of c that k describes. */
 static int
 conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
@@ -1398,6 +1880,10 @@ conf_apply(struct conf_parse *p, struct conf *c, const struct conf_key *k,
 		return conf_get_est_default(p, c, k, v);
 	case CONF_K_EST_LABELS:
 		return conf_get_est_labels(p, c, k, v);
+	case CONF_K_LC_PROFILES:
+		return conf_get_lc_profiles(p, c, k, v);
+	case CONF_K_WEBHOOKS:
+		return conf_get_webhooks(p, c, k, v);
 	default:
 		return conf_apply_value(p, k->path, c, k, v);
 	}
@@ -1458,8 +1944,7 @@ conf_walk(struct conf_parse *p, struct conf *c, json_t *obj,
 			continue;
 		}
 		if (!conf_is_section(path)) {
-			conf_safe_key(prefix, name, path, sizeof(path));
-			conf_fail(p, path, "unknown key");
+			conf_unknown(p, prefix, name, path);
 			return -1;
 		}
 		if (!json_is_object(v)) {
@@ -1525,6 +2010,29 @@ conf_check_cross(struct conf_parse *p, const struct conf *c)
 		    c->certificates.default_validity_days);
 		return -1;
 	}
+	if (c->lifecycle.retry_min_seconds > c->lifecycle.retry_max_seconds) {
+		conf_fail(p, "lifecycle.retry_min_seconds", "%d is more than "
+		    "lifecycle.retry_max_seconds (%d)",
+		    c->lifecycle.retry_min_seconds,
+		    c->lifecycle.retry_max_seconds);
+		return -1;
+	}
+	for (i = 0; i < c->lifecycle.nprofiles; i++) {
+		const struct conf_lifecycle_profile *pr =
+		    &c->lifecycle.profiles[i];
+		double validity = pr->validity_days > 0 ? pr->validity_days :
+		    c->certificates.default_validity_days;
+
+		if (pr->renew_before_days > 0 &&
+		    pr->renew_before_days >= validity) {
+			snprintf(show, sizeof(show), "lifecycle.profiles.%s."
+			    "renew_before_days", pr->profile);
+			conf_fail(p, show, "%g days is not shorter than the "
+			    "validity (%g days)", pr->renew_before_days,
+			    validity);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -1550,7 +2058,16 @@ conf_defaults(void)
 	c->server.drain_seconds = 10;
 	c->ca.root_validity_days = 3650;
 	c->ca.issuing_validity_days = 1825;
-	c->ca.crl_next_update_hours = 24;
+	c->lifecycle.scan_interval_seconds = 60;
+	c->lifecycle.history_limit = 10;
+	c->lifecycle.deletion_pending_days = 7;
+	c->lifecycle.renewal_jitter_seconds = 300;
+	c->lifecycle.retry_min_seconds = 60;
+	c->lifecycle.retry_max_seconds = 3600;
+	c->lifecycle.expiry_warning_days = 14;
+	c->crl.interval_hours = 24;
+	c->crl.debounce_seconds = 2;
+	c->notifications.retry_max = 5;
 	c->certificates.default_validity_days = 90;
 	c->certificates.default_renew_before_days = 30;
 	c->tokens.default_ttl_days = 30;
@@ -1708,5 +2225,9 @@ conf_free(struct conf *c)
 	conf_est_label_clear(&c->est.default_label);
 	conf_est_labels_free(c->est.labels, c->est.nlabels);
 	free(c->est.realm);
+	conf_lifecycle_profiles_free(c->lifecycle.profiles,
+	    c->lifecycle.nprofiles);
+	conf_webhooks_free(c->notifications.webhooks,
+	    c->notifications.nwebhooks);
 	free(c);
 }

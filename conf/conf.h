@@ -14,6 +14,10 @@
 #define CONF_ACME_PROFILES_MAX	16	/* acme.profiles entries */
 #define CONF_EST_LABELS_MAX	64	/* est.labels entries */
 #define CONF_EST_LABEL_NAME_MAX	64	/* bytes of an EST label name */
+#define CONF_WEBHOOKS_MAX	16	/* notifications.webhooks entries */
+#define CONF_WEBHOOK_SECRET_MIN	16	/* bytes of an HMAC key, at least */
+#define CONF_LIFECYCLE_PROFILES_MAX 4	/* lifecycle.profiles: one per
+					   certificate profile */
 
 /* One ACME profile (draft-ietf-acme-profiles) offered in the directory. */
 struct conf_acme_profile {
@@ -46,6 +50,26 @@ struct conf_est_label {
 	char	*key_algorithm;		/* serverkeygen and csrattrs:
 					   ECDSA_P256 | ECDSA_P384 | RSA2048 |
 					   RSA3072 | RSA4096 | ED25519 */
+};
+
+/* Renewal defaults of one certificate profile (lifecycle.profiles);
+ * a field at 0 is unset (certificates.default_* apply). */
+struct conf_lifecycle_profile {
+	char	*profile;		/* tls_server_or_client | tls_server |
+					   tls_client | code_signing */
+	double	 validity_days;		/* 0 or (0, 36500] */
+	double	 renew_before_days;	/* 0 or (0, 36500]; exclusive with */
+	double	 renew_at_fraction;	/* 0 or (0, 1) */
+};
+
+/* One webhook receiver of lifecycle notifications. */
+struct conf_webhook {
+	char	*url;			/* http:// or https:// */
+	char	*secret;		/* HMAC-SHA256 key, >= 16 bytes */
+	char   **events;		/* event names; none: every event */
+	size_t	 nevents;
+	char	*ca_file;		/* PEM trust anchors; "": system */
+	int	 timeout_seconds;	/* 10: one attempt, connect to end */
 };
 
 struct conf {
@@ -83,8 +107,32 @@ struct conf {
 		double	 issuing_validity_days;	/* 1825 */
 		char   **server_names;		/* {"localhost", "127.0.0.1"} */
 		size_t	 nserver_names;
-		double	 crl_next_update_hours;	/* 24 */
 	} ca;
+
+	struct {
+		int	 scan_interval_seconds;	/* 60 (1..86400) */
+		int	 history_limit;		/* 10 (1..1000) versions keep
+						   their PEM */
+		double	 deletion_pending_days;	/* 7 (0..365) */
+		int	 renewal_jitter_seconds;	/* 300 (0..86400) */
+		int	 retry_min_seconds;	/* 60: backoff after a failed */
+		int	 retry_max_seconds;	/* 3600: renewal attempt */
+		double	 expiry_warning_days;	/* 14 */
+		struct conf_lifecycle_profile *profiles;	/* 0..4 */
+		size_t	 nprofiles;
+	} lifecycle;
+
+	struct {
+		double	 interval_hours;	/* 24 (0.01..8760); nextUpdate
+						   is twice this */
+		double	 debounce_seconds;	/* 2 (0..300) */
+	} crl;
+
+	struct {
+		struct conf_webhook *webhooks;	/* 0..16, in file order */
+		size_t	 nwebhooks;
+		int	 retry_max;		/* 5 attempts per delivery */
+	} notifications;
 
 	struct {
 		double	 default_validity_days;		/* 90 */
@@ -147,5 +195,9 @@ const struct conf_acme_profile *conf_acme_profile_find(const struct conf *c,
  * when no label has that name. */
 const struct conf_est_label *conf_est_label_find(const struct conf *c,
     const char *name);
+/* The renewal defaults of certificate profile name (lifecycle.profiles),
+ * or NULL when the file sets none for it. */
+const struct conf_lifecycle_profile *conf_lifecycle_profile_find(
+    const struct conf *c, const char *name);
 
 #endif

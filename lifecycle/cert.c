@@ -1,7 +1,8 @@
 /*
  * lifecycle/cert.c — certificates and their versions: creation in the
  * three modes (managed, external, imported), issuance for the protocol
- * doors, inventory queries, renewal, revocation and deletion.
+ * doors, inventory queries, renewal rules and due dates, renewal into a
+ * pending version, promotion, history pruning and revocation.
  *
  * Every change runs in one store transaction through lifecycle_txn_run:
  * what is slow or random (key generation, sealing, ids, request parsing)
@@ -16,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "conf/conf.h"
 #include "lifecycle/lifecycle.h"
 
 #define LC_ALGS_TEXT_MAX	128	/* "RSA2048, ..., ED25519" */
@@ -27,6 +29,12 @@
 #define LC_JSON_INT_MAX		1e15	/* whole numbers shown as integers */
 #define LC_DEFAULT_KEY_ALG	CA_KEY_ECDSA_P256
 #define LC_NAME_FALLBACK	"certificate"	/* derived name of last resort */
+#define LC_ARI_DIVISOR		3	/* ACME/EST due date: notAfter -
+					   lifetime / 3, the start of the
+					   ARI window (protocols/acme/ari.c) */
+#define LC_DETAIL_MAX		256	/* event detail text */
+#define LC_PRUNED_TEXT_MAX	256	/* "1, 2, 3" in a prune audit record */
+#define LC_STAGE_MAX		16	/* "previous" + NUL, with room */
 
 enum lc_mode {
 	LC_MODE_MANAGED,
@@ -58,8 +66,10 @@ static const struct lifecycle_field lc_cert_fields[] = {
 	{ NULL, LIFECYCLE_F_STRING }
 };
 
+/* renewal.reuse_key (a boolean) is checked on its own. */
 static const struct lifecycle_field lc_renewal_fields[] = {
 	{ "renew_before_days", LIFECYCLE_F_NUMBER },
+	{ "renew_at_fraction", LIFECYCLE_F_NUMBER },
 	{ NULL, LIFECYCLE_F_STRING }
 };
 
@@ -109,7 +119,10 @@ struct lc_create {
 	json_t			*sans;		/* array of strings */
 	const char		*key_alg;	/* borrowed, static; NULL */
 	double			 validity_days;
-	double			 renew_before_days;
+	double			 renew_before_days;	/* 0 when a fraction */
+	double			 renew_at_fraction;	/* 0 when days */
+	bool			 reuse_key;	/* managed: renew with the key */
+	bool			 client_renews;	/* ACME/EST: no renewal rule */
 	EVP_PKEY		*key;		/* managed, imported */
 	EVP_PKEY		*pubkey;	/* borrowed: key, csr or caller */
 	X509_REQ		*csr;		/* external from mgmt */
@@ -151,10 +164,14 @@ struct lc_change {
 	enum ca_reason		 reason;	/* revoke */
 	enum lc_mode		 mode;		/* renew: mode read before */
 	char			 key_id[LIFECYCLE_ID_MAX];	/* renew */
-	char			*sealed;	/* renew, managed */
+	char			*sealed;	/* renew, managed, new key */
 	EVP_PKEY		*key;		/* renew, managed */
+	bool			 reused;	/* renew: key_id is the current
+						   version's key */
 	const struct lc_create	*issue;		/* issue into existing */
 	json_t			*out;
+	json_t			*event;		/* notification data, sent
+						   after commit */
 };
 
 /* ---- small helpers ---- */
@@ -250,6 +267,7 @@ lc_version_view(const json_t *v, bool pem)
 	json_object_del(out, "csr");
 	json_object_del(out, "public_key");
 	json_object_del(out, "not_after_epoch");
+	json_object_del(out, "not_before_epoch");
 	if (!pem) {
 		json_object_del(out, "certificate");
 		json_object_del(out, "chain");
@@ -277,13 +295,98 @@ lc_cert_view(const json_t *crec, const json_t *v)
 	return out;
 }
 
-/* Makes v the certificate's current version in crec (not stored). */
+static bool
+lc_streq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* True for certificates their ACME or EST client renews. */
+static bool
+lc_client_renews(const char *origin)
+{
+	return lc_streq(origin, "acme") || lc_streq(origin, "est");
+}
+
+/* notBefore of a version in seconds: the stored epoch, else parsed from
+ * the RFC 3339 text (records written before the epoch was kept). */
+static json_int_t
+lc_not_before(const json_t *v)
+{
+	const json_t *e = json_object_get(v, "not_before_epoch");
+	time_t t;
+
+	if (json_is_integer(e))
+		return json_integer_value(e);
+	if (lifecycle_time_parse(lc_str(v, "not_before"), &t) == 0)
+		return (json_int_t)t;
+	return json_integer_value(json_object_get(v, "not_after_epoch"));
+}
+
+/*
+ * When version v of the certificate crec is due for renewal: not_after -
+ * renew_before_days, or not_before + renew_at_fraction x lifetime; for
+ * ACME and EST certificates (and records without a rule) the start of
+ * the ARI window, not_after - lifetime / 3, as protocols/acme/ari.c
+ * suggests to clients.
+ */
+json_int_t
+lifecycle_due_epoch(const json_t *crec, const json_t *v)
+{
+	const json_t *r = json_object_get(crec, "renewal");
+	json_int_t na, nb, life;
+	double f, d;
+
+	na = json_integer_value(json_object_get(v, "not_after_epoch"));
+	nb = lc_not_before(v);
+	life = na > nb ? na - nb : 0;
+	if (lc_client_renews(lc_str(crec, "origin")) || !json_is_object(r))
+		return na - life / LC_ARI_DIVISOR;
+	f = json_number_value(json_object_get(r, "renew_at_fraction"));
+	d = json_number_value(json_object_get(r, "renew_before_days"));
+	if (f > 0 && f < 1)
+		return nb + (json_int_t)(f * (double)life);
+	if (d > 0)
+		return na - (json_int_t)(d * LC_DAY_SECONDS);
+	return na - life / LC_ARI_DIVISOR;
+}
+
+/* Lowers crec's "expiry_check_epoch" (when the scheduler next looks for
+ * expired versions) to v's notAfter. 0 or -1. */
+static int
+lc_expiry_note(json_t *crec, const json_t *v)
+{
+	const json_t *cur = json_object_get(crec, "expiry_check_epoch");
+	json_int_t na = json_integer_value(json_object_get(v,
+	    "not_after_epoch"));
+
+	if (json_is_integer(cur) && json_integer_value(cur) <= na)
+		return 0;
+	return json_object_set_new(crec, "expiry_check_epoch",
+	    json_integer(na));
+}
+
+/*
+ * Makes v the certificate's current version in crec (not stored): the
+ * version fields, its due date, and a fresh renewal state (nothing is
+ * due for a version that just became current).
+ */
 static int
 lc_cert_set_current(json_t *crec, const json_t *v)
 {
+	char due[LIFECYCLE_TIME_MAX];
 	unsigned n = lc_uint(v, "version");
+	json_int_t d = lifecycle_due_epoch(crec, v);
 	int rc = 0;
 
+	common_time_rfc3339((time_t)d, due, sizeof(due));
+	rc |= json_object_set_new(crec, "due_at", json_string(due));
+	rc |= json_object_set_new(crec, "due_at_epoch", json_integer(d));
+	rc |= json_object_set_new(crec, "renewal_due", json_false());
+	json_object_del(crec, "renewal_state");
+	if (lc_uint(crec, "pending_version") <= n)
+		json_object_del(crec, "pending_version");
+	rc |= lc_expiry_note(crec, v);
 	rc |= json_object_set_new(crec, "current_version", json_integer(n));
 	if (n > lc_uint(crec, "latest_version"))
 		rc |= json_object_set_new(crec, "latest_version",
@@ -326,12 +429,13 @@ lc_version_new(const char *cert_id, unsigned n, const char *ca_id, X509 *x,
 	common_time_rfc3339(tnb, nb, sizeof(nb));
 	common_time_rfc3339(tna, na, sizeof(na));
 	common_time_rfc3339(common_now(), now, sizeof(now));
-	v = json_pack("{s:s, s:I, s:o, s:s, s:s, s:s, s:s, s:I, s:s, s:s,"
-	    " s:n, s:n, s:s}",
+	v = json_pack("{s:s, s:I, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:s,"
+	    " s:s, s:n, s:n, s:s}",
 	    "certificate_id", cert_id, "version", (json_int_t)n,
 	    "ca_id", ca_id != NULL ? json_string(ca_id) : json_null(),
 	    "serial", serial, "stage", "current", "not_before", nb,
-	    "not_after", na, "not_after_epoch", (json_int_t)tna,
+	    "not_after", na, "not_before_epoch", (json_int_t)tnb,
+	    "not_after_epoch", (json_int_t)tna,
 	    "certificate", pem, "chain", chain != NULL ? chain : "",
 	    "revoked_at", "revocation_reason", "created_at", now);
 	if (v != NULL && key_id != NULL)
@@ -446,6 +550,109 @@ out:
 	return rc;
 }
 
+/* True when version v is pruned now: beyond the newest limit versions,
+ * "previous" or "expired", and not pruned already. */
+static bool
+lc_prune_due(const json_t *v, unsigned cut)
+{
+	const char *stage = lc_str(v, "stage");
+
+	return lc_uint(v, "version") <= cut &&
+	    !json_is_true(json_object_get(v, "pruned")) &&
+	    (lc_streq(stage, "previous") || lc_streq(stage, "expired"));
+}
+
+/* True when a version that keeps its material after this pass (not
+ * pruned, not pruned now) refers to key_id. */
+static bool
+lc_key_kept(const json_t *versions, const char *key_id, unsigned cut)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(versions, i, v) {
+		if (json_is_true(json_object_get(v, "pruned")) ||
+		    lc_prune_due(v, cut))
+			continue;
+		if (lc_streq(lc_str(v, "key_id"), key_id))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The history limit (lifecycle.history_limit) inside txn: "previous" and
+ * "expired" versions older than the newest limit versions of
+ * certificate id lose their certificate and chain PEM and their sealed
+ * key (unless a kept version shares it, as with reuse_key); their rows
+ * stay, marked "pruned". Audited as "version.prune". 0 or -1.
+ */
+static int
+lc_history_prune(struct lifecycle *lc, struct store_txn *txn,
+    const char *id, unsigned latest, const char *who,
+    struct common_error *err)
+{
+	struct lifecycle_sched sc;
+	char list[LC_PRUNED_TEXT_MAX], now[LIFECYCLE_TIME_MAX];
+	json_t *versions = NULL, *v, *copy = NULL;
+	const char *key_id;
+	size_t i, off = 0, pruned = 0;
+	unsigned cut;
+	int rc = -1, w;
+
+	lifecycle_sched_get(lc, &sc);
+	if (sc.history_limit < 1 || latest <= (unsigned)sc.history_limit)
+		return 0;
+	cut = latest - (unsigned)sc.history_limit;
+	if ((versions = store_version_list(store_txn_store(txn), txn,
+	    id)) == NULL)
+		goto out;
+	common_time_rfc3339(common_now(), now, sizeof(now));
+	list[0] = '\0';
+	json_array_foreach(versions, i, v) {
+		if (!lc_prune_due(v, cut))
+			continue;
+		if ((copy = json_deep_copy(v)) == NULL) {
+			lc_nomem(err);
+			goto out;
+		}
+		key_id = lc_str(v, "key_id");
+		/* a key another kept version uses stays; deleting a key a
+		 * version pruned earlier in this pass shares is harmless */
+		if (key_id != NULL && !lc_key_kept(versions, key_id, cut) &&
+		    store_key_del(txn, key_id) == -1 && store_txn_failed(txn))
+			goto out;
+		json_object_del(copy, "certificate");
+		json_object_del(copy, "chain");
+		json_object_del(copy, "key_id");
+		if (json_object_set_new(copy, "pruned", json_true()) == -1 ||
+		    json_object_set_new(copy, "pruned_at",
+		    json_string(now)) == -1) {
+			lc_nomem(err);
+			goto out;
+		}
+		if (store_version_put(txn, id, lc_uint(v, "version"), copy) ==
+		    -1)
+			goto out;
+		json_decref(copy);
+		copy = NULL;
+		w = snprintf(list + off, sizeof(list) - off, "%s%u",
+		    pruned > 0 ? ", " : "", lc_uint(v, "version"));
+		if (w > 0 && (size_t)w < sizeof(list) - off)
+			off += (size_t)w;
+		pruned++;
+	}
+	if (pruned > 0 && lifecycle_audit(txn, who, "version.prune", id,
+	    "version%s %s lost PEM and key (history limit %d)",
+	    pruned > 1 ? "s" : "", list, sc.history_limit) == -1)
+		goto out;
+	rc = 0;
+out:
+	json_decref(copy);
+	json_decref(versions);
+	return rc;
+}
+
 /* ---- creation ---- */
 
 static void
@@ -481,22 +688,115 @@ lc_key_alg_list(char *out, size_t outlen)
 	}
 }
 
+/* The lifecycle.profiles defaults of a certificate profile, or NULL. */
+static const struct conf_lifecycle_profile *
+lc_profile_conf(struct lifecycle *lc, const char *profile)
+{
+	const struct conf *cf = lifecycle_cfg(lc)->conf;
+	size_t i;
+
+	if (cf == NULL || profile == NULL)
+		return NULL;
+	for (i = 0; i < cf->lifecycle.nprofiles; i++)
+		if (lc_streq(cf->lifecycle.profiles[i].profile, profile))
+			return &cf->lifecycle.profiles[i];
+	return NULL;
+}
+
+/* Validity of a request without one: lifecycle.profiles, else
+ * certificates.default_validity_days. */
+static double
+lc_default_validity(struct lifecycle *lc, const char *profile)
+{
+	const struct conf_lifecycle_profile *pd = lc_profile_conf(lc, profile);
+
+	if (pd != NULL && pd->validity_days > 0)
+		return pd->validity_days;
+	return lifecycle_cfg(lc)->default_validity_days;
+}
+
+/* Renewal rule of a request without one: lifecycle.profiles, else
+ * certificates.default_renew_before_days; a defaulted window that does
+ * not fit the validity becomes a third of it. */
+static void
+lc_default_renewal(struct lifecycle *lc, struct lc_create *c)
+{
+	const struct conf_lifecycle_profile *pd = lc_profile_conf(lc,
+	    c->profile);
+
+	c->renew_at_fraction = 0;
+	if (pd != NULL && pd->renew_at_fraction > 0 &&
+	    pd->renew_at_fraction < 1) {
+		c->renew_before_days = 0;
+		c->renew_at_fraction = pd->renew_at_fraction;
+		return;
+	}
+	c->renew_before_days = pd != NULL && pd->renew_before_days > 0 ?
+	    pd->renew_before_days : lifecycle_cfg(lc)->default_renew_before_days;
+	if (c->renew_before_days >= c->validity_days)
+		c->renew_before_days = c->validity_days / LC_RENEW_SHARE;
+}
+
+/* Checks the "renewal" object: renew_before_days or renew_at_fraction
+ * (numbers, not both) and reuse_key (a boolean, managed mode only). */
+static int
+lc_renewal_check(const json_t *renewal, enum lc_mode mode,
+    struct common_error *err)
+{
+	const json_t *rk;
+	json_t *nums = NULL;
+	int rc = -1;
+
+	if (json_is_object(renewal)) {
+		if ((nums = json_copy((json_t *)renewal)) == NULL)
+			return lc_nomem(err);
+		json_object_del(nums, "reuse_key");
+	}
+	if (lifecycle_req_check(nums != NULL ? nums : renewal, "renewal.",
+	    lc_renewal_fields, err) == -1)
+		goto out;
+	rk = json_object_get(renewal, "reuse_key");
+	if (rk != NULL && !json_is_null(rk) && !json_is_boolean(rk)) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"renewal.reuse_key\" must be true or false");
+		goto out;
+	}
+	if (json_is_true(rk) && mode != LC_MODE_MANAGED) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "field \"renewal.reuse_key\" is only used in managed mode");
+		goto out;
+	}
+	if (json_is_number(json_object_get(renewal, "renew_before_days")) &&
+	    json_is_number(json_object_get(renewal, "renew_at_fraction"))) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "give \"renewal.renew_before_days\" or "
+		    "\"renewal.renew_at_fraction\", not both");
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(nums);
+	return rc;
+}
+
 /*
- * Validity and renewal window of a request. validity_days defaults to
- * the configuration; a renewal window the caller gave must fit inside
- * it, a defaulted one that does not fit becomes a third of it.
+ * Validity and renewal rule of a request. validity_days defaults to the
+ * profile's (lifecycle.profiles), then to the configuration; a renewal
+ * window the caller gave must fit inside it and a fraction lie in
+ * (0, 1); without one the profile's rule applies, then the configured
+ * window (see lc_default_renewal).
  */
 static int
 lc_parse_timing(struct lifecycle *lc, const json_t *req, bool has_validity,
     struct lc_create *c, struct common_error *err)
 {
-	const json_t *renewal = json_object_get(req, "renewal"), *rb;
+	const json_t *renewal = json_object_get(req, "renewal"), *rb, *rf;
 
 	if (has_validity) {
 		const json_t *vd = json_object_get(req, "validity_days");
 
 		c->validity_days = json_is_number(vd) ? json_number_value(vd) :
-		    lifecycle_cfg(lc)->default_validity_days;
+		    lc_default_validity(lc, c->profile);
 		if (!(c->validity_days > 0) ||
 		    c->validity_days > CA_MAX_VALIDITY_DAYS) {
 			common_error_set(err, COMMON_E_INVALID,
@@ -506,10 +806,11 @@ lc_parse_timing(struct lifecycle *lc, const json_t *req, bool has_validity,
 		}
 	}
 	if (renewal != NULL && !json_is_null(renewal) &&
-	    lifecycle_req_check(renewal, "renewal.", lc_renewal_fields,
-	    err) == -1)
+	    lc_renewal_check(renewal, c->mode, err) == -1)
 		return -1;
+	c->reuse_key = json_is_true(json_object_get(renewal, "reuse_key"));
 	rb = json_object_get(renewal, "renew_before_days");
+	rf = json_object_get(renewal, "renew_at_fraction");
 	if (json_is_number(rb)) {
 		c->renew_before_days = json_number_value(rb);
 		if (!(c->renew_before_days > 0) ||
@@ -522,9 +823,17 @@ lc_parse_timing(struct lifecycle *lc, const json_t *req, bool has_validity,
 		}
 		return 0;
 	}
-	c->renew_before_days = lifecycle_cfg(lc)->default_renew_before_days;
-	if (c->renew_before_days >= c->validity_days)
-		c->renew_before_days = c->validity_days / LC_RENEW_SHARE;
+	if (json_is_number(rf)) {
+		c->renew_at_fraction = json_number_value(rf);
+		if (!(c->renew_at_fraction > 0 && c->renew_at_fraction < 1)) {
+			common_error_set(err, COMMON_E_INVALID,
+			    "field \"renewal.renew_at_fraction\" must be "
+			    "> 0 and < 1");
+			return -1;
+		}
+		return 0;
+	}
+	lc_default_renewal(lc, c);
 	return 0;
 }
 
@@ -709,6 +1018,7 @@ lc_parse_imported(struct lifecycle *lc, const json_t *req,
 		goto out;
 	}
 	c->validity_days = (double)(na - nb) / LC_DAY_SECONDS;
+	c->profile = lifecycle_x509_profile(c->cert);
 	if (lc_parse_timing(lc, req, false, c, err) == -1)
 		goto out;
 	free(c->subject);
@@ -720,7 +1030,6 @@ lc_parse_imported(struct lifecycle *lc, const json_t *req,
 		    "cannot read the certificate names");
 		goto out;
 	}
-	c->profile = lifecycle_x509_profile(c->cert);
 	c->key_alg = ca_key_alg_of(c->key, &alg) == 0 ?
 	    ca_key_alg_name(alg) : NULL;
 	rc = 0;
@@ -908,16 +1217,47 @@ lc_import_issuer(struct lifecycle *lc, struct store_txn *txn, X509 *cert,
 	json_decref(cas);
 }
 
+/* The "renewal" object of a new entry: its rule (days before notAfter
+ * or a share of the lifetime) and, for managed ones, reuse_key; null
+ * when the certificate's ACME or EST client renews it. */
+static json_t *
+lc_renewal_json(const struct lc_create *c)
+{
+	json_t *r;
+	int rc = 0;
+
+	if (c->client_renews)
+		return json_null();
+	if ((r = json_object()) == NULL)
+		return NULL;
+	if (c->renew_at_fraction > 0)
+		rc |= json_object_set_new(r, "renew_at_fraction",
+		    json_real(c->renew_at_fraction));
+	else
+		rc |= json_object_set_new(r, "renew_before_days",
+		    lc_json_days(c->renew_before_days));
+	if (c->mode == LC_MODE_MANAGED)
+		rc |= json_object_set_new(r, "reuse_key",
+		    json_boolean(c->reuse_key));
+	if (rc != 0) {
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
 /* The certificate record of a new entry whose version 1 is v. */
 static json_t *
 lc_cert_record(const struct lc_create *c, const json_t *v)
 {
 	char now[LIFECYCLE_TIME_MAX];
-	json_t *crec;
+	json_t *crec, *renewal;
 
+	if ((renewal = lc_renewal_json(c)) == NULL)
+		return NULL;
 	common_time_rfc3339(common_now(), now, sizeof(now));
 	crec = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:O, s:o,"
-	    " s:o, s:{s:o}, s:i, s:i, s:s, s:s}",
+	    " s:o, s:o, s:i, s:i, s:s, s:s, s:b, s:n}",
 	    "id", c->cert_id, "name", c->final_name,
 	    "mode", lc_mode_names[c->mode], "origin", c->origin,
 	    "ca_id", c->ca_id[0] != '\0' ? json_string(c->ca_id) : json_null(),
@@ -927,10 +1267,10 @@ lc_cert_record(const struct lc_create *c, const json_t *v)
 	    "key_algorithm", c->key_alg != NULL ? json_string(c->key_alg) :
 	    json_null(),
 	    "validity_days", lc_json_days(c->validity_days),
-	    "renewal", "renew_before_days",
-	    lc_json_days(c->renew_before_days),
+	    "renewal", renewal,
 	    "current_version", 0, "latest_version", 0,
-	    "created_at", now, "state", "active");
+	    "created_at", now, "state", "active", "renewal_due", 0,
+	    "deletion");
 	if (crec != NULL && lc_cert_set_current(crec, v) == -1) {
 		json_decref(crec);
 		crec = NULL;
@@ -1129,15 +1469,12 @@ lc_issue_parse(struct lifecycle *lc, const struct lifecycle_issue_req *req,
 	c->profile_id = req->profile;
 	c->profile = ca_profile_name(req->profile);
 	c->validity_days = req->validity_days > 0 ? req->validity_days :
-	    lifecycle_cfg(lc)->default_validity_days;
+	    lc_default_validity(lc, c->profile);
 	if (c->validity_days > CA_MAX_VALIDITY_DAYS) {
 		common_error_set(err, COMMON_E_INVALID,
 		    "validity must be <= %g days", CA_MAX_VALIDITY_DAYS);
 		return -1;
 	}
-	c->renew_before_days = lifecycle_cfg(lc)->default_renew_before_days;
-	if (c->renew_before_days >= c->validity_days)
-		c->renew_before_days = c->validity_days / LC_RENEW_SHARE;
 	c->origin = req->origin != NULL ? req->origin : "mgmt";
 	if (strcmp(c->origin, "mgmt") != 0 && strcmp(c->origin, "acme") != 0 &&
 	    strcmp(c->origin, "est") != 0) {
@@ -1145,6 +1482,10 @@ lc_issue_parse(struct lifecycle *lc, const struct lifecycle_issue_req *req,
 		    "origin must be mgmt, acme or est");
 		return -1;
 	}
+	c->mode = LC_MODE_EXTERNAL;
+	c->client_renews = lc_client_renews(c->origin);
+	if (!c->client_renews)
+		lc_default_renewal(lc, c);
 	if ((c->subject = strdup(req->subject != NULL ? req->subject : "")) ==
 	    NULL || (c->sans = json_array()) == NULL)
 		return lc_nomem(err);
@@ -1240,6 +1581,9 @@ lc_issue_add_txn(struct store_txn *txn, void *arg, struct common_error *err)
 	if (lifecycle_audit(txn, ch->who, "certificate.renew", ch->id,
 	    "origin %s ca %s version %u serial %s", c->origin, c->req_ca_id,
 	    s.version, lc_str(v, "serial")) == -1)
+		goto out;
+	if (lc_history_prune(ch->lc, txn, ch->id, s.version, ch->who,
+	    err) == -1)
 		goto out;
 	if ((ch->out = lc_version_view(v, true)) == NULL) {
 		lc_nomem(err);
@@ -1404,97 +1748,6 @@ out:
 	return res;
 }
 
-struct lc_filter {
-	const char	*ca_id;
-	const char	*stage;
-	const char	*name;
-	bool		 expiring;
-	json_int_t	 before;	/* not_after_epoch below this */
-};
-
-/* Inventory filter over certificate records (see lifecycle_cert_list). */
-static bool
-lc_cert_filter(const json_t *rec, void *arg)
-{
-	const struct lc_filter *f = arg;
-	const char *s;
-	json_t *san;
-	size_t i;
-
-	if (f->ca_id != NULL && ((s = lc_str(rec, "ca_id")) == NULL ||
-	    strcmp(s, f->ca_id) != 0))
-		return false;
-	if (f->stage != NULL && ((s = lc_str(rec, "stage")) == NULL ||
-	    strcmp(s, f->stage) != 0))
-		return false;
-	if (f->expiring && json_integer_value(json_object_get(rec,
-	    "not_after_epoch")) >= f->before)
-		return false;
-	if (f->name == NULL)
-		return true;
-	if ((s = lc_str(rec, "name")) != NULL && strcasestr(s, f->name))
-		return true;
-	json_array_foreach(json_object_get(rec, "sans"), i, san) {
-		if ((s = json_string_value(san)) != NULL &&
-		    strcasestr(s, f->name) != NULL)
-			return true;
-	}
-	return false;
-}
-
-/*
- * One inventory page: {"certificates": [...], "next_page_token"}.
- * Filters as in lifecycle.h; empty strings count as absent.
- */
-json_t *
-lifecycle_cert_list(struct lifecycle *lc, const struct lifecycle_query *q,
-    struct common_error *err)
-{
-	struct lifecycle_query none;
-	struct lc_filter f;
-	struct store_page page;
-	char *next = NULL;
-	json_t *items, *res = NULL;
-	double days;
-
-	if (q == NULL) {
-		memset(&none, 0, sizeof(none));
-		none.expiring_within_days = -1;
-		q = &none;
-	}
-	memset(&page, 0, sizeof(page));
-	if (lifecycle_page_check(q->page_token, q->limit, &page.limit,
-	    err) == -1)
-		goto out;
-	memset(&f, 0, sizeof(f));
-	f.ca_id = q->ca_id != NULL && *q->ca_id != '\0' ? q->ca_id : NULL;
-	f.stage = q->stage != NULL && *q->stage != '\0' ? q->stage : NULL;
-	f.name = q->name != NULL && *q->name != '\0' ? q->name : NULL;
-	days = q->expiring_within_days;
-	if (days >= 0) {
-		if (days > CA_MAX_VALIDITY_DAYS)
-			days = CA_MAX_VALIDITY_DAYS;
-		f.expiring = true;
-		f.before = (json_int_t)common_now() +
-		    (json_int_t)(days * LC_DAY_SECONDS);
-	}
-	page.after = q->page_token;
-	page.filter = lc_cert_filter;
-	page.arg = &f;
-	if ((items = store_cert_list(lifecycle_store(lc), NULL, &page,
-	    &next)) == NULL) {
-		common_error_set(err, COMMON_E_INTERNAL,
-		    "could not list certificates");
-		goto out;
-	}
-	if ((res = lifecycle_page_result("certificates", items, next)) ==
-	    NULL)
-		lc_nomem(err);
-out:
-	free(next);
-	return res;
-}
-
 json_t *
 lifecycle_versions(struct lifecycle *lc, const char *id,
     struct common_error *err)
@@ -1542,6 +1795,13 @@ lc_add_private_key(struct lifecycle *lc, const json_t *crec,
 	    0) {
 		common_error_set(err, COMMON_E_FORBIDDEN, "certificate %s has "
 		    "no private key in pkid (mode external)",
+		    lc_str(crec, "id"));
+		goto out;
+	}
+	if (json_is_true(json_object_get(v, "pruned"))) {
+		common_error_set(err, COMMON_E_CONFLICT, "version %u of "
+		    "certificate %s was pruned (lifecycle.history_limit): its "
+		    "private key is gone", lc_uint(v, "version"),
 		    lc_str(crec, "id"));
 		goto out;
 	}
@@ -1644,19 +1904,130 @@ lc_external_key(struct store_txn *txn, const char *id, const char **csr_pem,
 	return key;
 }
 
+/* CONFLICT when crec is scheduled for deletion (what = "renew"). */
+static int
+lc_deletion_refuse(const json_t *crec, const char *what,
+    struct common_error *err)
+{
+	if (!lc_streq(lc_str(crec, "state"), "pending_deletion"))
+		return 0;
+	common_error_set(err, COMMON_E_CONFLICT, "certificate %s is scheduled "
+	    "for deletion at %s: cancel the deletion to %s it",
+	    lc_str(crec, "id"), lc_str(json_object_get(crec, "deletion"),
+	    "execute_at") != NULL ? lc_str(json_object_get(crec, "deletion"),
+	    "execute_at") : "?", what);
+	return -1;
+}
+
+/*
+ * Stores the renewed version v (stage "pending") of crec inside txn. An
+ * older version still pending is superseded (it becomes "previous").
+ * Without associations v becomes current at once and the old current
+ * previous; with associations it stays pending until promoted. Either
+ * way the renewal state is cleared. *nassoc gets the association count.
+ */
+static int
+lc_renew_store(struct store_txn *txn, json_t *crec, json_t *v,
+    size_t *nassoc, struct common_error *err)
+{
+	const char *id = lc_str(crec, "id");
+	unsigned n = lc_uint(v, "version"), last = lc_uint(crec,
+	    "latest_version");
+	json_t *assocs = NULL, *old = NULL;
+	int rc = -1;
+
+	if (last != 0 && last != lc_uint(crec, "current_version") &&
+	    (old = store_version_get(store_txn_store(txn), txn, id, last)) !=
+	    NULL && lc_streq(lc_str(old, "stage"), "pending") &&
+	    (json_object_set_new(old, "stage", json_string("previous")) ==
+	    -1 || store_version_put(txn, id, last, old) == -1))
+		goto out;
+	if ((assocs = store_assoc_by_cert(store_txn_store(txn), txn, id)) ==
+	    NULL)
+		goto out;
+	*nassoc = json_array_size(assocs);
+	if (*nassoc == 0) {
+		if (json_object_set_new(v, "stage", json_string("current")) ==
+		    -1) {
+			lc_nomem(err);
+			goto out;
+		}
+		rc = lc_version_advance(txn, crec, v, err);
+		goto out;
+	}
+	if (json_object_set_new(v, "stage", json_string("pending")) == -1 ||
+	    json_object_set_new(crec, "latest_version", json_integer(n)) ==
+	    -1 || json_object_set_new(crec, "pending_version",
+	    json_integer(n)) == -1 ||
+	    json_object_set_new(crec, "renewal_due", json_false()) ==
+	    -1 || lc_expiry_note(crec, v) == -1) {
+		lc_nomem(err);
+		goto out;
+	}
+	json_object_del(crec, "renewal_state");
+	if (store_version_put(txn, id, n, v) == -1 ||
+	    store_cert_put(txn, id, crec) == -1)
+		goto out;
+	rc = 0;
+out:
+	json_decref(old);
+	json_decref(assocs);
+	return rc;
+}
+
+/* The "renewed" notification: the new version, the one it replaces and
+ * whether it is in use yet. */
+static json_t *
+lc_renewed_event(const json_t *crec, const json_t *v, unsigned old,
+    const char *old_serial, size_t nassoc)
+{
+	char detail[LC_DETAIL_MAX];
+	json_t *ev;
+
+	if (nassoc > 0)
+		snprintf(detail, sizeof(detail), "pending: certificate has %zu "
+		    "association%s; promote when deployed", nassoc,
+		    nassoc > 1 ? "s" : "");
+	else
+		snprintf(detail, sizeof(detail), "current: version %u "
+		    "replaces version %u", lc_uint(v, "version"), old);
+	if ((ev = lifecycle_event_data(crec, v, detail)) == NULL)
+		return NULL;
+	if (json_object_set_new(ev, "stage", json_string(lc_str(v,
+	    "stage"))) == -1 ||
+	    json_object_set_new(ev, "previous_version", old != 0 ?
+	    json_integer(old) : json_null()) == -1 ||
+	    json_object_set_new(ev, "previous_serial", old_serial != NULL ?
+	    json_string(old_serial) : json_null()) == -1) {
+		json_decref(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+/*
+ * The renewal transaction: signs version n+1 for the prepared key (or the
+ * external certificate's stored request), stores it pending or current
+ * (lc_renew_store), audits, prunes the history and prepares the
+ * "renewed" notification. Retry-safe: ch->out and ch->event are reset.
+ */
 static int
 lc_renew_txn(struct store_txn *txn, void *arg, struct common_error *err)
 {
 	struct lc_change *ch = arg;
 	struct lc_sign s;
 	const char *ca_id, *mode;
-	json_t *crec = NULL, *v = NULL, *versions = NULL;
+	json_t *crec = NULL, *v = NULL, *versions = NULL, *cur = NULL;
 	EVP_PKEY *ext = NULL;
 	enum lc_mode m;
+	unsigned old;
+	size_t nassoc = 0;
 	int rc = -1;
 
 	json_decref(ch->out);
 	ch->out = NULL;
+	json_decref(ch->event);
+	ch->event = NULL;
 	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
 		goto out;
 	mode = lc_str(crec, "mode");
@@ -1665,9 +2036,19 @@ lc_renew_txn(struct store_txn *txn, void *arg, struct common_error *err)
 		    "certificate %s changed while renewing", ch->id);
 		goto out;
 	}
+	if (lc_deletion_refuse(crec, "renew", err) == -1)
+		goto out;
 	if ((ca_id = lc_str(crec, "ca_id")) == NULL) {
 		common_error_set(err, COMMON_E_CONFLICT,
 		    "certificate %s has no issuing CA", ch->id);
+		goto out;
+	}
+	old = lc_uint(crec, "current_version");
+	if (old != 0)
+		cur = store_version_get(store_txn_store(txn), txn, ch->id, old);
+	if (ch->reused && !lc_streq(lc_str(cur, "key_id"), ch->key_id)) {
+		common_error_set(err, COMMON_E_CONFLICT,
+		    "certificate %s changed while renewing", ch->id);
 		goto out;
 	}
 	memset(&s, 0, sizeof(s));
@@ -1700,14 +2081,20 @@ lc_renew_txn(struct store_txn *txn, void *arg, struct common_error *err)
 	if (ch->sealed != NULL && store_key_put(txn, ch->key_id, ch->sealed,
 	    strlen(ch->sealed)) == -1)
 		goto out;
-	if (lc_version_advance(txn, crec, v, err) == -1)
+	if (lc_renew_store(txn, crec, v, &nassoc, err) == -1)
 		goto out;
 	if (lifecycle_audit(txn, ch->who, "certificate.renew", ch->id,
-	    "name \"%s\" mode %s ca %s version %u serial %s",
-	    lc_str(crec, "name"), mode, ca_id, s.version,
-	    lc_str(v, "serial")) == -1)
+	    "name \"%s\" mode %s ca %s version %u serial %s stage %s key %s",
+	    lc_str(crec, "name"), mode, ca_id, s.version, lc_str(v, "serial"),
+	    lc_str(v, "stage"), m != LC_MODE_MANAGED ? "of the request" :
+	    ch->reused ? "reused" : "new") == -1)
 		goto out;
-	if ((ch->out = lc_version_view(v, true)) == NULL) {
+	if (lc_history_prune(ch->lc, txn, ch->id, s.version, ch->who,
+	    err) == -1)
+		goto out;
+	if ((ch->out = lc_version_view(v, true)) == NULL ||
+	    (ch->event = lc_renewed_event(crec, v, old, lc_str(cur,
+	    "serial"), nassoc)) == NULL) {
 		lc_nomem(err);
 		goto out;
 	}
@@ -1715,15 +2102,63 @@ lc_renew_txn(struct store_txn *txn, void *arg, struct common_error *err)
 out:
 	EVP_PKEY_free(ext);
 	json_decref(versions);
+	json_decref(cur);
 	json_decref(v);
 	json_decref(crec);
 	return rc;
 }
 
 /*
- * Renews a certificate: a new key for managed ones (generated and sealed
- * before the transaction), the stored request's key for external ones.
- * Returns the new current version with PEMs, or NULL with err.
+ * The key of the current version of a managed certificate, for a
+ * renewal with reuse_key: into ch->key and ch->key_id. -1 when there is
+ * none to reuse (no current version, revoked, key missing): the caller
+ * then makes a new key.
+ */
+static int
+lc_reuse_key(struct lifecycle *lc, const json_t *crec, struct lc_change *ch)
+{
+	const char *id = lc_str(crec, "id"), *key_id;
+	unsigned n = lc_uint(crec, "current_version");
+	unsigned char *blob = NULL;
+	size_t len = 0;
+	json_t *v = NULL;
+	int rc = -1;
+
+	if (n == 0 || (v = store_version_get(lifecycle_store(lc), NULL, id,
+	    n)) == NULL)
+		goto out;
+	/* a revoked key (it may be compromised) is never signed again */
+	if (lc_streq(lc_str(v, "stage"), "revoked") ||
+	    (key_id = lc_str(v, "key_id")) == NULL ||
+	    strlen(key_id) >= sizeof(ch->key_id))
+		goto out;
+	if (store_key_get(lifecycle_store(lc), NULL, key_id, &blob,
+	    &len) == -1 || (ch->key = ca_key_unseal(lifecycle_ca(lc),
+	    (const char *)blob, len)) == NULL) {
+		log_warn("lifecycle: certificate %s: renewal with reuse_key: "
+		    "key %s of version %u cannot be read; making a new key",
+		    id, key_id, n);
+		goto out;
+	}
+	snprintf(ch->key_id, sizeof(ch->key_id), "%s", key_id);
+	ch->reused = true;
+	rc = 0;
+out:
+	if (blob != NULL) {
+		OPENSSL_cleanse(blob, len);
+		free(blob);
+	}
+	json_decref(v);
+	return rc;
+}
+
+/*
+ * Renews a certificate: for managed ones a new key (generated and sealed
+ * before the transaction) or, with renewal.reuse_key, the current one;
+ * for external ones the stored request's key. The new version is pending
+ * and becomes current at once when the certificate has no associations.
+ * "renewed" is emitted after commit. Returns the new version with PEMs,
+ * or NULL with err.
  */
 json_t *
 lifecycle_cert_renew(struct lifecycle *lc, const char *id, const char *who,
@@ -1749,7 +2184,12 @@ lifecycle_cert_renew(struct lifecycle *lc, const char *id, const char *who,
 		    "imported certificates are renewed by their issuer");
 		goto out;
 	}
-	if (ch.mode == LC_MODE_MANAGED) {
+	if (lc_deletion_refuse(crec, "renew", err) == -1)
+		goto out;
+	if (ch.mode == LC_MODE_MANAGED && json_is_true(json_object_get(
+	    json_object_get(crec, "renewal"), "reuse_key")))
+		(void)lc_reuse_key(lc, crec, &ch);
+	if (ch.mode == LC_MODE_MANAGED && !ch.reused) {
 		if (ca_key_alg_parse(lc_str(crec, "key_algorithm"),
 		    &alg) == -1) {
 			common_error_set(err, COMMON_E_INTERNAL,
@@ -1769,13 +2209,119 @@ lifecycle_cert_renew(struct lifecycle *lc, const char *id, const char *who,
 	}
 	if (lifecycle_txn_run(lc, lc_renew_txn, &ch, err) == -1)
 		goto out;
+	lifecycle_notify(lc, LIFECYCLE_EV_RENEWED, ch.event);
 	res = ch.out;	/* steal */
 	ch.out = NULL;
 out:
 	json_decref(ch.out);
+	json_decref(ch.event);
 	free(ch.sealed);
 	EVP_PKEY_free(ch.key);
 	json_decref(crec);
+	return res;
+}
+
+/* ---- promotion ---- */
+
+/* The promotion transaction (see lifecycle_version_promote). */
+static int
+lc_promote_txn(struct store_txn *txn, void *arg, struct common_error *err)
+{
+	struct lc_change *ch = arg;
+	char stage[LC_STAGE_MAX];
+	json_t *crec = NULL, *v = NULL;
+	unsigned old;
+	int rc = -1;
+
+	json_decref(ch->out);
+	ch->out = NULL;
+	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
+		goto out;
+	if ((v = store_version_get(store_txn_store(txn), txn, ch->id,
+	    ch->n)) == NULL) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate %s has no version %u", ch->id, ch->n);
+		goto out;
+	}
+	/* a copy: the record's string goes when the stage changes */
+	snprintf(stage, sizeof(stage), "%s", lc_str(v, "stage") != NULL ?
+	    lc_str(v, "stage") : "?");
+	old = lc_uint(crec, "current_version");
+	if (lc_streq(stage, "current") && old == ch->n) {
+		if ((ch->out = lc_version_view(v, false)) == NULL)
+			lc_nomem(err);
+		rc = ch->out != NULL ? 0 : -1;
+		goto out;
+	}
+	if (lc_deletion_refuse(crec, "promote", err) == -1)
+		goto out;
+	if (!lc_streq(stage, "pending") && !lc_streq(stage, "previous")) {
+		common_error_set(err, COMMON_E_CONFLICT, "version %u of "
+		    "certificate %s is %s: only pending or previous versions "
+		    "can be promoted", ch->n, ch->id, stage);
+		goto out;
+	}
+	if (json_is_true(json_object_get(v, "pruned"))) {
+		common_error_set(err, COMMON_E_CONFLICT, "version %u of "
+		    "certificate %s was pruned (lifecycle.history_limit)",
+		    ch->n, ch->id);
+		goto out;
+	}
+	if (json_integer_value(json_object_get(v, "not_after_epoch")) <=
+	    (json_int_t)common_now()) {
+		common_error_set(err, COMMON_E_CONFLICT, "version %u of "
+		    "certificate %s expired at %s", ch->n, ch->id,
+		    lc_str(v, "not_after"));
+		goto out;
+	}
+	if (json_object_set_new(v, "stage", json_string("current")) == -1) {
+		lc_nomem(err);
+		goto out;
+	}
+	/* the old current becomes previous, v current, crec follows */
+	if (lc_version_advance(txn, crec, v, err) == -1)
+		goto out;
+	if (lifecycle_audit(txn, ch->who, "version.promote", ch->id,
+	    "version %u (was %s, serial %s) replaces version %u", ch->n,
+	    stage, lc_str(v, "serial"), old) == -1)
+		goto out;
+	if (lc_history_prune(ch->lc, txn, ch->id, lc_uint(crec,
+	    "latest_version"), ch->who, err) == -1)
+		goto out;
+	if ((ch->out = lc_version_view(v, false)) == NULL) {
+		lc_nomem(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(v);
+	json_decref(crec);
+	return rc;
+}
+
+json_t *
+lifecycle_version_promote(struct lifecycle *lc, const char *id, unsigned n,
+    const char *who, struct common_error *err)
+{
+	struct lc_change ch;
+	json_t *res = NULL;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.lc = lc;
+	ch.who = who;
+	ch.id = id;
+	ch.n = n;
+	if (id == NULL || !common_id_valid(id)) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate id is not valid");
+		goto out;
+	}
+	if (lifecycle_txn_run(lc, lc_promote_txn, &ch, err) == -1)
+		goto out;
+	res = ch.out;	/* steal */
+	ch.out = NULL;
+out:
+	json_decref(ch.out);
 	return res;
 }
 
@@ -1785,7 +2331,7 @@ static int
 lc_revoke_txn(struct store_txn *txn, void *arg, struct common_error *err)
 {
 	struct lc_change *ch = arg;
-	char when[LIFECYCLE_TIME_MAX];
+	char when[LIFECYCLE_TIME_MAX], detail[LC_DETAIL_MAX];
 	const char *serial, *stage, *ca_id, *mode;
 	json_t *crec = NULL, *v = NULL;
 	time_t now = common_now();
@@ -1793,6 +2339,8 @@ lc_revoke_txn(struct store_txn *txn, void *arg, struct common_error *err)
 
 	json_decref(ch->out);
 	ch->out = NULL;
+	json_decref(ch->event);
+	ch->event = NULL;
 	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
 		goto out;
 	if ((v = store_version_get(store_txn_store(txn), txn, ch->id,
@@ -1842,9 +2390,14 @@ lc_revoke_txn(struct store_txn *txn, void *arg, struct common_error *err)
 		goto out;
 	ca_id = lc_str(v, "ca_id") != NULL ? lc_str(v, "ca_id") :
 	    lc_str(crec, "ca_id");
+	snprintf(detail, sizeof(detail), "version %u revoked: %s", ch->n,
+	    ca_reason_name(ch->reason));
 	if ((ch->out = lc_version_view(v, false)) == NULL ||
 	    json_object_set_new(ch->out, "ca_id", ca_id != NULL ?
-	    json_string(ca_id) : json_null()) == -1) {
+	    json_string(ca_id) : json_null()) == -1 ||
+	    (ch->event = lifecycle_event_data(crec, v, detail)) == NULL ||
+	    json_object_set_new(ch->event, "reason",
+	    json_string(ca_reason_name(ch->reason))) == -1) {
 		lc_nomem(err);
 		goto out;
 	}
@@ -1853,6 +2406,18 @@ out:
 	json_decref(v);
 	json_decref(crec);
 	return rc;
+}
+
+/* After a revocation committed: the issuer's CRL is rebuilt soon (the
+ * CRL schedule coalesces bursts) and webhooks hear of it. */
+static void
+lc_revoked_after_commit(struct lifecycle *lc, const char *ca_id,
+    const json_t *event)
+{
+	if (ca_id != NULL)
+		lifecycle_crl_touch(lc, ca_id);
+	if (event != NULL)
+		lifecycle_notify(lc, LIFECYCLE_EV_REVOKED, event);
 }
 
 json_t *
@@ -1881,10 +2446,12 @@ lifecycle_version_revoke(struct lifecycle *lc, const char *id, unsigned n,
 	}
 	if (lifecycle_txn_run(lc, lc_revoke_txn, &ch, err) == -1)
 		goto out;
+	lc_revoked_after_commit(lc, lc_str(ch.out, "ca_id"), ch.event);
 	res = ch.out;	/* steal */
 	ch.out = NULL;
 out:
 	json_decref(ch.out);
+	json_decref(ch.event);
 	return res;
 }
 
@@ -1927,6 +2494,7 @@ struct lc_serial_op {
 	char			 serial[LC_SERIAL_MAX];	/* normalised */
 	enum ca_reason		 reason;
 	json_t			*out;
+	json_t			*event;		/* "revoked" data */
 };
 
 /*
@@ -1950,6 +2518,8 @@ lc_revoke_serial_txn(struct store_txn *txn, void *arg,
 
 	json_decref(op->out);
 	op->out = NULL;
+	json_decref(op->event);
+	op->event = NULL;
 	memset(&ch, 0, sizeof(ch));
 	if ((rec = store_issued_get(store_txn_store(txn), txn,
 	    op->serial)) == NULL) {
@@ -1987,6 +2557,8 @@ lc_revoke_serial_txn(struct store_txn *txn, void *arg,
 		ch.reason = op->reason;
 		if (lc_revoke_txn(txn, &ch, err) == -1)
 			goto out;
+		op->event = ch.event;	/* steal */
+		ch.event = NULL;
 	} else {
 		if (ca_revoke(lifecycle_ca(op->lc), txn, op->serial,
 		    op->reason, common_now(), err) == -1)
@@ -1997,6 +2569,15 @@ lc_revoke_serial_txn(struct store_txn *txn, void *arg,
 		    ca_reason_name(op->reason)) == -1)
 			goto out;
 		cert_id = NULL;
+		if ((op->event = json_pack("{s:n, s:n, s:s, s:o, s:s, s:s}",
+		    "certificate_id", "version", "serial", op->serial,
+		    "ca_id", ca_id != NULL ? json_string(ca_id) : json_null(),
+		    "reason", ca_reason_name(op->reason), "detail",
+		    "revoked (no inventory version holds the serial)")) ==
+		    NULL) {
+			lc_nomem(err);
+			goto out;
+		}
 	}
 	op->out = json_pack("{s:s, s:o, s:o, s:o}", "serial", op->serial,
 	    "ca_id", ca_id != NULL ? json_string(ca_id) : json_null(),
@@ -2009,6 +2590,7 @@ lc_revoke_serial_txn(struct store_txn *txn, void *arg,
 	rc = 0;
 out:
 	json_decref(ch.out);
+	json_decref(ch.event);
 	json_decref(v);
 	json_decref(rec);
 	return rc;
@@ -2020,7 +2602,7 @@ out:
  * "version"} (new reference; cert_id and version null when no inventory
  * version holds the serial) or NULL with err: NOTFOUND for an unknown
  * serial, CONFLICT when already revoked, INVALID for a bad serial or
- * reason. The caller publishes the CRL.
+ * reason. After commit the issuer's CRL is touched and "revoked" sent.
  */
 json_t *
 lifecycle_revoke_serial(struct lifecycle *lc, const char *serial,
@@ -2046,10 +2628,12 @@ lifecycle_revoke_serial(struct lifecycle *lc, const char *serial,
 	}
 	if (lifecycle_txn_run(lc, lc_revoke_serial_txn, &op, err) == -1)
 		goto out;
+	lc_revoked_after_commit(lc, lc_str(op.out, "ca_id"), op.event);
 	res = op.out;	/* steal */
 	op.out = NULL;
 out:
 	json_decref(op.out);
+	json_decref(op.event);
 	return res;
 }
 
@@ -2122,69 +2706,4 @@ lifecycle_issued_get(struct lifecycle *lc, const char *serial,
 out:
 	json_decref(rec);
 	return res;
-}
-
-/* ---- deletion ---- */
-
-static int
-lc_delete_txn(struct store_txn *txn, void *arg, struct common_error *err)
-{
-	struct lc_change *ch = arg;
-	char owner[LIFECYCLE_ID_MAX + 16];
-	json_t *crec = NULL, *assocs = NULL, *versions = NULL, *v;
-	const char *key_id;
-	size_t i;
-	int rc = -1;
-
-	if ((crec = lc_cert_load(ch->lc, txn, ch->id, err)) == NULL)
-		goto out;
-	if ((assocs = store_assoc_by_cert(store_txn_store(txn), txn,
-	    ch->id)) == NULL)
-		goto out;
-	if (json_array_size(assocs) > 0) {
-		snprintf(owner, sizeof(owner), "certificate %s", ch->id);
-		lifecycle_assoc_conflict(ch->lc, txn, owner, assocs, true,
-		    err);
-		goto out;
-	}
-	if ((versions = store_version_list(store_txn_store(txn), txn,
-	    ch->id)) == NULL)
-		goto out;
-	/* issued rows stay: CRLs must keep listing revoked serials */
-	json_array_foreach(versions, i, v) {
-		if ((key_id = lc_str(v, "key_id")) != NULL &&
-		    store_key_del(txn, key_id) == -1 && store_txn_failed(txn))
-			goto out;
-		if (store_version_del(txn, ch->id, lc_uint(v, "version")) ==
-		    -1)
-			goto out;
-	}
-	if (store_cert_del(txn, ch->id) == -1)
-		goto out;
-	rc = lifecycle_audit(txn, ch->who, "certificate.delete", ch->id,
-	    "name \"%s\" mode %s versions %zu", lc_str(crec, "name"),
-	    lc_str(crec, "mode"), json_array_size(versions));
-out:
-	json_decref(versions);
-	json_decref(assocs);
-	json_decref(crec);
-	return rc;
-}
-
-int
-lifecycle_cert_delete(struct lifecycle *lc, const char *id, const char *who,
-    struct common_error *err)
-{
-	struct lc_change ch;
-
-	memset(&ch, 0, sizeof(ch));
-	ch.lc = lc;
-	ch.who = who;
-	ch.id = id;
-	if (id == NULL || !common_id_valid(id)) {
-		common_error_set(err, COMMON_E_NOTFOUND,
-		    "certificate id is not valid");
-		return -1;
-	}
-	return lifecycle_txn_run(lc, lc_delete_txn, &ch, err);
 }

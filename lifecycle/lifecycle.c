@@ -17,6 +17,8 @@ struct lifecycle {
 	struct ca_ctx		*ca;	/* borrowed */
 	struct store		*st;	/* borrowed, the CA context's store */
 	struct lifecycle_config	 cfg;
+	struct lifecycle_notifier *notifier;	/* notify.c */
+	struct lifecycle_crl_sched *crl;	/* crl.c */
 };
 
 struct lc_txn_call {
@@ -55,6 +57,11 @@ lifecycle_new(struct ca_ctx *ctx, const struct lifecycle_config *cfg)
 	lc->ca = ctx;
 	lc->st = ca_ctx_store(ctx);
 	lc->cfg = *cfg;
+	if ((lc->notifier = lifecycle_notifier_new()) == NULL ||
+	    (lc->crl = lifecycle_crl_sched_new()) == NULL) {
+		lifecycle_free(lc);
+		lc = NULL;
+	}
 out:
 	return lc;
 }
@@ -62,7 +69,23 @@ out:
 void
 lifecycle_free(struct lifecycle *lc)
 {
+	if (lc == NULL)
+		return;
+	lifecycle_notifier_free(lc->notifier);
+	lifecycle_crl_sched_free(lc->crl);
 	free(lc);
+}
+
+struct lifecycle_notifier *
+lifecycle_notifier(struct lifecycle *lc)
+{
+	return lc->notifier;
+}
+
+struct lifecycle_crl_sched *
+lifecycle_crl_sched(struct lifecycle *lc)
+{
+	return lc->crl;
 }
 
 struct ca_ctx *

@@ -11,8 +11,10 @@
  *   3. ca/         master key, key backends, CA cache (shared, locked)
  *   4. lifecycle/  inventory over ca/ and store/ (stateless, shared)
  *   5. server/     listeners + N worker threads (handlers) + 1 jobs thread
- *                  (checkpoints, CRL refresh); the main thread waits for
- *                  SIGTERM/SIGINT and drains
+ *                  (store checkpoints, the lifecycle scan that renews and
+ *                  deletes, CRL rebuilds, webhook deliveries, ACME
+ *                  validations); the main thread waits for SIGTERM/SIGINT
+ *                  and drains
  *   6. protocols/  mgmt registers /api/v1/ on the mgmt listener; acme
  *                  (/acme/) and est (/.well-known/est/) on the https one
  * and stops them in reverse order.
@@ -197,28 +199,14 @@ out:
 	return id;
 }
 
-/* Writes DATA/ca-bundle.pem (the chain that signs the server's TLS
- * certificate) and DATA/admin.token (0600) when missing. */
+/* Writes DATA/admin.token (0600) when missing. */
 static int
-main_init_files(struct main_ctx *mc)
+main_init_token(struct main_ctx *mc)
 {
-	struct common_error err;
-	char path[PATH_MAX], *bundle = NULL, *token = NULL;
+	char path[PATH_MAX], *token = NULL;
 	struct stat sb;
 	int rc = -1;
 
-	common_error_clear(&err);
-	if ((bundle = ca_bundle_pem(mc->ca, NULL, mc->issuing_ca_id,
-	    &err)) == NULL) {
-		log_err("init: CA bundle: %s", err.msg);
-		goto out;
-	}
-	if (common_path(path, sizeof(path), "%s/ca-bundle.pem",
-	    mc->cf->data_dir) == -1 ||
-	    common_file_write(path, bundle, strlen(bundle), 0644) == -1) {
-		log_err("init: %s: %s", path, strerror(errno));
-		goto out;
-	}
 	if (common_path(path, sizeof(path), "%s/admin.token",
 	    mc->cf->data_dir) == -1)
 		goto out;
@@ -233,21 +221,23 @@ main_init_files(struct main_ctx *mc)
 	}
 	rc = 0;
 out:
-	free(bundle);
 	free(token);
 	return rc;
 }
 
-/* Publishes every active CA's certificate and a CRL for those that have
- * none yet (or all, when force is set). */
+/* Publishes every CA's certificate, DATA/ca-bundle.pem (the chain that
+ * signs the server's TLS certificate, kept current across CA renewals by
+ * ca_publish_certs) and a CRL for each CA that has a certificate but no
+ * CRL yet, so that `pkid init` leaves a servable directory (serve's CRL
+ * schedule, lifecycle_crl_start, keeps them fresh afterwards). */
 static void
-main_publish(struct main_ctx *mc, bool force)
+main_publish(struct main_ctx *mc)
 {
 	struct common_error err;
 	json_t *cas, *ca;
 	size_t i;
 	char path[PATH_MAX];
-	long next = (long)(mc->cf->ca.crl_next_update_hours * 3600);
+	long next = lifecycle_crl_next_update_seconds(mc->lc);
 
 	if (ca_publish_certs(mc->ca) == -1)
 		log_warn("publish: CA certificates not written");
@@ -258,9 +248,10 @@ main_publish(struct main_ctx *mc, bool force)
 		const char *state = json_string_value(json_object_get(ca,
 		    "state"));
 
-		if (id == NULL || state == NULL || strcmp(state, "active") != 0)
+		/* disabled and pending-deletion CAs still publish CRLs */
+		if (id == NULL || state == NULL || strcmp(state, "pending") == 0)
 			continue;
-		if (!force && common_path(path, sizeof(path),
+		if (common_path(path, sizeof(path),
 		    "%s/public/crl/%s.crl", mc->cf->data_dir, id) == 0 &&
 		    access(path, R_OK) == 0)
 			continue;
@@ -293,6 +284,7 @@ main_open(struct main_ctx *mc)
 	if ((mc->ca = ca_ctx_new(mc->st, &cc)) == NULL)
 		return -1;
 	memset(&lcc, 0, sizeof(lcc));
+	lcc.conf = mc->cf;
 	lcc.default_validity_days = mc->cf->certificates.default_validity_days;
 	lcc.default_renew_before_days =
 	    mc->cf->certificates.default_renew_before_days;
@@ -307,6 +299,7 @@ main_init(struct main_ctx *mc)
 {
 	struct main_hier h;
 	struct main_meta m;
+	char path[PATH_MAX];
 	int rc;
 
 	if (main_open(mc) == -1)
@@ -339,9 +332,13 @@ main_init(struct main_ctx *mc)
 		if (store_txn_run(mc->st, main_meta_txn, &m) != 0)
 			return -1;
 	}
-	if (main_init_files(mc) == -1)
+	if (common_path(path, sizeof(path), "%s/ca-bundle.pem",
+	    mc->cf->data_dir) == -1 ||
+	    ca_ctx_trust_bundle(mc->ca, mc->issuing_ca_id, path) == -1)
 		return -1;
-	main_publish(mc, false);
+	if (main_init_token(mc) == -1)
+		return -1;
+	main_publish(mc);
 	return 0;
 }
 
@@ -351,6 +348,9 @@ main_close(struct main_ctx *mc)
 	est_free(mc->est);
 	acme_free(mc->acme);
 	mgmt_free(mc->mgmt);
+	/* both run on the jobs base that server_free() frees */
+	lifecycle_notify_stop(mc->lc);
+	lifecycle_crl_stop(mc->lc);
 	server_free(mc->srv);
 	lifecycle_free(mc->lc);
 	ca_ctx_free(mc->ca);
@@ -425,9 +425,14 @@ main_job_checkpoint(void *arg)
 }
 
 static void
-main_job_crl(void *arg)
+main_job_tick(void *arg)
 {
-	main_publish(arg, true);
+	struct main_ctx *mc = arg;
+
+	if (lifecycle_tick(mc->lc) == -1)
+		log_warn("jobs: lifecycle scan failed");
+	if (lifecycle_ca_tick(mc->lc) == -1)
+		log_warn("jobs: CA deletion scan failed");
 }
 
 /* Prints where everything is. Runs as the first job: the jobs thread
@@ -481,8 +486,7 @@ main_serve(struct main_ctx *mc)
 	mcfg.data_dir = mc->cf->data_dir;
 	mcfg.http_base_url = mc->http_url;
 	mcfg.conf = mc->cf;
-	mcfg.crl_next_update_seconds =
-	    (long)(mc->cf->ca.crl_next_update_hours * 3600);
+	mcfg.crl_next_update_seconds = lifecycle_crl_next_update_seconds(mc->lc);
 	if ((mc->mgmt = mgmt_new(mc->srv, mc->ca, mc->lc, &mcfg)) == NULL)
 		goto out;
 	main_base_url(mc->cf->public_url.https, mc->cf->listen.https, "https",
@@ -497,9 +501,11 @@ main_serve(struct main_ctx *mc)
 		goto out;
 	if (server_timer(mc->srv, MAIN_CHECKPOINT_SECONDS,
 	    main_job_checkpoint, mc) == -1 ||
-	    server_timer(mc->srv,
-	    (int)(mc->cf->ca.crl_next_update_hours * 3600 / 2),
-	    main_job_crl, mc) == -1)
+	    server_timer(mc->srv, mc->cf->lifecycle.scan_interval_seconds,
+	    main_job_tick, mc) == -1)
+		goto out;
+	if (lifecycle_notify_start(mc->lc, server_jobs_base(mc->srv)) == -1 ||
+	    lifecycle_crl_start(mc->lc, server_jobs_base(mc->srv)) == -1)
 		goto out;
 	if (server_job(mc->srv, main_banner, mc) == -1)
 		goto out;
@@ -578,7 +584,7 @@ main(int argc, char **argv)
 	};
 	struct main_ctx mc;
 	const char *cmd, *config = NULL, *data_dir = NULL, *role = NULL;
-	const char *ttl = NULL, *subject = "admin";
+	const char *ttl = NULL, *subject = NULL;
 	char err[512];
 	enum common_log_level level;
 	int ch, rc;
@@ -633,7 +639,9 @@ main(int argc, char **argv)
 			    mc.cf->data_dir);
 	} else if (strcmp(cmd, "token") == 0 && data_dir != NULL &&
 	    role != NULL) {
-		rc = main_token(data_dir, role, ttl, subject,
+		/* the token's subject defaults to its role's name */
+		rc = main_token(data_dir, role, ttl,
+		    subject != NULL ? subject : role,
 		    mc.cf->tokens.default_ttl_days);
 	} else {
 		main_usage();

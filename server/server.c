@@ -50,6 +50,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/thread.h>
+#include <openssl/evp.h>
 
 #include "common/common.h"
 #include "conf/conf.h"
@@ -77,6 +78,8 @@
 #define SERVER_ID_MAX		64	/* common_id_valid() length limit */
 #define SERVER_LABELS_MAX	160	/* metric label text */
 #define SERVER_HTTPDATE_MAX	32	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+#define SERVER_ETAG_BYTES	16	/* SHA-256 prefix in a public ETag */
+#define SERVER_ETAG_MAX		(2 * SERVER_ETAG_BYTES + 3)	/* quoted */
 #define SERVER_STATUS_GONE	499	/* logged when the client left first */
 
 #define SERVER_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | \
@@ -981,10 +984,146 @@ server_public_kind(const char *path)
 }
 
 /*
+ * Parses an RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the
+ * only form pkid sends, into *out. 0, or -1 for anything else (the
+ * condition is then ignored, as RFC 9110 section 13.1.3 asks).
+ */
+static int
+server_http_date_parse(const char *s, time_t *out)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char wday[4], mon[4], zone[4];
+	const char *m;
+	struct tm tm;
+	int n = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n",
+	    wday, &tm.tm_mday, mon, &tm.tm_year, &tm.tm_hour, &tm.tm_min,
+	    &tm.tm_sec, zone, &n) != 8 || s[n] != '\0' ||
+	    strcmp(zone, "GMT") != 0 || strlen(mon) != 3 ||
+	    (m = strstr(months, mon)) == NULL || (m - months) % 3 != 0 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970)
+		return -1;
+	tm.tm_mon = (int)((m - months) / 3);
+	tm.tm_year -= 1900;
+	if ((*out = timegm(&tm)) == (time_t)-1)
+		return -1;
+	return 0;
+}
+
+/*
+ * True when the If-None-Match field value inm names etag (a quoted
+ * strong tag): "*", or a comma-separated list one of whose members
+ * equals it under the weak comparison of RFC 9110 section 8.8.3.2 (a
+ * "W/" prefix is ignored), as section 13.1.2 prescribes for GET.
+ */
+static bool
+server_etag_match(const char *inm, const char *etag)
+{
+	size_t elen = strlen(etag), n;
+	const char *p = inm, *end;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return false;
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p != '"')
+			return false;	/* malformed: no match */
+		if ((end = strchr(p + 1, '"')) == NULL)
+			return false;
+		n = (size_t)(end - p) + 1;
+		if (n == elen && memcmp(p, etag, n) == 0)
+			return true;
+		p = end + 1;
+	}
+}
+
+/*
+ * Reads a public file through one descriptor, so that the Last-Modified
+ * date (*st) and the body belong to the same version even while it is
+ * being replaced. 0, or -1 with errno (ENOENT also for a non-regular
+ * file, EFBIG above SERVER_PUBLIC_FILE_MAX).
+ */
+static int
+server_public_read(const char *file, struct stat *st, char **data,
+    size_t *len)
+{
+	char *buf = NULL;
+	size_t got = 0;
+	ssize_t r;
+	int fd, rc = -1, saved;
+
+	*data = NULL;
+	*len = 0;
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
+		return -1;
+	if (fstat(fd, st) == -1)
+		goto out;
+	if (!S_ISREG(st->st_mode)) {
+		errno = ENOENT;
+		goto out;
+	}
+	if (st->st_size > SERVER_PUBLIC_FILE_MAX) {
+		errno = EFBIG;
+		goto out;
+	}
+	if ((buf = malloc((size_t)st->st_size + 1)) == NULL)
+		goto out;
+	while (got < (size_t)st->st_size) {
+		r = read(fd, buf + got, (size_t)st->st_size - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			goto out;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	*data = buf;	/* steal */
+	*len = got;
+	buf = NULL;
+	rc = 0;
+out:
+	saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* The strong ETag of a public file's bytes: a quoted hex prefix of their
+ * SHA-256. 0 or -1. */
+static int
+server_public_etag(const void *data, size_t len, char *out, size_t outlen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char hex[2 * SERVER_ETAG_BYTES + 1];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < SERVER_ETAG_BYTES)
+		return -1;
+	common_hex(md, SERVER_ETAG_BYTES, hex);
+	return common_path(out, outlen, "\"%s\"", hex);
+}
+
+/*
  * GET /crl/<id>.crl and /ca/<id>.crt from DATA/public/{crl,ca}/: the id
  * must pass common_id_valid() (no '/', no leading '.'), the file must be a
- * regular file of at most SERVER_PUBLIC_FILE_MAX bytes. Last-Modified is
- * the file's mtime; an If-Modified-Since equal to it answers 304.
+ * regular file of at most SERVER_PUBLIC_FILE_MAX bytes. Every answer
+ * carries Last-Modified (the file's mtime) and a strong ETag (a SHA-256
+ * prefix of the bytes). Conditional requests follow RFC 9110 section
+ * 13.2.2: If-None-Match naming the current tag answers 304, and only
+ * without If-None-Match does If-Modified-Since apply (304 when the file
+ * is not newer than the date).
  */
 static void
 server_builtin_public(struct evhttp_request *req, void *arg)
@@ -992,14 +1131,17 @@ server_builtin_public(struct evhttp_request *req, void *arg)
 	struct server *srv = arg;
 	const char *path = server_req_path(req);
 	const struct server_public *pub = server_public_kind(path);
-	const char *rest, *ims;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *rest, *ims, *inm;
 	char id[SERVER_ID_MAX + 1], file[PATH_MAX];
 	char date[SERVER_HTTPDATE_MAX], show[SERVER_MSG_PATH_MAX];
-	char msg[SERVER_MSG_PATH_MAX + 32];
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char msg[SERVER_MSG_PATH_MAX + 32], etag[SERVER_ETAG_MAX];
 	struct stat st;
 	char *data = NULL;
 	size_t len = 0, idlen, extlen = strlen(pub->ext);
+	time_t since;
+	bool fresh;
 
 	if (!server_builtin_check(req, NULL))
 		goto out;
@@ -1025,28 +1167,34 @@ server_builtin_public(struct evhttp_request *req, void *arg)
 		server_reply_error(req, 500, "internal", "path too long");
 		goto out;
 	}
-	if (stat(file, &st) == -1 || !S_ISREG(st.st_mode)) {
-		if (errno != ENOENT && errno != ENOTDIR && errno != 0)
-			log_warn("public: stat %s: %s", file, strerror(errno));
-		server_reply_error(req, 404, "not_found", msg);
-		goto out;
-	}
-	server_http_date(st.st_mtime, date, sizeof(date));
-	evhttp_add_header(out, "Last-Modified", date);
-	ims = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "If-Modified-Since");
-	if (ims != NULL && strcmp(ims, date) == 0) {
-		server_reply(req, 304, NULL, NULL, 0);
-		goto out;
-	}
-	if (common_file_read(file, SERVER_PUBLIC_FILE_MAX, &data, &len) == -1) {
-		if (errno == ENOENT) {
+	if (server_public_read(file, &st, &data, &len) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR) {
 			server_reply_error(req, 404, "not_found", msg);
 			goto out;
 		}
 		log_err("public: read %s: %s", file, strerror(errno));
 		server_reply_error(req, 500, "internal",
 		    "cannot read the file");
+		goto out;
+	}
+	if (server_public_etag(data, len, etag, sizeof(etag)) == -1) {
+		log_err("public: %s: SHA-256: %s", file, common_ssl_error());
+		server_reply_error(req, 500, "internal",
+		    "cannot read the file");
+		goto out;
+	}
+	server_http_date(st.st_mtime, date, sizeof(date));
+	evhttp_add_header(out, "Last-Modified", date);
+	evhttp_add_header(out, "ETag", etag);
+	inm = evhttp_find_header(in, "If-None-Match");
+	ims = evhttp_find_header(in, "If-Modified-Since");
+	if (inm != NULL)
+		fresh = server_etag_match(inm, etag);
+	else
+		fresh = ims != NULL && server_http_date_parse(ims, &since) ==
+		    0 && st.st_mtime <= since;
+	if (fresh) {
+		server_reply(req, 304, NULL, NULL, 0);
 		goto out;
 	}
 	server_reply(req, 200, pub->ctype, data, len);

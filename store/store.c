@@ -58,6 +58,11 @@
 
 #define STORE_META_SCHEMA	"schema_version"
 #define STORE_META_AUDIT_SEQ	"audit_seq"
+/* Meta key prefix: STORE_META_BUILD_PREFIX + an index file names an
+ * index whose build is under way. */
+#define STORE_META_BUILD_PREFIX	"index_build:"
+#define STORE_BUILD_BATCH	1000	/* records indexed per transaction
+					   when an index is built */
 
 enum store_table {
 	STORE_T_META,
@@ -105,6 +110,9 @@ static const struct store_table_def store_tables[STORE_T__MAX] = {
 enum store_index {
 	STORE_I_CERT_NAME,
 	STORE_I_CERT_CA,
+	STORE_I_CERT_ORIGIN,
+	STORE_I_CERT_NOT_AFTER,
+	STORE_I_CERT_DUE,
 	STORE_I_ISSUED_NOT_AFTER,
 	STORE_I_ISSUED_CA_STATUS,
 	STORE_I_ASSOC_CERT,
@@ -112,6 +120,7 @@ enum store_index {
 	STORE_I_ACME_ACCOUNT_THUMBPRINT,
 	STORE_I_ACME_ORDER_ACCOUNT,
 	STORE_I_ACME_AUTHZ_IDENT,
+	STORE_I_AUDIT_OBJECT,
 	STORE_I__MAX
 };
 
@@ -119,6 +128,9 @@ enum store_index {
 enum store_ikind {
 	STORE_IK_STRING,	/* the string field1 */
 	STORE_IK_U64,		/* the integer field1, big-endian u64 */
+	STORE_IK_U64_LAST,	/* the same, but a record without that
+				   integer is keyed UINT64_MAX: an order
+				   that lists every record, those last */
 	STORE_IK_PAIR,		/* field1 + "\0" + field2, both strings */
 	STORE_IK_IDENT,		/* field1 + "\0" + field2.type + ":" +
 				   field2.value (an ACME identifier) */
@@ -141,6 +153,15 @@ static const struct store_index_def store_indexes[STORE_I__MAX] = {
 	[STORE_I_CERT_CA] = { "certificate by ca_id",
 	    "certificate-ca.db", STORE_T_CERT, false, STORE_IK_STRING,
 	    "ca_id", NULL },
+	[STORE_I_CERT_ORIGIN] = { "certificate by origin",
+	    "certificate-origin.db", STORE_T_CERT, false, STORE_IK_STRING,
+	    "origin", NULL },
+	[STORE_I_CERT_NOT_AFTER] = { "certificate by not_after_epoch",
+	    "certificate-not-after.db", STORE_T_CERT, false,
+	    STORE_IK_U64_LAST, "not_after_epoch", NULL },
+	[STORE_I_CERT_DUE] = { "certificate by due_at_epoch",
+	    "certificate-due.db", STORE_T_CERT, false, STORE_IK_U64,
+	    "due_at_epoch", NULL },
 	[STORE_I_ISSUED_NOT_AFTER] = { "issued by not_after",
 	    "issued-not-after.db", STORE_T_ISSUED, false, STORE_IK_U64,
 	    "not_after", NULL },
@@ -162,6 +183,18 @@ static const struct store_index_def store_indexes[STORE_I__MAX] = {
 	[STORE_I_ACME_AUTHZ_IDENT] = { "acme_authz by account_id+identifier",
 	    "acme-authz-ident.db", STORE_T_ACME_AUTHZ, false,
 	    STORE_IK_IDENT, "account_id", "identifier" },
+	[STORE_I_AUDIT_OBJECT] = { "audit by object", "audit-object.db",
+	    STORE_T_AUDIT, false, STORE_IK_STRING, "object", NULL },
+};
+
+/* The certificate orders of store.h and the index behind each (the
+ * table itself for STORE_CERT_BY_ID). */
+static const enum store_index store_cert_orders[STORE_CERT_BY__MAX] = {
+	[STORE_CERT_BY_ID] = STORE_I__MAX,
+	[STORE_CERT_BY_CA] = STORE_I_CERT_CA,
+	[STORE_CERT_BY_ORIGIN] = STORE_I_CERT_ORIGIN,
+	[STORE_CERT_BY_NOT_AFTER] = STORE_I_CERT_NOT_AFTER,
+	[STORE_CERT_BY_DUE] = STORE_I_CERT_DUE,
 };
 
 struct store {
@@ -195,17 +228,28 @@ struct store_read {
 	size_t			 limit;		/* scan: most records */
 	uint64_t		 below;		/* index range: keys < below */
 	bool			 (*filter)(const json_t *, void *);
-	void			*filter_arg;
+	bool			 (*prefilter)(const void *, size_t, void *);
+	void			*filter_arg;	/* of both */
 	bool			 want_next;	/* scan: produce a next token */
 	const void		*after_pk;	/* index page: start after */
 	size_t			 after_len;
 	u_int32_t		 flags;		/* get: extra DB->get flags */
+	bool			 use_index;	/* range: walk r->index */
+	const void		*hi;		/* range: last key or NULL */
+	size_t			 hi_len;
+	bool			 hi_incl;	/* range: hi itself included */
+	const void		*after_key;	/* range: position's key */
+	size_t			 after_key_len;
 
 	json_t			*out;
 	char			*next;
 	unsigned char		*raw;
 	size_t			 rawlen;
 	long			 count;
+	unsigned char		*last_key;	/* range: last record out, */
+	size_t			 last_key_len;	/* set when more may follow */
+	unsigned char		*last_pk;
+	size_t			 last_pk_len;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -345,6 +389,47 @@ store_version_key(const char *cert_id, size_t idlen, uint32_t n,
 	out[idlen] = '\0';
 	store_be32(out + idlen + 1, n);
 	return idlen + 1 + 4;
+}
+
+/* Byte order of keys, as BDB's default B-tree comparison: memcmp over
+ * the common length, then the shorter first. */
+static int
+store_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0 || alen == blen)
+		return c;
+	return alen < blen ? -1 : 1;
+}
+
+/* Copies (p, len) into the DB_DBT_REALLOC buffer of t. -1 on ENOMEM. */
+static int
+store_dbt_set(DBT *t, const void *p, size_t len)
+{
+	void *n;
+
+	if ((n = realloc(t->data, len > 0 ? len : 1)) == NULL)
+		return -1;
+	memcpy(n, p, len);
+	t->data = n;
+	t->size = (u_int32_t)len;
+	return 0;
+}
+
+/* Copies (p, len) into *buf (reallocated) and *buflen. -1 on ENOMEM. */
+static int
+store_bytes_keep(unsigned char **buf, size_t *buflen, const void *p,
+    size_t len)
+{
+	unsigned char *n;
+
+	if ((n = realloc(*buf, len > 0 ? len : 1)) == NULL)
+		return -1;
+	memcpy(n, p, len);
+	*buf = n;
+	*buflen = len;
+	return 0;
 }
 
 /* Copies len bytes into a new NUL-terminated string; NULL on ENOMEM. */
@@ -511,15 +596,20 @@ store_index_key(const struct store_index_def *def, const void *data,
 		*outlen = l1;
 		break;
 	case STORE_IK_U64:
-		if (!json_is_integer(v1)) {
+	case STORE_IK_U64_LAST:
+		if (!json_is_integer(v1) && def->kind == STORE_IK_U64) {
 			rc = 1;
 			goto out;
 		}
-		t = json_integer_value(v1);
 		if ((buf = malloc(8)) == NULL)
 			goto out;
-		/* Times before 1970 sort first, as 0. */
-		store_be64(buf, t < 0 ? 0 : (uint64_t)t);
+		if (!json_is_integer(v1)) {
+			store_be64(buf, UINT64_MAX);
+		} else {
+			/* Times before 1970 sort first, as 0. */
+			t = json_integer_value(v1);
+			store_be64(buf, t < 0 ? 0 : (uint64_t)t);
+		}
 		*outlen = 8;
 		break;
 	case STORE_IK_PAIR:
@@ -1337,6 +1427,176 @@ out:
 	return ret;
 }
 
+/*
+ * Positions c for store_op_range: just after (r->after_key, r->after_pk)
+ * when a position is given and lies in the range, else at r->key (the
+ * range's first key), else at the first entry. For an index, the cursor
+ * seeks the duplicate directly (DB_GET_BOTH_RANGE), so a page deep in a
+ * long duplicate list costs its own size; when the position's key or
+ * record is gone, the next key takes its place. *skip says the entry
+ * found may be the position itself. Returns the BDB status.
+ */
+static int
+store_range_seek(struct store_read *r, DBC *c, DBT *k, DBT *pk, DBT *d,
+    bool *skip)
+{
+	bool after = r->after_len > 0 && (r->klen == 0 ||
+	    store_key_cmp(r->after_key, r->after_key_len, r->key,
+	    r->klen) >= 0);
+	int rc;
+
+	*skip = false;
+	if (after && r->use_index) {
+		if (store_dbt_set(k, r->after_key, r->after_key_len) == -1 ||
+		    store_dbt_set(pk, r->after_pk, r->after_len) == -1)
+			return ENOMEM;
+		rc = c->pget(c, k, pk, d, DB_GET_BOTH_RANGE);
+		if (rc != DB_NOTFOUND) {
+			*skip = rc == 0;
+			return rc;
+		}
+		if (store_dbt_set(k, r->after_key, r->after_key_len) == -1)
+			return ENOMEM;
+		rc = c->pget(c, k, pk, d, DB_SET_RANGE);
+		if (rc == 0 && store_key_cmp(k->data, k->size, r->after_key,
+		    r->after_key_len) == 0)
+			rc = c->pget(c, k, pk, d, DB_NEXT_NODUP);
+		return rc;
+	}
+	if (after) {
+		if (store_dbt_set(k, r->after_pk, r->after_len) == -1)
+			return ENOMEM;
+		*skip = true;
+		return c->get(c, k, d, DB_SET_RANGE);
+	}
+	if (r->klen > 0) {
+		if (store_dbt_set(k, r->key, r->klen) == -1)
+			return ENOMEM;
+		return r->use_index ? c->pget(c, k, pk, d, DB_SET_RANGE) :
+		    c->get(c, k, d, DB_SET_RANGE);
+	}
+	return r->use_index ? c->pget(c, k, pk, d, DB_FIRST) :
+	    c->get(c, k, d, DB_FIRST);
+}
+
+/*
+ * A page of a key range: r->table in key order, or (r->use_index) index
+ * r->index in (index key, primary key) order. Entries with r->key <= key
+ * (r->klen 0: from the first) and key < r->hi (<= with r->hi_incl; hi
+ * NULL: to the last), after the position (r->after_key, r->after_pk)
+ * when r->after_len > 0, whose text r->prefilter and record r->filter
+ * accept (either may be NULL), at most r->limit. r->out = the array;
+ * r->last_key/r->last_pk = the position of the last record returned
+ * when another entry follows in the range.
+ */
+static int
+store_op_range(struct store_txn *txn, struct store_read *r)
+{
+	enum store_table t = r->use_index ? store_indexes[r->index].primary :
+	    r->table;
+	const char *name = r->use_index ? store_indexes[r->index].name :
+	    store_tables[t].name;
+	DB *db = r->use_index ? txn->st->idx[r->index] : txn->st->db[t];
+	unsigned char *lk = NULL, *lpk = NULL;
+	size_t lklen = 0, lpklen = 0, n = 0;
+	DBC *c = NULL;
+	DBT k, pk, d, *pkp;
+	json_t *arr = NULL, *rec;
+	bool skip = false, more = false;
+	int rc, cmp, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	memset(&d, 0, sizeof(d));
+	k.flags = pk.flags = d.flags = DB_DBT_REALLOC;
+	/* In the table the key is the primary key. */
+	pkp = r->use_index ? &pk : &k;
+	if ((arr = json_array()) == NULL) {
+		store_txn_nomem(txn, name);
+		goto out;
+	}
+	if ((rc = db->cursor(db, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", name, r->key, r->klen);
+		goto out;
+	}
+	for (rc = store_range_seek(r, c, &k, &pk, &d, &skip); ;
+	    rc = r->use_index ? c->pget(c, &k, &pk, &d, DB_NEXT) :
+	    c->get(c, &k, &d, DB_NEXT)) {
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc == ENOMEM) {
+			store_txn_nomem(txn, name);
+			goto out;
+		}
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "scan", name, r->key, r->klen);
+			goto out;
+		}
+		if (r->hi != NULL && ((cmp = store_key_cmp(k.data, k.size,
+		    r->hi, r->hi_len)) > 0 || (cmp == 0 && !r->hi_incl)))
+			break;
+		if (skip) {
+			skip = false;
+			if (store_key_cmp(k.data, k.size, r->after_key,
+			    r->after_key_len) == 0 && store_key_cmp(pkp->data,
+			    pkp->size, r->after_pk, r->after_len) == 0)
+				continue;
+		}
+		if (n == r->limit) {
+			more = true;
+			break;
+		}
+		if (r->prefilter != NULL &&
+		    !r->prefilter(d.data, d.size, r->filter_arg))
+			continue;
+		if ((rec = store_json_load(txn, t, pkp->data, pkp->size,
+		    d.data, d.size)) == NULL)
+			goto out;
+		if (r->filter != NULL && !r->filter(rec, r->filter_arg)) {
+			json_decref(rec);
+			continue;
+		}
+		if (json_array_append_new(arr, rec) == -1 ||
+		    store_bytes_keep(&lk, &lklen, k.data, k.size) == -1 ||
+		    store_bytes_keep(&lpk, &lpklen, pkp->data,
+		    pkp->size) == -1) {
+			store_txn_nomem(txn, name);
+			goto out;
+		}
+		n++;
+	}
+	r->out = arr;	/* steal */
+	arr = NULL;
+	if (more && n > 0) {
+		r->last_key = lk;	/* steal */
+		r->last_key_len = lklen;
+		r->last_pk = lpk;	/* steal */
+		r->last_pk_len = lpklen;
+		lk = lpk = NULL;
+	}
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed) {
+		store_txn_dberr(txn, rc, "cursor close", name, r->key,
+		    r->klen);
+		ret = -1;
+	}
+	if (ret == -1) {
+		free(r->last_key);
+		free(r->last_pk);
+		r->last_key = r->last_pk = NULL;
+		json_decref(r->out);
+		r->out = NULL;
+	}
+	free(lk);
+	free(lpk);
+	free(k.data);
+	free(pk.data);
+	free(d.data);
+	json_decref(arr);
+	return ret;
+}
+
 /* ---- generic typed wrappers --------------------------------------------- */
 
 /* The JSON record of table t at key (any bytes), or NULL. */
@@ -1491,7 +1751,7 @@ out:
 }
 
 static int
-store_env_open(struct store *st)
+store_env_open(struct store *st, unsigned int flags)
 {
 	char path[PATH_MAX];
 	DB_ENV *env = NULL;
@@ -1517,7 +1777,9 @@ store_env_open(struct store *st)
 	    (rc = env->set_lk_max_locks(env, STORE_LOCKS_MAX)) != 0 ||
 	    (rc = env->set_lk_max_objects(env, STORE_LOCK_OBJECTS_MAX)) != 0 ||
 	    (rc = env->set_lk_max_lockers(env, STORE_LOCKERS_MAX)) != 0 ||
-	    (rc = env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1)) != 0) {
+	    (rc = env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1)) != 0 ||
+	    ((flags & STORE_F_NOSYNC) != 0 &&
+	    (rc = env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1)) != 0)) {
 		log_err("store: %s: configure environment: %s", path,
 		    db_strerror(rc));
 		env->close(env, 0);
@@ -1538,8 +1800,11 @@ store_env_open(struct store *st)
 	return 0;
 }
 
+/* Opens (creating) one B-tree file of the environment, in tid (NULL:
+ * its own transaction). NULL on failure (logged). */
 static DB *
-store_db_open(struct store *st, const char *file, u_int32_t dbflags)
+store_db_open(struct store *st, DB_TXN *tid, const char *file,
+    u_int32_t dbflags)
 {
 	DB *db = NULL;
 	int rc;
@@ -1555,8 +1820,9 @@ store_db_open(struct store *st, const char *file, u_int32_t dbflags)
 		db->close(db, 0);
 		return NULL;
 	}
-	rc = db->open(db, NULL, file, NULL, DB_BTREE,
-	    DB_AUTO_COMMIT | DB_CREATE | DB_THREAD, STORE_FILE_MODE);
+	rc = db->open(db, tid, file, NULL, DB_BTREE,
+	    (tid == NULL ? DB_AUTO_COMMIT : 0) | DB_CREATE | DB_THREAD,
+	    STORE_FILE_MODE);
 	if (rc != 0) {
 		log_err("store: %s/%s/%s: open: %s", st->dir, STORE_ENV_DIR,
 		    file, db_strerror(rc));
@@ -1566,33 +1832,272 @@ store_db_open(struct store *st, const char *file, u_int32_t dbflags)
 	return db;
 }
 
+/* True when file exists in the environment directory. */
+static bool
+store_file_exists(const struct store *st, const char *file)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	return common_path(path, sizeof(path), "%s/%s/%s", st->dir,
+	    STORE_ENV_DIR, file) == 0 && stat(path, &sb) == 0;
+}
+
+/* An index build under way: the table's primary key after which the
+ * next batch starts (store_build_txn). */
+struct store_build {
+	size_t		 index;
+	unsigned char	*last;		/* NULL: from the first record */
+	size_t		 last_len;
+	unsigned char	*next;		/* the batch's last key, kept once it
+					   committed */
+	size_t		 next_len;
+	bool		 done;		/* the batch reached the end */
+	long		 count;		/* entries written, for the log */
+	long		 batch_count;
+};
+
+/* The meta key that marks index i as being built. */
+static void
+store_build_marker(size_t i, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s%s", STORE_META_BUILD_PREFIX,
+	    store_indexes[i].file);
+}
+
+/*
+ * One batch of an index build: up to STORE_BUILD_BATCH records of the
+ * table after b->last, their entries written straight into the index
+ * (not associated yet). The table is read committed, so the batch holds
+ * locks only on the index pages it writes; nothing else runs while the
+ * store opens. The last batch removes the build marker in the same
+ * transaction, so a crash at any point leaves the marker and the next
+ * open starts over.
+ */
+static int
+store_build_txn(struct store_txn *txn, void *arg)
+{
+	struct store_build *b = arg;
+	const struct store_index_def *def = &store_indexes[b->index];
+	DB *db = txn->st->db[def->primary], *sdb = txn->st->idx[b->index];
+	char marker[STORE_KEY_MAX], repr[STORE_KEY_REPR_MAX];
+	unsigned char *skey = NULL;
+	size_t slen = 0, n = 0;
+	DBC *c = NULL;
+	DBT k, d, sk;
+	u_int32_t op = DB_FIRST;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	memset(&sk, 0, sizeof(sk));
+	k.flags = d.flags = DB_DBT_REALLOC;
+	b->done = false;
+	b->batch_count = 0;
+	if ((rc = db->cursor(db, txn->tid, &c, DB_READ_COMMITTED)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", def->name, "", 0);
+		goto out;
+	}
+	if (b->last != NULL) {
+		if (store_dbt_set(&k, b->last, b->last_len) == -1) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+		op = DB_SET_RANGE;
+	}
+	for (;; op = DB_NEXT) {
+		rc = c->get(c, &k, &d, op);
+		if (rc == DB_NOTFOUND) {
+			b->done = true;
+			break;
+		}
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "build", def->name, "", 0);
+			goto out;
+		}
+		if (op == DB_SET_RANGE && store_key_cmp(k.data, k.size,
+		    b->last, b->last_len) == 0)
+			continue;
+		if (n == STORE_BUILD_BATCH)
+			break;
+		n++;
+		free(skey);
+		skey = NULL;
+		rc = store_index_key(def, d.data, d.size, &skey, &slen);
+		if (rc == -1) {
+			store_key_repr(k.data, k.size, repr, sizeof(repr));
+			log_err("store: %s: cannot index record \"%s\" "
+			    "(corrupt or out of memory)", def->name, repr);
+			store_txn_refuse(txn);
+			goto out;
+		}
+		if (rc == 0) {
+			sk.data = skey;
+			sk.size = (u_int32_t)slen;
+			rc = sdb->put(sdb, txn->tid, &sk, &k,
+			    def->unique ? DB_NOOVERWRITE : 0);
+			if (rc == DB_KEYEXIST) {
+				store_key_repr(skey, slen, repr, sizeof(repr));
+				log_err("store: %s: two records share the "
+				    "unique value \"%s\"", def->name, repr);
+				store_txn_refuse(txn);
+				goto out;
+			}
+			if (rc != 0) {
+				store_txn_dberr(txn, rc, "build", def->name,
+				    k.data, k.size);
+				goto out;
+			}
+			b->batch_count++;
+		}
+		if (store_bytes_keep(&b->next, &b->next_len, k.data,
+		    k.size) == -1) {
+			store_txn_nomem(txn, def->name);
+			goto out;
+		}
+	}
+	if (b->done) {
+		store_build_marker(b->index, marker, sizeof(marker));
+		if (store_raw_del(txn, STORE_T_META, marker,
+		    strlen(marker)) == -1)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed) {
+		store_txn_dberr(txn, rc, "cursor close", def->name, "", 0);
+		ret = -1;
+	}
+	free(skey);
+	free(k.data);
+	free(d.data);
+	return ret;
+}
+
+/* Starts a build of index i: sets its marker (created is false) and
+ * empties what a build that did not finish left behind. */
+static int
+store_build_start_txn(struct store_txn *txn, void *arg)
+{
+	size_t i = *(size_t *)arg;
+	char marker[STORE_KEY_MAX];
+	u_int32_t count = 0;
+	int rc;
+
+	store_build_marker(i, marker, sizeof(marker));
+	if (store_raw_put(txn, STORE_T_META, marker, strlen(marker), "1", 1,
+	    0) == -1)
+		return -1;
+	if (txn->st->idx[i] != NULL && (rc = txn->st->idx[i]->truncate(
+	    txn->st->idx[i], txn->tid, &count, 0)) != 0) {
+		store_txn_dberr(txn, rc, "truncate", store_indexes[i].name,
+		    "", 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* Builds index i (open, not associated) from its table in batches of
+ * STORE_BUILD_BATCH records, one transaction each. 0 or -1. */
+static int
+store_index_build(struct store *st, size_t i)
+{
+	struct store_build b = { .index = i };
+	uint64_t start = common_mono_ms();
+	int rc = -1;
+
+	if (store_txn_run(st, store_build_start_txn, &i) != 0)
+		goto out;
+	do {
+		if (store_txn_run(st, store_build_txn, &b) != 0)
+			goto out;
+		free(b.last);
+		b.last = b.next;	/* steal: the batch committed */
+		b.last_len = b.next_len;
+		b.next = NULL;
+		b.count += b.batch_count;
+	} while (!b.done);
+	log_info("store: %s: index %s built: %ld entries in %" PRIu64 " ms",
+	    st->dir, store_indexes[i].name, b.count,
+	    common_mono_ms() - start);
+	rc = 0;
+out:
+	if (rc == -1)
+		log_err("store: %s: building index %s failed", st->dir,
+		    store_indexes[i].name);
+	free(b.last);
+	free(b.next);
+	return rc;
+}
+
+/*
+ * Opens index i and associates it with its table. An index file that
+ * does not exist yet (a data directory from before the index, or a file
+ * removed to have it rebuilt) is built from the table first, in batches
+ * (store_index_build) rather than by DB->associate's DB_CREATE, whose
+ * single transaction would lock every page of a large table and exhaust
+ * the lock table. A marker in meta, set before the file is created and
+ * removed by the last batch, makes an interrupted build start over at
+ * the next open. Only a missing or marked file is built: DB_CREATE would
+ * also rebuild an existing index that happens to be empty, a walk of
+ * the whole table at every open.
+ */
+static int
+store_index_open(struct store *st, size_t i, bool table_new)
+{
+	const struct store_index_def *def = &store_indexes[i];
+	DB *primary = st->db[def->primary];
+	char marker[STORE_KEY_MAX], *v = NULL;
+	bool exists, build;
+	int rc, ret = -1;
+
+	exists = store_file_exists(st, def->file);
+	store_build_marker(i, marker, sizeof(marker));
+	if ((v = store_meta_get(st, NULL, marker)) != NULL)
+		build = true;
+	else
+		build = !exists && !table_new;
+	if (build && !exists &&
+	    store_txn_run(st, store_build_start_txn, &i) != 0)
+		goto out;
+	if ((st->idx[i] = store_db_open(st, NULL, def->file,
+	    def->unique ? 0 : DB_DUP | DB_DUPSORT)) == NULL)
+		goto out;
+	st->idx[i]->app_private = (void *)(uintptr_t)i;
+	if (build) {
+		log_info("store: %s: building index %s from its table",
+		    st->dir, def->name);
+		if (store_index_build(st, i) == -1)
+			goto out;
+	}
+	if ((rc = primary->associate(primary, NULL, st->idx[i],
+	    store_index_callback, 0)) != 0) {
+		log_err("store: %s: associate %s: %s", st->dir, def->name,
+		    db_strerror(rc));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(v);
+	return ret;
+}
+
 static int
 store_tables_open(struct store *st)
 {
-	const struct store_index_def *def;
+	bool table_new[STORE_T__MAX];
 	size_t i;
-	int rc;
 
-	for (i = 0; i < STORE_T__MAX; i++)
-		if ((st->db[i] = store_db_open(st, store_tables[i].file,
+	for (i = 0; i < STORE_T__MAX; i++) {
+		table_new[i] = !store_file_exists(st, store_tables[i].file);
+		if ((st->db[i] = store_db_open(st, NULL, store_tables[i].file,
 		    0)) == NULL)
 			return -1;
-	for (i = 0; i < STORE_I__MAX; i++) {
-		def = &store_indexes[i];
-		if ((st->idx[i] = store_db_open(st, def->file,
-		    def->unique ? 0 : DB_DUP | DB_DUPSORT)) == NULL)
-			return -1;
-		st->idx[i]->app_private = (void *)(uintptr_t)i;
-		/* DB_CREATE builds the index from the primary when the
-		 * index file is new (or was removed to be rebuilt). */
-		rc = st->db[def->primary]->associate(st->db[def->primary],
-		    NULL, st->idx[i], store_index_callback, DB_CREATE);
-		if (rc != 0) {
-			log_err("store: %s: associate %s: %s", st->dir,
-			    def->name, db_strerror(rc));
-			return -1;
-		}
 	}
+	for (i = 0; i < STORE_I__MAX; i++)
+		if (store_index_open(st, i,
+		    table_new[store_indexes[i].primary]) == -1)
+			return -1;
 	return 0;
 }
 
@@ -1659,13 +2164,21 @@ store_handles_close(struct store *st)
 	st->lock_fd = -1;
 }
 
-/*
- * Opens (creating) DIR and DIR/db, takes the process lock, opens the
- * environment with recovery, every table and index, and writes or checks
- * the schema version. NULL on failure (logged).
- */
 struct store *
 store_open(const char *dir)
+{
+	return store_open_flags(dir, 0);
+}
+
+/*
+ * Opens (creating) DIR and DIR/db, takes the process lock, opens the
+ * environment with recovery, every table and index (an index file that
+ * is new is built from its table), and writes or checks the schema
+ * version. STORE_F_NOSYNC commits without fsync (bulk loads, tests).
+ * NULL on failure (logged).
+ */
+struct store *
+store_open_flags(const char *dir, unsigned int flags)
 {
 	struct store_schema_arg sa;
 	struct store *st = NULL;
@@ -1673,6 +2186,10 @@ store_open(const char *dir)
 
 	if (dir == NULL || dir[0] == '\0') {
 		log_err("store: open: no data directory");
+		goto out;
+	}
+	if ((flags & ~STORE_F_NOSYNC) != 0) {
+		log_err("store: %s: open: unknown flags 0x%x", dir, flags);
 		goto out;
 	}
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
@@ -1688,7 +2205,7 @@ store_open(const char *dir)
 		log_err("store: %s: mkdir: %s", st->dir, strerror(errno));
 		goto out;
 	}
-	if (store_lock(st) == -1 || store_env_open(st) == -1 ||
+	if (store_lock(st) == -1 || store_env_open(st, flags) == -1 ||
 	    store_tables_open(st) == -1)
 		goto out;
 	sa.dir = st->dir;
@@ -1771,13 +2288,55 @@ store_check_self_key(enum store_table t, const DBT *k, const json_t *rec)
 	return 0;
 }
 
-/* Checks one primary record: parses, checks the key shape, and looks up
- * each of its index entries. */
+/* True when v is present (not null) but of a type the kind of index
+ * cannot read (want_int: an integer, else a string). */
+static bool
+store_check_type_bad(const json_t *v, bool want_int)
+{
+	if (v == NULL || json_is_null(v))
+		return false;
+	return want_int ? !json_is_integer(v) : !json_is_string(v);
+}
+
+/*
+ * The field of rec that index def cannot read although it is set (a
+ * "not_after_epoch" written as a string or a real, say): such a record
+ * silently falls out of the index or sorts as if it had no value. NULL
+ * when every field is absent, null or well typed.
+ */
+static const char *
+store_check_index_fields(const struct store_index_def *def, const json_t *rec)
+{
+	const json_t *v1 = json_object_get(rec, def->field1);
+	const json_t *v2 = def->field2 != NULL ?
+	    json_object_get(rec, def->field2) : NULL;
+
+	switch (def->kind) {
+	case STORE_IK_STRING:
+		return store_check_type_bad(v1, false) ? def->field1 : NULL;
+	case STORE_IK_U64:
+	case STORE_IK_U64_LAST:
+		return store_check_type_bad(v1, true) ? def->field1 : NULL;
+	case STORE_IK_PAIR:
+		if (store_check_type_bad(v1, false))
+			return def->field1;
+		return store_check_type_bad(v2, false) ? def->field2 : NULL;
+	case STORE_IK_IDENT:
+		if (store_check_type_bad(v1, false))
+			return def->field1;
+		return v2 != NULL && !json_is_null(v2) && !json_is_object(v2) ?
+		    def->field2 : NULL;
+	}
+	return NULL;
+}
+
+/* Checks one primary record: parses, checks the key shape and the types
+ * of its indexed fields, and looks up each of its index entries. */
 static int
 store_check_record(struct store_txn *txn, struct store_check_state *cs,
     enum store_table t, const DBT *k, const DBT *d)
 {
-	const char *tname = store_tables[t].name;
+	const char *tname = store_tables[t].name, *field;
 	char repr[STORE_KEY_REPR_MAX];
 	json_error_t jerr;
 	json_t *rec = NULL;
@@ -1815,6 +2374,13 @@ store_check_record(struct store_txn *txn, struct store_check_state *cs,
 	for (i = 0; i < STORE_I__MAX; i++) {
 		if (store_indexes[i].primary != t)
 			continue;
+		if (rec != NULL && (field = store_check_index_fields(
+		    &store_indexes[i], rec)) != NULL) {
+			log_err("store: check: %s \"%s\": field \"%s\" has a "
+			    "type %s cannot index", tname, repr, field,
+			    store_indexes[i].name);
+			cs->problems++;
+		}
 		sdb = txn->st->idx[i];
 		free(skey);
 		skey = NULL;
@@ -2126,6 +2692,203 @@ int
 store_cert_del(struct store_txn *txn, const char *id)
 {
 	return store_del_id(txn, STORE_T_CERT, id);
+}
+
+void
+store_time_key(time_t t, unsigned char out[STORE_TIME_KEY_LEN])
+{
+	store_be64(out, t < 0 ? 0 : (uint64_t)t);
+}
+
+/* True when range names a known order with sane bounds. */
+static bool
+store_range_ok(const struct store_range *range)
+{
+	return range != NULL && (int)range->index >= 0 &&
+	    range->index < STORE_CERT_BY__MAX &&
+	    (range->lo == NULL || (range->lo_len > 0 &&
+	    range->lo_len <= STORE_RECORD_MAX)) &&
+	    (range->hi == NULL || (range->hi_len > 0 &&
+	    range->hi_len <= STORE_RECORD_MAX));
+}
+
+/* True when the range fixes the index key, so a position is an id. */
+static bool
+store_range_fixed(const struct store_range *range)
+{
+	return range->index == STORE_CERT_BY_ID ||
+	    (range->lo != NULL && range->hi != NULL && range->hi_inclusive &&
+	    store_key_cmp(range->lo, range->lo_len, range->hi,
+	    range->hi_len) == 0);
+}
+
+static int
+store_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * Decodes a page token of range (see store_cert_scan) into r's position:
+ * r->after_key/after_key_len and r->after_pk/after_len, pointing into
+ * token or into *buf (malloc'd, to free). 0, or -1 when the token is
+ * malformed (or on ENOMEM, logged).
+ */
+static int
+store_token_parse(const struct store_range *range, const char *token,
+    unsigned char **buf, struct store_read *r)
+{
+	const char *colon;
+	size_t hexlen, i;
+	int hi, lo;
+
+	*buf = NULL;
+	if (store_range_fixed(range)) {
+		if ((r->after_len = store_id_len(token)) == 0)
+			return -1;
+		r->after_pk = token;
+		r->after_key = range->index == STORE_CERT_BY_ID ? token :
+		    range->lo;
+		r->after_key_len = range->index == STORE_CERT_BY_ID ?
+		    r->after_len : range->lo_len;
+		return 0;
+	}
+	if ((colon = strchr(token, ':')) == NULL)
+		return -1;
+	hexlen = (size_t)(colon - token);
+	if (hexlen == 0 || hexlen % 2 != 0 || hexlen > 2 * STORE_KEY_MAX ||
+	    ((range->index == STORE_CERT_BY_NOT_AFTER ||
+	    range->index == STORE_CERT_BY_DUE) &&
+	    hexlen != 2 * STORE_TIME_KEY_LEN) ||
+	    (r->after_len = store_id_len(colon + 1)) == 0)
+		return -1;
+	if ((*buf = malloc(hexlen / 2)) == NULL) {
+		log_err("store: page token: out of memory");
+		return -1;
+	}
+	for (i = 0; i < hexlen / 2; i++) {
+		if ((hi = store_hex_digit(token[2 * i])) == -1 ||
+		    (lo = store_hex_digit(token[2 * i + 1])) == -1) {
+			free(*buf);
+			*buf = NULL;
+			return -1;
+		}
+		(*buf)[i] = (unsigned char)(hi << 4 | lo);
+	}
+	r->after_key = *buf;
+	r->after_key_len = hexlen / 2;
+	r->after_pk = colon + 1;
+	return 0;
+}
+
+/* The page token of position (key, pk) in range, to free(); NULL on
+ * ENOMEM. */
+static char *
+store_token_make(const struct store_range *range, const unsigned char *key,
+    size_t klen, const unsigned char *pk, size_t pklen)
+{
+	char *tok;
+
+	if (store_range_fixed(range))
+		return store_strndup(pk, pklen);
+	if ((tok = malloc(2 * klen + 1 + pklen + 1)) == NULL)
+		return NULL;
+	common_hex(key, klen, tok);
+	tok[2 * klen] = ':';
+	memcpy(tok + 2 * klen + 1, pk, pklen);
+	tok[2 * klen + 1 + pklen] = '\0';
+	return tok;
+}
+
+bool
+store_cert_token_valid(const struct store_range *range, const char *token)
+{
+	struct store_read r = { .limit = 0 };
+	unsigned char *buf = NULL;
+	bool ok;
+
+	if (!store_range_ok(range) || token == NULL)
+		return false;
+	ok = store_token_parse(range, token, &buf, &r) == 0;
+	free(buf);
+	return ok;
+}
+
+/*
+ * A page of certificates in one order and key range (see store.h): the
+ * table or one of its secondary indexes, positioned by the page token.
+ */
+json_t *
+store_cert_scan(struct store *st, struct store_txn *txn,
+    const struct store_range *range, const struct store_page *page,
+    char **next)
+{
+	struct store_read r = { .table = STORE_T_CERT,
+	    .limit = STORE_PAGE_MAX };
+	unsigned char *tokbuf = NULL;
+	json_t *out = NULL;
+
+	if (next != NULL)
+		*next = NULL;
+	if (!store_range_ok(range)) {
+		log_err("store: certificate scan: invalid range");
+		goto out;
+	}
+	if (range->index != STORE_CERT_BY_ID) {
+		r.use_index = true;
+		r.index = store_cert_orders[range->index];
+	}
+	r.key = range->lo;
+	r.klen = range->lo != NULL ? range->lo_len : 0;
+	r.hi = range->hi;
+	r.hi_len = range->hi_len;
+	r.hi_incl = range->hi_inclusive;
+	if (page != NULL) {
+		if (page->after != NULL && page->after[0] != '\0' &&
+		    store_token_parse(range, page->after, &tokbuf, &r) == -1) {
+			log_warn("store: certificate scan: invalid page token");
+			goto out;
+		}
+		r.limit = store_clamp_limit(page->limit);
+		r.filter = page->filter;
+		r.filter_arg = page->arg;
+		r.prefilter = range->prefilter;
+	}
+	if (store_read_run(st, txn, store_op_range, &r) != 0)
+		goto out;
+	if (next != NULL && r.last_pk != NULL &&
+	    (*next = store_token_make(range, r.last_key, r.last_key_len,
+	    r.last_pk, r.last_pk_len)) == NULL) {
+		log_err("store: certificate scan: out of memory");
+		json_decref(r.out);
+		goto out;
+	}
+	out = r.out;	/* steal */
+out:
+	free(r.last_key);
+	free(r.last_pk);
+	free(tokbuf);
+	return out;
+}
+
+long
+store_cert_count_key(struct store *st, struct store_txn *txn,
+    enum store_cert_index index, const void *key, size_t key_len)
+{
+	struct store_read r = { .key = key, .klen = key_len };
+
+	if ((int)index <= (int)STORE_CERT_BY_ID ||
+	    index >= STORE_CERT_BY__MAX || key == NULL || key_len == 0 ||
+	    key_len > STORE_RECORD_MAX)
+		return -1;
+	r.index = store_cert_orders[index];
+	if (store_read_run(st, txn, store_op_index_count, &r) != 0)
+		return -1;
+	return r.count;
 }
 
 /* ---- version ------------------------------------------------------------ */
@@ -2449,6 +3212,54 @@ store_audit_list(struct store *st, struct store_txn *txn, uint64_t after,
 	if (store_read_run(st, txn, store_op_scan, &r) != 0)
 		return NULL;
 	return r.out;
+}
+
+/*
+ * A page of the audit trail after seq, optionally only one object's
+ * records (through the index by object, whose duplicates sort by seq).
+ */
+json_t *
+store_audit_scan(struct store *st, struct store_txn *txn, uint64_t after,
+    const char *object, size_t limit,
+    bool (*filter)(const json_t *rec, void *arg), void *arg, uint64_t *next)
+{
+	unsigned char start[8], pos[8];
+	struct store_read r = { .table = STORE_T_AUDIT,
+	    .limit = store_clamp_limit(limit), .filter = filter,
+	    .filter_arg = arg };
+	json_t *out = NULL;
+
+	if (next != NULL)
+		*next = 0;
+	if (after >= (uint64_t)INT64_MAX)
+		return json_array();
+	if (object != NULL) {
+		if ((r.klen = store_id_len(object)) == 0)
+			return json_array();
+		r.use_index = true;
+		r.index = STORE_I_AUDIT_OBJECT;
+		r.key = r.hi = r.after_key = object;
+		r.hi_len = r.after_key_len = r.klen;
+		r.hi_incl = true;
+		if (after > 0) {
+			store_be64(pos, after);
+			r.after_pk = pos;
+			r.after_len = sizeof(pos);
+		}
+	} else {
+		store_be64(start, after + 1);
+		r.key = start;
+		r.klen = sizeof(start);
+	}
+	if (store_read_run(st, txn, store_op_range, &r) != 0)
+		goto out;
+	if (next != NULL && r.last_pk != NULL && r.last_pk_len == 8)
+		*next = store_get_be64(r.last_pk);
+	out = r.out;	/* steal */
+out:
+	free(r.last_key);
+	free(r.last_pk);
+	return out;
 }
 
 /* ---- acme_account ------------------------------------------------------- */

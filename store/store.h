@@ -10,7 +10,9 @@
  * Tables (key -> record):
  *   meta          name -> string             ("schema_version" = "1")
  *   ca            ca id -> JSON
- *   certificate   cert id -> JSON; indexes: by "name" (unique), by "ca_id"
+ *   certificate   cert id -> JSON; indexes: by "name" (unique), by "ca_id",
+ *                 by "origin", by "not_after_epoch" (big-endian u64),
+ *                 by "due_at_epoch" (big-endian u64)
  *   version       cert id + big-endian u32 n -> JSON
  *   issued        serial (upper-case hex) -> JSON; indexes: by "not_after"
  *                 (big-endian u64 seconds), by "ca_id" + "\0" + "status"
@@ -18,7 +20,8 @@
  *   resource      resource id -> JSON
  *   association   assoc id -> JSON; indexes: by "certificate_id",
  *                 by "resource_id"
- *   audit         big-endian u64 sequence -> JSON (append-only)
+ *   audit         big-endian u64 sequence -> JSON (append-only); index:
+ *                 by "object"
  *   acme_account  account id -> JSON; index: by "thumbprint" (unique)
  *   acme_order    order id -> JSON; index: by "account_id"
  *   acme_authz    authz id -> JSON; index: by "account_id" + "\0" +
@@ -60,6 +63,15 @@ struct store_txn;
  * with a log line naming the directory), opens every table and index, and
  * writes or checks the schema version. NULL on failure. */
 struct store *store_open(const char *dir);
+
+/* Flags of store_open_flags. */
+#define STORE_F_NOSYNC	0x1u	/* commits reach the log (the OS) but are not
+				   fsync'd: for bulk loads and tests only. A
+				   system crash may lose the last commits,
+				   never consistency; a process crash loses
+				   nothing. */
+/* store_open with flags (0 = store_open). */
+struct store *store_open_flags(const char *dir, unsigned int flags);
 /* Checkpoints and closes everything; accepts NULL. */
 void store_close(struct store *st);
 
@@ -113,6 +125,77 @@ json_t *store_cert_list(struct store *st, struct store_txn *txn,
 long store_cert_count_by_ca(struct store *st, struct store_txn *txn,
     const char *ca_id);
 int store_cert_del(struct store_txn *txn, const char *id);
+
+/*
+ * Orders in which certificates can be walked: the table itself and its
+ * secondary indexes. Duplicates of an index key sort by certificate id,
+ * so every order is total and a position is (index key, id).
+ */
+enum store_cert_index {
+	STORE_CERT_BY_ID,	/* the table: key = id */
+	STORE_CERT_BY_CA,	/* key = "ca_id" (records without: absent) */
+	STORE_CERT_BY_ORIGIN,	/* key = "origin" (likewise) */
+	STORE_CERT_BY_NOT_AFTER, /* key = store_time_key("not_after_epoch");
+				   a record without that integer is keyed
+				   UINT64_MAX: present, and last */
+	STORE_CERT_BY_DUE,	/* key = store_time_key("due_at_epoch");
+				   records without it: absent */
+	STORE_CERT_BY__MAX
+};
+
+#define STORE_TIME_KEY_LEN	8	/* big-endian u64 seconds */
+
+/* The index key of time t (seconds; before 1970 counts as 0). */
+void store_time_key(time_t t, unsigned char out[STORE_TIME_KEY_LEN]);
+
+/*
+ * A key range of one certificate order: index keys k with lo <= k and
+ * k < hi (k <= hi when hi_inclusive), compared as bytes (a shorter key
+ * sorts first). lo NULL: from the first key; hi NULL: to the last. For
+ * STORE_CERT_BY_ID the keys are ids. A range with lo == hi inclusive is
+ * one exact key.
+ *
+ * prefilter (may be NULL) sees each record's stored JSON text before it
+ * is parsed, with the page's arg; false skips the record. It must be a
+ * necessary condition of the page's filter (never refuse a record the
+ * filter keeps), e.g. a substring the text must hold: it spares the
+ * parse of records a filtered walk passes over.
+ */
+struct store_range {
+	enum store_cert_index	 index;
+	const void		*lo;
+	size_t			 lo_len;
+	const void		*hi;
+	size_t			 hi_len;
+	bool			 hi_inclusive;
+	bool			(*prefilter)(const void *text, size_t len,
+				    void *arg);
+};
+
+/*
+ * A page of the certificates in range, in (index key, id) order, after
+ * the position page->after (NULL or "": from the start of the range),
+ * keeping the records page->filter accepts (filter may be NULL), at most
+ * page->limit (clamped to 1..1000; page NULL: a first page of 1000).
+ * *next (to free(); next may be NULL) is the position of the last record
+ * returned when more records may follow in the range, else NULL.
+ *
+ * Positions are opaque page tokens: the id of the record when the range
+ * fixes the index key (STORE_CERT_BY_ID, or an exact key), else the
+ * lower-case hex of its index key, ':' and the id. A page costs its own
+ * size: the scan seeks to the position and stops at the end of the range.
+ * NULL on failure or a malformed token (store_cert_token_valid).
+ */
+json_t *store_cert_scan(struct store *st, struct store_txn *txn,
+    const struct store_range *range, const struct store_page *page,
+    char **next);
+/* True when token is a position store_cert_scan could give for range. */
+bool store_cert_token_valid(const struct store_range *range,
+    const char *token);
+/* Number of certificates under the exact key of a secondary index
+ * (every index but STORE_CERT_BY_ID). -1 on failure. */
+long store_cert_count_key(struct store *st, struct store_txn *txn,
+    enum store_cert_index index, const void *key, size_t key_len);
 
 /* ---- version ---- */
 int store_version_put(struct store_txn *txn, const char *cert_id,
@@ -175,6 +258,17 @@ int store_audit_append(struct store_txn *txn, const json_t *rec, uint64_t *seq);
 /* Up to limit records with seq > after, ascending. */
 json_t *store_audit_list(struct store *st, struct store_txn *txn,
     uint64_t after, size_t limit);
+/*
+ * A page of audit records with seq > after, ascending: only those whose
+ * "object" equals object when it is not NULL (through the index by
+ * object), and those filter accepts (filter may be NULL); at most limit
+ * (clamped to 1..1000). *next is the seq of the last record returned
+ * when more may follow, else 0. NULL on failure.
+ */
+json_t *store_audit_scan(struct store *st, struct store_txn *txn,
+    uint64_t after, const char *object, size_t limit,
+    bool (*filter)(const json_t *rec, void *arg), void *arg,
+    uint64_t *next);
 
 /* ---- acme_account ---- */
 

@@ -16,7 +16,6 @@
 #define REVOKE_REASON_MAX	10	/* aACompromise */
 #define REVOKE_REASON_UNUSED	7	/* not assigned by RFC 5280 */
 #define REVOKE_WHO_MAX		(ACME_ID_MAX + 16)
-#define REVOKE_SECONDS_PER_HOUR	3600.0
 
 /* True for the RFC 5280 reason codes ACME clients may ask for: 0-10
  * without 7 (unused) and 8 (removeFromCRL). */
@@ -80,7 +79,7 @@ acme_revoke(struct acme_req *r)
 	const unsigned char *dp;
 	size_t derlen = 0, iderlen = 0;
 	json_t *issued = NULL, *order = NULL, *res = NULL, *v;
-	const char *b64, *ib64, *status, *ca_id;
+	const char *b64, *ib64, *status;
 	json_int_t reason = CA_REASON_UNSPECIFIED;
 	X509 *x = NULL;
 
@@ -165,13 +164,8 @@ acme_revoke(struct acme_req *r)
 	}
 	log_info("acme: certificate %s revoked by %s (reason %s)", serial, who,
 	    ca_reason_name((enum ca_reason)reason));
-	ca_id = json_string_value(json_object_get(res, "ca_id"));
-	common_error_clear(&err);
-	if (ca_id != NULL && ca_crl_publish(r->a->ca, ca_id,
-	    (long)(r->a->cf->ca.crl_next_update_hours *
-	    REVOKE_SECONDS_PER_HOUR), NULL, NULL, &err) == -1)
-		log_err("acme: certificate %s revoked, but the CRL of CA %s "
-		    "was not published: %s", serial, ca_id, err.msg);
+	/* lifecycle_revoke_serial asked for the CA's CRL to be rebuilt
+	 * (within crl.debounce_seconds) and notified the webhooks. */
 	acme_reply(r, 200, NULL, NULL, 0);
 out:
 	X509_free(x);

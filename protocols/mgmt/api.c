@@ -4,7 +4,8 @@
  * strings, bodies and the one error format every refusal goes through.
  * The handlers live in cas.c (CAs), certs.c (certificates, versions,
  * resources, associations), eab.c (ACME External Account Binding
- * keys) and est.c (EST clients and manual-approval requests).
+ * keys), est.c (EST clients and manual-approval requests) and audit.c
+ * (the audit trail).
  *
  * Order of checks for each request: token (401), route (404), method
  * (405), role (403), query string (400), then the handler. Every refusal
@@ -70,15 +71,27 @@ static const struct api_route api_routes[] = {
 	    mgmt_cas_import },
 	{ "cas/{id}/crl", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR, "",
 	    mgmt_cas_crl },
+	{ "cas/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_ADMIN, "now",
+	    mgmt_cas_delete },
+	{ "cas/{id}/renew", EVHTTP_REQ_POST, MGMT_ROLE_ADMIN, "",
+	    mgmt_cas_renew },
+	{ "cas/{id}/disable", EVHTTP_REQ_POST, MGMT_ROLE_ADMIN, "",
+	    mgmt_cas_disable },
+	{ "cas/{id}/enable", EVHTTP_REQ_POST, MGMT_ROLE_ADMIN, "",
+	    mgmt_cas_enable },
+	{ "cas/{id}/cancel-deletion", EVHTTP_REQ_POST, MGMT_ROLE_ADMIN, "",
+	    mgmt_cas_cancel_deletion },
 	{ "certificates", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR,
-	    API_PAGE_QUERY " ca_id stage name expiring_within_days",
-	    mgmt_certs_list },
+	    API_PAGE_QUERY " ca_id stage name expiring_within_days origin "
+	    "renewal_due sort", mgmt_certs_list },
 	{ "certificates", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR, "",
 	    mgmt_certs_create },
 	{ "certificates/{id}", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR, "",
 	    mgmt_certs_get },
-	{ "certificates/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_OPERATOR, "",
+	{ "certificates/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_OPERATOR, "now",
 	    mgmt_certs_delete },
+	{ "certificates/{id}/cancel-deletion", EVHTTP_REQ_POST,
+	    MGMT_ROLE_OPERATOR, "", mgmt_certs_cancel_deletion },
 	{ "certificates/{id}/renew", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR, "",
 	    mgmt_certs_renew },
 	{ "certificates/{id}/versions", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR, "",
@@ -87,6 +100,8 @@ static const struct api_route api_routes[] = {
 	    "include_private_key", mgmt_versions_get },
 	{ "certificates/{id}/versions/{n}/revoke", EVHTTP_REQ_POST,
 	    MGMT_ROLE_OPERATOR, "", mgmt_versions_revoke },
+	{ "certificates/{id}/versions/{n}/promote", EVHTTP_REQ_POST,
+	    MGMT_ROLE_OPERATOR, "", mgmt_versions_promote },
 	{ "resources", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR, API_PAGE_QUERY,
 	    mgmt_resources_list },
 	{ "resources", EVHTTP_REQ_POST, MGMT_ROLE_OPERATOR, "",
@@ -101,6 +116,8 @@ static const struct api_route api_routes[] = {
 	    mgmt_assocs_create },
 	{ "associations/{id}", EVHTTP_REQ_DELETE, MGMT_ROLE_OPERATOR, "",
 	    mgmt_assocs_delete },
+	{ "audit", EVHTTP_REQ_GET, MGMT_ROLE_AUDITOR,
+	    API_PAGE_QUERY " after action object who", mgmt_audit_list },
 	/* EAB keys let their holder open ACME accounts: admin only, even to
 	 * list them. */
 	{ "acme/eab", EVHTTP_REQ_GET, MGMT_ROLE_ADMIN, API_PAGE_QUERY,

@@ -1,6 +1,7 @@
 /*
  * protocols/mgmt/cas.c — /api/v1/cas: list, create, show, bundle, CSR,
- * certificate import and CRL publication, over ca/.
+ * certificate import and CRL publication, over ca/; renewal, disabling
+ * and deletion over lifecycle/ (which audits them).
  *
  * CA creation is validated here field by field (the request shape is the
  * API's, not ca/'s), then ca_create() runs in one store transaction; the
@@ -42,6 +43,9 @@ static const char *const cas_import_fields[] = {
 	"certificate", "chain", NULL
 };
 static const char *const cas_no_fields[] = { NULL };
+static const char *const cas_renew_fields[] = {
+	"new_key", "validity_days", "reissue_leaves", NULL
+};
 
 /* True when s is 1..max printable ASCII characters. */
 static bool
@@ -91,12 +95,92 @@ cas_time(json_t *out, const char *key, const ASN1_TIME *a)
 	return json_object_set_new(out, key, json_string(buf));
 }
 
+/* Sets out[key] to the public URL BASE/dir/<stem of version n>.ext. */
+static int
+cas_stem_url(json_t *out, const char *key, const struct mgmt_call *c,
+    const char *dir, const json_t *rec, unsigned n, const char *ext)
+{
+	char stem[CA_FILE_NAME_MAX];
+	int rc;
+
+	rc = strcmp(dir, "crl") == 0 ? ca_crl_stem(rec, n, stem, sizeof(stem)) :
+	    ca_cert_stem(rec, n, stem, sizeof(stem));
+	if (rc == -1)
+		return json_object_set_new(out, key, json_null());
+	return cas_url(out, key, c, dir, stem, ext);
+}
+
+/*
+ * The summary of a CA's certificate versions, oldest first: number,
+ * serial, validity, stage ("current", "previous" while valid, else
+ * "expired"), the version whose key it uses ("key_version": versions
+ * sharing a key share a CRL) and its public URLs. No PEM, no key
+ * reference. New reference or NULL on allocation failure.
+ */
+static json_t *
+cas_versions(const struct mgmt_call *c, const json_t *rec)
+{
+	char stem[CA_FILE_NAME_MAX];
+	json_int_t cur = json_integer_value(json_object_get(rec,
+	    "current_version"));
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	const json_t *v;
+	json_t *arr, *one;
+	json_int_t n;
+	const char *stage;
+	X509 *x;
+	time_t na;
+	size_t i;
+	int e = 0;
+
+	if ((arr = json_array()) == NULL)
+		return NULL;
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		n = json_integer_value(json_object_get(v, "version"));
+		stage = "previous";
+		if (n == cur)
+			stage = "current";
+		else if ((x = ca_record_cert(v)) != NULL) {
+			if (common_asn1_time(X509_get0_notAfter(x), &na) ==
+			    0 && na <= common_now())
+				stage = "expired";
+			X509_free(x);
+		}
+		if ((one = json_object()) == NULL ||
+		    json_array_append_new(arr, one) == -1) {
+			json_decref(arr);
+			return NULL;
+		}
+		e |= cas_copy(one, "version", v, "version");
+		e |= json_object_set_new(one, "stage", json_string(stage));
+		e |= cas_copy(one, "serial", v, "serial");
+		e |= cas_copy(one, "not_before", v, "not_before");
+		e |= cas_copy(one, "not_after", v, "not_after");
+		e |= cas_copy(one, "key_algorithm", json_object_get(v, "key"),
+		    "algorithm");
+		e |= json_object_set_new(one, "key_version", json_integer(
+		    ca_record_key_gen(rec, (unsigned)n)));
+		e |= cas_stem_url(one, "crl_url", c, "crl", rec, (unsigned)n,
+		    "crl");
+		if (id != NULL && common_path(stem, sizeof(stem), "%s-v%lld",
+		    id, (long long)n) == 0)
+			e |= cas_url(one, "ca_cert_url", c, "ca", stem, "crt");
+		e |= cas_copy(one, "created_at", v, "created_at");
+	}
+	if (e != 0) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
 /*
  * Builds the API's CA object from a CA record: key algorithm and backend
  * lifted out of "key" (the key handle stays inside), serial and validity
  * from the certificate when the record lacks them, public URLs derived
- * from the HTTP base URL, the CSR only while pending. New reference or
- * NULL on allocation failure.
+ * from the HTTP base URL (the CRL of the current key), the versions
+ * summary, the deletion schedule when there is one, the CSR only while
+ * pending. New reference or NULL on allocation failure.
  */
 static json_t *
 cas_object(const struct mgmt_call *c, const json_t *rec)
@@ -136,8 +220,17 @@ cas_object(const struct mgmt_call *c, const json_t *rec)
 		if (json_is_null(json_object_get(out, "not_after")))
 			e |= cas_time(out, "not_after", X509_get0_notAfter(x));
 	}
-	e |= cas_url(out, "crl_url", c, "crl", id, "crl");
+	e |= cas_stem_url(out, "crl_url", c, "crl", rec, 0, "crl");
 	e |= cas_url(out, "ca_cert_url", c, "ca", id, "crt");
+	e |= cas_copy(out, "current_version", rec, "current_version");
+	e |= json_object_set_new(out, "versions", cas_versions(c, rec));
+	if (json_is_object(json_object_get(rec, "deletion"))) {
+		e |= json_object_set_new(out, "deletion", json_pack(
+		    "{s:O?, s:O?}", "scheduled_at", json_object_get(
+		    json_object_get(rec, "deletion"), "scheduled_at"),
+		    "execute_at", json_object_get(json_object_get(rec,
+		    "deletion"), "execute_at")));
+	}
 	if (state != NULL && strcmp(state, "pending") == 0)
 		e |= cas_copy(out, "csr", rec, "csr");
 	if (e != 0)
@@ -641,7 +734,7 @@ mgmt_cas_crl(struct mgmt_call *c)
 	struct common_error err = { 0 };
 	unsigned char *der = NULL;
 	size_t derlen = 0;
-	json_t *body = NULL, *res = NULL;
+	json_t *body = NULL, *res = NULL, *rec = NULL;
 
 	if (mgmt_body_object(c, true, &body) == -1)
 		goto out;
@@ -660,8 +753,12 @@ mgmt_cas_crl(struct mgmt_call *c)
 		    "CA %s published a CRL that does not parse", c->id);
 		goto out;
 	}
+	if ((rec = ca_get(c->ca, NULL, c->id, &err)) == NULL) {
+		mgmt_reply_cerr(c, &err);
+		goto out;
+	}
 	if (json_object_set_new(res, "ca_id", json_string(c->id)) == -1 ||
-	    cas_url(res, "url", c, "crl", c->id, "crl") == -1) {
+	    cas_stem_url(res, "url", c, "crl", rec, 0, "crl") == -1) {
 		mgmt_reply_error(c, 500, "internal", "out of memory");
 		goto out;
 	}
@@ -670,6 +767,190 @@ mgmt_cas_crl(struct mgmt_call *c)
 	res = NULL;	/* stolen */
 out:
 	json_decref(res);
+	json_decref(rec);
 	free(der);
+	json_decref(body);
+}
+
+/* ---- CA lifecycle: renewal, disable/enable, deletion ---- */
+
+/* Reads an optional boolean field (absent: false); -1 after 400. */
+static int
+cas_field_bool(struct mgmt_call *c, const json_t *body, const char *name,
+    bool *out)
+{
+	const json_t *v = json_object_get(body, name);
+
+	*out = false;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		mgmt_reply_error(c, 400, "invalid_request",
+		    "field \"%s\" must be true or false", name);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+/*
+ * POST /cas/{id}/renew (admin) {"new_key", "validity_days",
+ * "reissue_leaves"}: a new CA certificate version; with reissue_leaves,
+ * every managed leaf of the CA is then renewed under it (one transaction
+ * each, in this request: the answer says how many) and the answer gains
+ * "reissue": {"renewed", "failed", "skipped"}. 200 with the CA.
+ */
+void
+mgmt_cas_renew(struct mgmt_call *c)
+{
+	struct common_error err = { 0 };
+	struct lifecycle_ca_reissue_result res;
+	json_t *body = NULL, *rec = NULL, *out = NULL, *re = NULL;
+	const json_t *v;
+	bool new_key, reissue;
+	double days = 0;
+
+	if (mgmt_body_object(c, true, &body) == -1)
+		goto out;
+	if (mgmt_body_known(c, body, cas_renew_fields, "") == -1 ||
+	    cas_field_bool(c, body, "new_key", &new_key) == -1 ||
+	    cas_field_bool(c, body, "reissue_leaves", &reissue) == -1)
+		goto out;
+	if ((v = json_object_get(body, "validity_days")) != NULL &&
+	    !json_is_null(v)) {
+		if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+		    json_number_value(v) <= 0 ||
+		    json_number_value(v) > CA_MAX_VALIDITY_DAYS) {
+			mgmt_reply_error(c, 400, "invalid_request",
+			    "field \"validity_days\" must be a number > 0 and "
+			    "<= %g", CA_MAX_VALIDITY_DAYS);
+			goto out;
+		}
+		days = json_number_value(v);
+	}
+	if ((rec = lifecycle_ca_renew(c->lc, c->id, new_key, days, c->actor,
+	    &err)) == NULL) {
+		mgmt_reply_cerr(c, &err);
+		goto out;
+	}
+	if ((out = cas_object(c, rec)) == NULL) {
+		mgmt_reply_error(c, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (reissue) {
+		common_error_clear(&err);
+		/* The CA is renewed whatever happens to its leaves: the
+		 * answer stays 200 and says what the re-issue did. */
+		if (lifecycle_ca_reissue_run(c->lc, c->id, c->actor, &res,
+		    &err) == -1)
+			log_err("mgmt: CA %s renewed, its leaves not "
+			    "re-issued: %s", c->id, err.msg);
+		if ((re = json_pack("{s:I, s:I, s:I}", "renewed",
+		    (json_int_t)res.renewed, "failed", (json_int_t)res.failed,
+		    "skipped", (json_int_t)res.skipped)) == NULL ||
+		    (err.code != COMMON_E_NONE && json_object_set_new(re,
+		    "error", json_string(err.msg)) == -1) ||
+		    json_object_set(out, "reissue", re) == -1) {
+			mgmt_reply_error(c, 500, "internal", "out of memory");
+			goto out;
+		}
+	}
+	mgmt_reply_json(c, 200, out);
+	out = NULL;	/* stolen */
+out:
+	json_decref(re);
+	json_decref(out);
+	json_decref(rec);
+	json_decref(body);
+}
+
+/* POST /cas/{id}/disable and /enable (admin): 200 with the CA. */
+static void
+cas_set_state(struct mgmt_call *c, const char *state)
+{
+	struct common_error err = { 0 };
+	json_t *body = NULL;
+
+	if (mgmt_body_object(c, true, &body) == -1)
+		goto out;
+	if (mgmt_body_known(c, body, cas_no_fields, "") == -1)
+		goto out;
+	if (lifecycle_ca_set_state(c->lc, c->id, state, c->actor, &err) ==
+	    -1) {
+		mgmt_reply_cerr(c, &err);
+		goto out;
+	}
+	cas_reply_ca(c, 200, c->id);
+out:
+	json_decref(body);
+}
+
+void
+mgmt_cas_disable(struct mgmt_call *c)
+{
+	cas_set_state(c, "disabled");
+}
+
+void
+mgmt_cas_enable(struct mgmt_call *c)
+{
+	cas_set_state(c, "active");
+}
+
+/*
+ * DELETE /cas/{id}[?now=true] (admin): 409 with the counts while the CA
+ * has active certificates or subordinates; else 202 with the CA and its
+ * "deletion" schedule, or, with now=true, 204 (record, keys and public
+ * files gone).
+ */
+void
+mgmt_cas_delete(struct mgmt_call *c)
+{
+	struct common_error err = { 0 };
+	const char *s;
+	json_t *rec = NULL;
+	bool now = false;
+
+	if ((s = mgmt_query(c, "now")) != NULL) {
+		if (strcmp(s, "true") == 0)
+			now = true;
+		else if (strcmp(s, "false") != 0) {
+			mgmt_reply_error(c, 400, "invalid_request",
+			    "now must be true or false");
+			return;
+		}
+	}
+	if (lifecycle_ca_delete(c->lc, c->id, now, c->actor, &rec, &err) ==
+	    -1) {
+		mgmt_reply_cerr(c, &err);
+		return;
+	}
+	if (now) {
+		server_reply(c->req, 204, NULL, NULL, 0);
+		return;
+	}
+	mgmt_reply_json(c, 202, cas_object(c, rec));
+	json_decref(rec);
+}
+
+/* POST /cas/{id}/cancel-deletion (admin): 200 with the CA. */
+void
+mgmt_cas_cancel_deletion(struct mgmt_call *c)
+{
+	struct common_error err = { 0 };
+	json_t *body = NULL, *rec = NULL;
+
+	if (mgmt_body_object(c, true, &body) == -1)
+		goto out;
+	if (mgmt_body_known(c, body, cas_no_fields, "") == -1)
+		goto out;
+	if ((rec = lifecycle_ca_cancel_deletion(c->lc, c->id, c->actor,
+	    &err)) == NULL) {
+		mgmt_reply_cerr(c, &err);
+		goto out;
+	}
+	mgmt_reply_json(c, 200, cas_object(c, rec));
+out:
+	json_decref(rec);
 	json_decref(body);
 }

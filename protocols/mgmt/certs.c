@@ -69,11 +69,13 @@ certs_version(const json_t *rec, bool pems, bool key)
 	};
 	static const char *const pem_keys[] = { "certificate", "chain", NULL };
 	static const char *const key_keys[] = { "private_key", NULL };
+	static const char *const extra[] = { "pruned", NULL };
 	json_t *out;
 
 	if ((out = json_object()) == NULL)
 		return NULL;
 	if (certs_pick(out, rec, base) == -1 ||
+	    certs_pick_present(out, rec, extra) == -1 ||
 	    (pems && certs_pick_present(out, rec, pem_keys) == -1) ||
 	    (key && certs_pick_present(out, rec, key_keys) == -1)) {
 		json_decref(out);
@@ -102,7 +104,8 @@ certs_object(const json_t *rec, bool pems)
 		"id", "name", "mode", "origin", "ca_id", "profile", "subject",
 		"sans", "key_algorithm", "validity_days", "renewal",
 		"current_version", "latest_version", "stage", "serial",
-		"created_at", NULL
+		"created_at", "state", "due_at", "renewal_due", "renewal_state",
+		"deletion", NULL
 	};
 	const json_t *cur = json_object_get(rec, "current");
 	json_t *na = json_object_get(rec, "not_after");
@@ -246,12 +249,14 @@ certs_text_ok(const char *s, size_t max)
 /* ---- certificates ---- */
 
 /*
- * Fills q from ?ca_id=&stage=&name=&expiring_within_days= and the paging
- * parameters. 0, or -1 after answering 400 naming the parameter.
+ * Fills q from ?ca_id=&stage=&origin=&name=&expiring_within_days=
+ * &renewal_due=&sort= and the paging parameters. 0, or -1 after
+ * answering 400 naming the parameter.
  */
 static int
 certs_query(struct mgmt_call *c, struct lifecycle_query *q)
 {
+	static const char *const origins[] = { "mgmt", "acme", "est", NULL };
 	const char *s;
 	char *end;
 	double d;
@@ -259,8 +264,39 @@ certs_query(struct mgmt_call *c, struct lifecycle_query *q)
 
 	memset(q, 0, sizeof(*q));
 	q->expiring_within_days = -1;
+	q->renewal_due = -1;
 	if (mgmt_query_page(c, &q->limit, &q->page_token) == -1)
 		return -1;
+	if ((s = mgmt_query(c, "origin")) != NULL) {
+		for (i = 0; origins[i] != NULL; i++)
+			if (strcmp(s, origins[i]) == 0)
+				break;
+		if (origins[i] == NULL) {
+			mgmt_reply_error(c, 400, "invalid_request",
+			    "origin must be mgmt, acme or est");
+			return -1;
+		}
+		q->origin = s;
+	}
+	if ((s = mgmt_query(c, "renewal_due")) != NULL) {
+		if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
+			mgmt_reply_error(c, 400, "invalid_request",
+			    "renewal_due must be true or false");
+			return -1;
+		}
+		q->renewal_due = strcmp(s, "true") == 0;
+	}
+	if ((s = mgmt_query(c, "sort")) != NULL) {
+		if (strcmp(s, "id") == 0)
+			q->sort = LIFECYCLE_SORT_ID;
+		else if (strcmp(s, "not_after") == 0)
+			q->sort = LIFECYCLE_SORT_NOT_AFTER;
+		else {
+			mgmt_reply_error(c, 400, "invalid_request",
+			    "sort must be id or not_after");
+			return -1;
+		}
+	}
 	if ((s = mgmt_query(c, "ca_id")) != NULL) {
 		if (!common_id_valid(s)) {
 			mgmt_reply_error(c, 400, "invalid_request",
@@ -351,23 +387,105 @@ mgmt_certs_get(struct mgmt_call *c)
 	    certs_object_full, &err);
 }
 
-/* DELETE /certificates/{id} (operator) -> 204, 409 while associated. */
+/* The answer to a scheduled deletion: {"id", "state", "deletion"}. */
+static json_t *
+certs_deletion(const json_t *rec)
+{
+	static const char *const keys[] = { "id", "state", "deletion", NULL };
+	json_t *out;
+
+	if ((out = json_object()) != NULL && certs_pick(out, rec, keys) == -1) {
+		json_decref(out);
+		out = NULL;
+	}
+	return out;
+}
+
+/*
+ * DELETE /certificates/{id} (operator) -> 202 {"deletion": {...}}: the
+ * deletion is scheduled lifecycle.deletion_pending_days ahead and can be
+ * cancelled until then. ?now=true (admin only) deletes at once -> 204.
+ * 409 naming the associations while there are any.
+ */
 void
 mgmt_certs_delete(struct mgmt_call *c)
 {
 	struct common_error err = { 0 };
+	const char *s;
+	json_t *rec;
+	bool now = false;
 	int rc;
 
-	rc = lifecycle_cert_delete(c->lc, c->id, c->actor, &err);
-	if (rc == 0)
-		log_info("mgmt: %s deleted certificate %s", c->actor, c->id);
-	certs_reply_deleted(c, rc, &err);
+	if ((s = mgmt_query(c, "now")) != NULL) {
+		if (strcmp(s, "true") == 0)
+			now = true;
+		else if (strcmp(s, "false") != 0) {
+			mgmt_reply_error(c, 400, "invalid_request",
+			    "now must be true or false");
+			return;
+		}
+	}
+	if (now && c->role < MGMT_ROLE_ADMIN) {
+		mgmt_reply_error(c, 403, "forbidden", "now=true requires role "
+		    "admin (token has %s)", mgmt_role_name(c->role));
+		return;
+	}
+	if (now) {
+		rc = lifecycle_cert_delete_now(c->lc, c->id, c->actor, &err);
+		if (rc == 0)
+			log_info("mgmt: %s deleted certificate %s at once",
+			    c->actor, c->id);
+		certs_reply_deleted(c, rc, &err);
+		return;
+	}
+	rec = lifecycle_cert_delete_schedule(c->lc, c->id, c->actor, &err);
+	if (rec != NULL)
+		log_info("mgmt: %s scheduled the deletion of certificate %s "
+		    "at %s", c->actor, c->id, json_string_value(
+		    json_object_get(json_object_get(rec, "deletion"),
+		    "execute_at")));
+	certs_reply(c, 202, rec, certs_deletion, &err);
+}
+
+/* POST /certificates/{id}/cancel-deletion (operator) -> 200 certificate. */
+void
+mgmt_certs_cancel_deletion(struct mgmt_call *c)
+{
+	struct common_error err = { 0 };
+	json_t *rec;
+
+	if (certs_body_empty(c) == -1)
+		return;
+	rec = lifecycle_cert_cancel_deletion(c->lc, c->id, c->actor, &err);
+	if (rec != NULL)
+		log_info("mgmt: %s cancelled the deletion of certificate %s",
+		    c->actor, c->id);
+	certs_reply(c, 200, rec, certs_object_full, &err);
 }
 
 static json_t *
 certs_version_pems(const json_t *rec)
 {
 	return certs_version(rec, true, false);
+}
+
+/* POST /certificates/{id}/versions/{n}/promote (operator) -> 200
+ * version, now current; 409 for revoked, expired, failed or pruned
+ * versions. */
+void
+mgmt_versions_promote(struct mgmt_call *c)
+{
+	struct common_error err = { 0 };
+	json_t *rec;
+
+	if (certs_body_empty(c) == -1)
+		return;
+	rec = lifecycle_version_promote(c->lc, c->id, c->version, c->actor,
+	    &err);
+	if (rec != NULL)
+		log_info("mgmt: %s promoted certificate %s version %u", c->actor,
+		    c->id, c->version);
+	certs_reply(c, 200, rec, certs_version_brief, &err);
 }
 
 /* POST /certificates/{id}/renew (operator) -> 201 version. */
@@ -436,19 +554,18 @@ mgmt_versions_get(struct mgmt_call *c)
 }
 
 /*
- * POST /certificates/{id}/versions/{n}/revoke (operator). After the
- * revocation commits, the issuing CA's CRL is republished before the
- * answer; if that fails the answer still says revoked (it is) with
- * "crl_published": false, and the periodic CRL job catches up.
+ * POST /certificates/{id}/versions/{n}/revoke (operator). lifecycle asks
+ * for the issuing CA's CRL after the revocation commits (rebuilt within
+ * crl.debounce_seconds, coalescing bursts), so the answer does not wait
+ * for a CRL.
  */
 void
 mgmt_versions_revoke(struct mgmt_call *c)
 {
-	struct common_error err = { 0 }, cerr = { 0 };
+	struct common_error err = { 0 };
 	enum ca_reason reason = CA_REASON_UNSPECIFIED;
-	json_t *body = NULL, *rec = NULL, *out = NULL;
+	json_t *body = NULL, *rec = NULL;
 	const json_t *v;
-	const char *ca_id;
 
 	if (mgmt_body_object(c, true, &body) == -1)
 		goto out;
@@ -469,38 +586,12 @@ mgmt_versions_revoke(struct mgmt_call *c)
 	}
 	rec = lifecycle_version_revoke(c->lc, c->id, c->version, reason,
 	    c->actor, &err);
-	if (rec == NULL) {
-		if (err.code == COMMON_E_NONE)
-			common_error_set(&err, COMMON_E_INTERNAL,
-			    "revocation failed");
-		mgmt_reply_cerr(c, &err);
-		goto out;
-	}
-	log_info("mgmt: %s revoked certificate %s version %u (%s)", c->actor,
-	    c->id, c->version, ca_reason_name(reason));
-	if ((out = certs_version(rec, false, false)) == NULL) {
-		mgmt_reply_error(c, 500, "internal", "out of memory");
-		goto out;
-	}
-	ca_id = json_string_value(json_object_get(rec, "ca_id"));
-	if (ca_id != NULL) {
-		bool ok = ca_crl_publish(c->ca, ca_id,
-		    c->crl_next_update_seconds, NULL, NULL, &cerr) == 0;
-
-		if (!ok)
-			log_err("mgmt: certificate %s version %u revoked but "
-			    "the CRL of CA %s was not republished: %s", c->id,
-			    c->version, ca_id, cerr.msg);
-		if (json_object_set_new(out, "crl_published",
-		    json_boolean(ok)) == -1) {
-			mgmt_reply_error(c, 500, "internal", "out of memory");
-			goto out;
-		}
-	}
-	mgmt_reply_json(c, 200, out);
-	out = NULL;	/* stolen */
+	if (rec != NULL)
+		log_info("mgmt: %s revoked certificate %s version %u (%s)",
+		    c->actor, c->id, c->version, ca_reason_name(reason));
+	certs_reply(c, 200, rec, certs_version_brief, &err);
+	rec = NULL;	/* stolen */
 out:
-	json_decref(out);
 	json_decref(rec);
 	json_decref(body);
 }

@@ -303,6 +303,7 @@ t_env_stop(void)
 		pthread_join(E.thr, NULL);
 	}
 	acme_free(E.acme);
+	lifecycle_crl_stop(E.lc);
 	server_free(E.srv);
 	lifecycle_free(E.lc);
 	ca_ctx_free(E.ca);
@@ -326,7 +327,7 @@ static bool
 t_env(void)
 {
 	static bool tried;
-	struct lifecycle_config lccfg = { 90, 30 };
+	struct lifecycle_config lccfg = { 90, 30, NULL };
 	struct ca_config cacfg;
 	struct t_hier h;
 	char *cert = NULL, *key = NULL;
@@ -383,7 +384,8 @@ t_env(void)
 		goto fail;
 	}
 	E.ca_id = h.issuing_id;
-	if ((E.srv = server_new(E.cf, tls)) == NULL)
+	if ((E.srv = server_new(E.cf, tls)) == NULL ||
+	    lifecycle_crl_start(E.lc, server_jobs_base(E.srv)) == -1)
 		goto fail;
 	/* base "…:0": learned from the bound listener; ca_id "": the
 	 * issuing CA recorded in meta, as pkid init leaves it. */
@@ -1439,6 +1441,42 @@ t_cert_b64(X509 *x)
 	return s;
 }
 
+/* True when the DER CRL at path lists serial (upper-case hex). */
+static bool
+t_crl_lists(const char *path, const char *serial)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509_CRL *crl = NULL;
+	STACK_OF(X509_REVOKED) *revs;
+	BIGNUM *bn = NULL;
+	char *hex;
+	size_t len;
+	bool found = false;
+	int i;
+
+	if (common_file_read(path, 16 * 1024 * 1024, (char **)&der,
+	    &len) == -1)
+		return false;
+	p = der;
+	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL)
+		goto out;
+	revs = X509_CRL_get_REVOKED(crl);
+	for (i = 0; i < sk_X509_REVOKED_num(revs) && !found; i++) {
+		bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(
+		    sk_X509_REVOKED_value(revs, i)), NULL);
+		if (bn != NULL && (hex = BN_bn2hex(bn)) != NULL) {
+			found = strcasecmp(hex, serial) == 0;
+			OPENSSL_free(hex);
+		}
+		BN_free(bn);
+	}
+out:
+	X509_CRL_free(crl);
+	free(der);
+	return found;
+}
+
 static void
 test_order_flow(void)
 {
@@ -1614,8 +1652,12 @@ test_order_flow(void)
 	json_decref(issued);
 	issued = lifecycle_issued_get(E.lc, serial, &err);
 	CHECK_STR(t_str(issued, "status"), "revoked");
+	/* the revocation asks for a CRL rebuild (crl.debounce_seconds) */
 	common_path(path, sizeof(path), "%s/public/crl/%s.crl", E.dir,
 	    E.ca_id);
+	for (i = 0; i < 100 && !t_crl_lists(path, serial); i++)
+		usleep(100 * 1000);
+	CHECK(t_crl_lists(path, serial));
 	CHECK(stat(path, &sb) == 0 && sb.st_size > 0);
 	/* ARI of a revoked certificate: renew now */
 	snprintf(url, sizeof(url), "%s/acme/renewal-info/%s", E.base, certid);

@@ -4,7 +4,10 @@
  * key file checks, root and subordinate CAs (extensions, path length,
  * validity clipping, chain verification), leaf issuance per profile, the
  * naming policy (at the CA and inherited), CSR parsing (tests/data/ca),
- * revocation, CRLs, the subordinate-of-external flow and bundles.
+ * revocation, CRLs, the subordinate-of-external flow and bundles; CA
+ * versions (renewal with the same or a new key, per-key CRLs, bundles
+ * over the overlap, migration of records without versions), disabled
+ * CAs and CA deletion.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -2263,6 +2266,1105 @@ test_subject_hash_roundtrip(void)
 	}
 }
 
+/* ---- CA lifecycle: versions, renewal, state, deletion ------------------- */
+
+/* ca_renew in its own committed transaction. */
+static json_t *
+t_renew(const char *id, bool new_key, double days, const json_t *key,
+    struct common_error *err)
+{
+	struct ca_renew_req req;
+	struct store_txn *txn;
+	json_t *rec;
+
+	memset(&req, 0, sizeof(req));
+	req.new_key = new_key;
+	req.validity_days = days;
+	req.key = key;
+	txn = store_txn_begin(st);
+	rec = ca_renew(ctx, txn, id, &req, err);
+	if (rec != NULL) {
+		if (store_txn_commit(txn) != 0) {
+			json_decref(rec);
+			rec = NULL;
+		}
+	} else
+		store_txn_abort(txn);
+	return rec;
+}
+
+static int
+t_set_state(const char *id, const char *state, struct common_error *err)
+{
+	struct store_txn *txn = store_txn_begin(st);
+
+	if (ca_set_state(ctx, txn, id, state, err) == -1) {
+		store_txn_abort(txn);
+		return -1;
+	}
+	return store_txn_commit(txn);
+}
+
+/* Certificate of version n of CA id (0: current), read afresh. */
+static X509 *
+t_ver_cert(const char *id, unsigned n)
+{
+	json_t *rec = ca_get(ctx, NULL, id, NULL);
+	X509 *x = ca_record_version_cert(rec, n);
+
+	json_decref(rec);
+	return x;
+}
+
+/* The key handle of version n of CA id. */
+static char *
+t_ver_handle(const char *id, unsigned n)
+{
+	json_t *rec = ca_get(ctx, NULL, id, NULL);
+	const char *h = json_string_value(json_object_get(json_object_get(
+	    ca_record_version(rec, n), "key"), "handle"));
+	char *s = h != NULL ? strdup(h) : NULL;
+
+	json_decref(rec);
+	return s;
+}
+
+static bool
+t_key_file(const char *handle)
+{
+	char path[T_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/keys/%s.pem", datadir, handle);
+	return access(path, F_OK) == 0;
+}
+
+static bool
+t_public_file(const char *dir, const char *stem, const char *ext)
+{
+	char path[T_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/public/%s/%s.%s", datadir, dir, stem,
+	    ext);
+	return access(path, F_OK) == 0;
+}
+
+/* The bundle of CA id as certificates. */
+static STACK_OF(X509) *
+t_bundle(const char *id, bool extras)
+{
+	struct common_error err = { 0 };
+	STACK_OF(X509) *sk = NULL;
+	char *b;
+
+	b = extras ? ca_bundle_pem(ctx, NULL, id, &err) :
+	    ca_chain_pem(ctx, NULL, id, &err);
+	if (b != NULL)
+		sk = common_x509s_from_pem(b, strlen(b), CA_CHAIN_MAX);
+	free(b);
+	return sk;
+}
+
+/* DATA/public/<dir>/<stem>.<ext> as a CRL. */
+static X509_CRL *
+t_crl_file(const char *stem)
+{
+	char path[T_PATH_MAX], *data = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	X509_CRL *crl = NULL;
+
+	snprintf(path, sizeof(path), "%s/public/crl/%s.crl", datadir, stem);
+	if (common_file_read(path, T_FILE_MAX, &data, &len) == 0) {
+		p = (const unsigned char *)data;
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+	}
+	free(data);
+	return crl;
+}
+
+/*
+ * Verifies leaf the way a relying party holding the trust bundle does:
+ * the self-signed certificates of certs are anchors, the others
+ * untrusted; with crls, every certificate of the path is CRL-checked.
+ * Returns the X509_V_* result.
+ */
+static int
+t_verify_with(X509 *leaf, STACK_OF(X509) *certs, X509_CRL *crl1,
+    X509_CRL *crl2, X509_CRL *crl3)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	X509 *c;
+	int i, rc;
+
+	for (i = 0; i < sk_X509_num(certs); i++) {
+		c = sk_X509_value(certs, i);
+		if (X509_self_signed(c, 0) == 1)
+			X509_STORE_add_cert(store, c);
+		else
+			sk_X509_push(untrusted, c);
+	}
+	if (crl1 != NULL) {
+		X509_STORE_add_crl(store, crl1);
+		if (crl2 != NULL)
+			X509_STORE_add_crl(store, crl2);
+		if (crl3 != NULL)
+			X509_STORE_add_crl(store, crl3);
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
+		    X509_V_FLAG_CRL_CHECK_ALL);
+	}
+	X509_STORE_CTX_init(sctx, store, leaf, untrusted);
+	rc = X509_verify_cert(sctx) == 1 ? X509_V_OK :
+	    X509_STORE_CTX_get_error(sctx);
+	sk_X509_free(untrusted);
+	X509_STORE_CTX_free(sctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return rc;
+}
+
+/* The "ca_version" of the issued record of x. */
+static long long
+t_issued_ca_version(X509 *x)
+{
+	char hex[64];
+	json_t *rec;
+	long long v = -1;
+
+	if (common_x509_serial_hex(x, hex, sizeof(hex)) == -1 ||
+	    (rec = store_issued_get(st, NULL, hex)) == NULL)
+		return -1;
+	if (json_is_integer(json_object_get(rec, "ca_version")))
+		v = json_integer_value(json_object_get(rec, "ca_version"));
+	json_decref(rec);
+	return v;
+}
+
+/* Same key: a new certificate, the same SKI, old leaves still verify
+ * with the new certificate alone; versioned public files and AIA. */
+static void
+test_renew_same_key(void)
+{
+	static const char *const sans[] = { "same.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *r2 = NULL;
+	X509 *v1 = NULL, *v2 = NULL, *l1 = NULL, *l2 = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	STACK_OF(X509) *b = NULL;
+	char stem[CA_FILE_NAME_MAX], *h1 = NULL, *h2 = NULL;
+	time_t na;
+
+	root = t_ca("Same Root", "root", NULL, "CN=Same Root,O=T",
+	    CA_KEY_ECDSA_P256, 30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		goto out;
+	CHECK(json_integer_value(json_object_get(root, "current_version")) ==
+	    1);
+	CHECK(json_array_size(json_object_get(root, "versions")) == 1);
+	l1 = t_issue(t_id(root), k, "CN=l1", sans, 1, CA_PROFILE_TLS_SERVER,
+	    10, &err);
+	CHECK(l1 != NULL && t_issued_ca_version(l1) == 1);
+	v1 = t_ver_cert(t_id(root), 1);
+
+	r2 = t_renew(t_id(root), false, 60, NULL, &err);
+	CHECK(r2 != NULL);
+	if (r2 == NULL) {
+		fprintf(stderr, "renew: %s\n", err.msg);
+		goto out;
+	}
+	CHECK(json_integer_value(json_object_get(r2, "current_version")) == 2);
+	CHECK(json_array_size(json_object_get(r2, "versions")) == 2);
+	v2 = t_ver_cert(t_id(root), 0);
+	CHECK(v1 != NULL && v2 != NULL);
+	if (v1 == NULL || v2 == NULL)
+		goto out;
+	CHECK(X509_cmp(v1, v2) != 0);
+	CHECK(ASN1_INTEGER_cmp(X509_get0_serialNumber(v1),
+	    X509_get0_serialNumber(v2)) != 0);
+	CHECK(X509_NAME_cmp(X509_get_subject_name(v1),
+	    X509_get_subject_name(v2)) == 0);
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(v1), X509_get0_pubkey(v2)) == 1);
+	CHECK(t_aki_is_ski(v2, v2) && t_aki_is_ski(v2, v1));
+	CHECK(X509_self_signed(v2, 1) == 1);
+	CHECK(t_near(t_time(X509_get0_notAfter(v2)), common_now() +
+	    60 * T_DAY));
+	h1 = t_ver_handle(t_id(root), 1);
+	h2 = t_ver_handle(t_id(root), 2);
+	CHECK(h1 != NULL && h2 != NULL && strcmp(h1, h2) == 0);
+	/* The top level mirrors the current version. */
+	CHECK_STR(json_string_value(json_object_get(r2, "certificate")),
+	    json_string_value(json_object_get(ca_record_version(r2, 2),
+	    "certificate")));
+	CHECK(common_asn1_time(X509_get0_notAfter(v2), &na) == 0);
+
+	/* New leaves: signed under version 2, same key generation. */
+	l2 = t_issue(t_id(root), k, "CN=l2", sans, 1, CA_PROFILE_TLS_SERVER,
+	    10, &err);
+	CHECK(l2 != NULL);
+	if (l2 == NULL)
+		goto out;
+	CHECK(t_issued_ca_version(l2) == 2);
+	CHECK(t_aki_is_ski(l2, v2));
+	CHECK(t_verify(l2, v2, NULL, NULL, 0));
+	CHECK(t_verify(l1, v2, NULL, NULL, 0));	/* same key */
+	CHECK(t_url_is(t_cdp(l2), "crl", t_id(root), "crl"));
+	snprintf(stem, sizeof(stem), "%s-v2", t_id(root));
+	CHECK(t_url_is(t_aia(l2), "ca", stem, "crt"));
+	CHECK(t_url_is(t_aia(l1), "ca", t_id(root), "crt"));
+	CHECK(ca_crl_stem(r2, 0, stem, sizeof(stem)) == 0 &&
+	    strcmp(stem, t_id(root)) == 0);
+
+	/* Bundle: the current certificate, then version 1 (still valid). */
+	b = t_bundle(t_id(root), true);
+	CHECK(b != NULL && sk_X509_num(b) == 2);
+	if (b != NULL && sk_X509_num(b) == 2) {
+		CHECK(X509_cmp(sk_X509_value(b, 0), v2) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 1), v1) == 0);
+	}
+	sk_X509_pop_free(b, X509_free);
+	b = t_bundle(t_id(root), false);
+	CHECK(b != NULL && sk_X509_num(b) == 1);
+	sk_X509_pop_free(b, X509_free);
+
+	/* Public files: every version, and the current one unversioned. */
+	CHECK(ca_publish_certs(ctx) == 0);
+	snprintf(stem, sizeof(stem), "%s-v1", t_id(root));
+	CHECK(t_public_file("ca", stem, "crt"));
+	snprintf(stem, sizeof(stem), "%s-v2", t_id(root));
+	CHECK(t_public_file("ca", stem, "crt"));
+	{
+		char path[T_PATH_MAX], *data = NULL;
+		const unsigned char *p;
+		size_t len = 0;
+		X509 *pub = NULL;
+
+		snprintf(path, sizeof(path), "%s/public/ca/%s.crt", datadir,
+		    t_id(root));
+		if (common_file_read(path, T_FILE_MAX, &data, &len) == 0) {
+			p = (const unsigned char *)data;
+			pub = d2i_X509(NULL, &p, (long)len);
+		}
+		CHECK(pub != NULL && X509_cmp(pub, v2) == 0);
+		X509_free(pub);
+		free(data);
+	}
+out:
+	free(h1);
+	free(h2);
+	X509_free(v1);
+	X509_free(v2);
+	X509_free(l1);
+	X509_free(l2);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(r2);
+}
+
+/*
+ * New key on a subordinate: new leaves carry the new key id and its CRL
+ * URL; leaves signed under the old key still verify with the bundle, and
+ * each key's CRL lists exactly its own revoked certificates, so a relying
+ * party checking CRLs accepts and refuses the right leaves of both keys.
+ */
+static void
+test_renew_new_key(void)
+{
+	static const char *const sans[] = { "newkey.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *sub, *s2 = NULL;
+	X509 *rx = NULL, *s1x = NULL, *s2x = NULL;
+	X509 *l0 = NULL, *l1 = NULL, *l2 = NULL, *l3 = NULL;
+	X509_CRL *c1 = NULL, *c2 = NULL, *cr = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	STACK_OF(X509) *b = NULL;
+	char stem[CA_FILE_NAME_MAX], *h1 = NULL, *h2 = NULL, *ser;
+	unsigned char *der = NULL;
+	size_t derlen = 0;
+	const unsigned char *p;
+	X509_CRL *ret = NULL;
+	AUTHORITY_KEYID *akid;
+
+	root = t_ca("NK Root", "root", NULL, "CN=NK Root", CA_KEY_ECDSA_P384,
+	    90, -1, NULL, &err);
+	sub = t_ca("NK Sub", "subordinate", root ? t_id(root) : "",
+	    "CN=NK Sub", CA_KEY_ECDSA_P256, 60, 0, NULL, &err);
+	CHECK(root != NULL && sub != NULL);
+	if (root == NULL || sub == NULL)
+		goto out;
+	l0 = t_issue(t_id(sub), k, "CN=l0", sans, 1, CA_PROFILE_TLS_SERVER, 10,
+	    &err);
+	l1 = t_issue(t_id(sub), k, "CN=l1", sans, 1, CA_PROFILE_TLS_SERVER, 10,
+	    &err);
+	CHECK(l0 != NULL && l1 != NULL);
+	s1x = t_ver_cert(t_id(sub), 1);
+	rx = t_ver_cert(t_id(root), 1);
+
+	s2 = t_renew(t_id(sub), true, 0, NULL, &err);
+	CHECK(s2 != NULL);
+	if (s2 == NULL || l0 == NULL || l1 == NULL) {
+		fprintf(stderr, "renew: %s\n", err.msg);
+		goto out;
+	}
+	s2x = t_ver_cert(t_id(sub), 0);
+	h1 = t_ver_handle(t_id(sub), 1);
+	h2 = t_ver_handle(t_id(sub), 2);
+	CHECK(h1 != NULL && h2 != NULL && strcmp(h1, h2) != 0);
+	CHECK(h2 != NULL && t_key_file(h2) && t_key_file(h1));
+	CHECK_STR(json_string_value(json_object_get(json_object_get(s2,
+	    "key"), "handle")), h2);
+	CHECK_STR(json_string_value(json_object_get(json_object_get(s2,
+	    "key"), "algorithm")), "ECDSA_P256");
+	CHECK(s2x != NULL && s1x != NULL && rx != NULL);
+	if (s2x == NULL || s1x == NULL || rx == NULL)
+		goto out;
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(s1x), X509_get0_pubkey(s2x)) != 1);
+	CHECK(X509_NAME_cmp(X509_get_subject_name(s1x),
+	    X509_get_subject_name(s2x)) == 0);
+	CHECK(t_aki_is_ski(s2x, rx));
+	CHECK(t_pathlen(s2x) == 0);
+	/* Validity 0: as long as version 1 (60 days). */
+	CHECK(t_near(t_time(X509_get0_notAfter(s2x)), common_now() +
+	    60 * T_DAY));
+	CHECK(t_verify(s2x, rx, NULL, NULL, 0));
+
+	l2 = t_issue(t_id(sub), k, "CN=l2", sans, 1, CA_PROFILE_TLS_SERVER, 10,
+	    &err);
+	l3 = t_issue(t_id(sub), k, "CN=l3", sans, 1, CA_PROFILE_TLS_SERVER, 10,
+	    &err);
+	CHECK(l2 != NULL && l3 != NULL);
+	if (l2 == NULL || l3 == NULL)
+		goto out;
+	CHECK(t_aki_is_ski(l2, s2x) && !t_aki_is_ski(l2, s1x));
+	CHECK(X509_verify(l2, X509_get0_pubkey(s2x)) == 1);
+	CHECK(t_verify(l2, rx, s2x, NULL, 0));
+	CHECK(!t_verify(l1, rx, s2x, NULL, 0));	/* the old key signed it */
+	CHECK(t_verify(l1, rx, s1x, NULL, 0));
+	snprintf(stem, sizeof(stem), "%s-v2", t_id(sub));
+	CHECK(t_url_is(t_cdp(l2), "crl", stem, "crl"));
+	CHECK(t_url_is(t_aia(l2), "ca", stem, "crt"));
+	CHECK(t_url_is(t_cdp(l1), "crl", t_id(sub), "crl"));
+	CHECK(t_url_is(strdup(json_string_value(json_object_get(s2,
+	    "crl_url"))), "crl", stem, "crl"));
+
+	/* The bundle: path first, then the old version. */
+	b = t_bundle(t_id(sub), true);
+	CHECK(b != NULL && sk_X509_num(b) == 3);
+	if (b != NULL && sk_X509_num(b) == 3) {
+		CHECK(X509_cmp(sk_X509_value(b, 0), s2x) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 1), rx) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 2), s1x) == 0);
+		CHECK(t_verify_with(l0, b, NULL, NULL, NULL) == X509_V_OK);
+		CHECK(t_verify_with(l2, b, NULL, NULL, NULL) == X509_V_OK);
+	}
+
+	/* Revoke one leaf of each key; each key's CRL lists its own. */
+	ser = t_serial(l1);
+	CHECK(t_revoke(ser, CA_REASON_KEY_COMPROMISE, &err) == 0);
+	free(ser);
+	ser = t_serial(l2);
+	CHECK(t_revoke(ser, CA_REASON_SUPERSEDED, &err) == 0);
+	free(ser);
+	CHECK(ca_crl_publish(ctx, t_id(sub), 3600, &der, &derlen, &err) == 0);
+	CHECK(ca_crl_publish(ctx, t_id(root), 3600, NULL, NULL, &err) == 0);
+	c1 = t_crl_file(t_id(sub));
+	c2 = t_crl_file(stem);
+	cr = t_crl_file(t_id(root));
+	CHECK(c1 != NULL && c2 != NULL && cr != NULL);
+	if (c1 == NULL || c2 == NULL || cr == NULL || b == NULL)
+		goto out;
+	p = der;
+	ret = der != NULL ? d2i_X509_CRL(NULL, &p, (long)derlen) : NULL;
+	CHECK(ret != NULL && X509_CRL_cmp(ret, c2) == 0 &&
+	    X509_CRL_match(ret, c2) == 0);
+	CHECK(X509_CRL_verify(c1, X509_get0_pubkey(s1x)) == 1);
+	CHECK(X509_CRL_verify(c2, X509_get0_pubkey(s2x)) == 1);
+	ser = t_serial(l1);
+	CHECK(t_crl_find(c1, ser) != NULL && t_crl_find(c2, ser) == NULL);
+	free(ser);
+	ser = t_serial(l2);
+	CHECK(t_crl_find(c2, ser) != NULL && t_crl_find(c1, ser) == NULL);
+	free(ser);
+	akid = X509_CRL_get_ext_d2i(c2, NID_authority_key_identifier, NULL,
+	    NULL);
+	CHECK(akid != NULL && akid->keyid != NULL &&
+	    ASN1_OCTET_STRING_cmp(akid->keyid,
+	    X509_get0_subject_key_id(s2x)) == 0);
+	AUTHORITY_KEYID_free(akid);
+	akid = X509_CRL_get_ext_d2i(c1, NID_authority_key_identifier, NULL,
+	    NULL);
+	CHECK(akid != NULL && akid->keyid != NULL &&
+	    ASN1_OCTET_STRING_cmp(akid->keyid,
+	    X509_get0_subject_key_id(s1x)) == 0);
+	AUTHORITY_KEYID_free(akid);
+	/* Distinct numbers, the current key's the highest. */
+	{
+		ASN1_INTEGER *n1 = X509_CRL_get_ext_d2i(c1, NID_crl_number,
+		    NULL, NULL);
+		ASN1_INTEGER *n2 = X509_CRL_get_ext_d2i(c2, NID_crl_number,
+		    NULL, NULL);
+
+		CHECK(n1 != NULL && n2 != NULL && ASN1_INTEGER_cmp(n1, n2) < 0);
+		ASN1_INTEGER_free(n1);
+		ASN1_INTEGER_free(n2);
+	}
+	/* A relying party with the bundle and the CRLs at each leaf's CDP. */
+	CHECK(t_verify_with(l0, b, c1, cr, NULL) == X509_V_OK);
+	CHECK(t_verify_with(l1, b, c1, cr, NULL) == X509_V_ERR_CERT_REVOKED);
+	CHECK(t_verify_with(l3, b, c2, cr, NULL) == X509_V_OK);
+	CHECK(t_verify_with(l2, b, c2, cr, NULL) == X509_V_ERR_CERT_REVOKED);
+	/* Both CRLs at hand: each leaf is matched with its key's CRL. */
+	CHECK(t_verify_with(l0, b, c1, c2, cr) == X509_V_OK);
+	CHECK(t_verify_with(l3, b, c1, c2, cr) == X509_V_OK);
+	CHECK(t_verify_with(l1, b, c1, c2, cr) == X509_V_ERR_CERT_REVOKED);
+	CHECK(t_verify_with(l2, b, c1, c2, cr) == X509_V_ERR_CERT_REVOKED);
+out:
+	sk_X509_pop_free(b, X509_free);
+	X509_CRL_free(c1);
+	X509_CRL_free(c2);
+	X509_CRL_free(cr);
+	X509_CRL_free(ret);
+	free(der);
+	free(h1);
+	free(h2);
+	X509_free(rx);
+	X509_free(s1x);
+	X509_free(s2x);
+	X509_free(l0);
+	X509_free(l1);
+	X509_free(l2);
+	X509_free(l3);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(sub);
+	json_decref(s2);
+}
+
+/*
+ * The root renews with a new key first: its subordinate still chains to
+ * the old root certificate; renewed afterwards, the subordinate is signed
+ * by the new root key (AKI, URLs) and clipped to the new root's validity.
+ */
+static void
+test_renew_sub_after_root(void)
+{
+	static const char *const sans[] = { "chain.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *sub, *r2 = NULL, *s2 = NULL;
+	X509 *r1x = NULL, *r2x = NULL, *s1x = NULL, *s2x = NULL, *l = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	STACK_OF(X509) *b = NULL;
+	char stem[CA_FILE_NAME_MAX];
+
+	root = t_ca("SR Root", "root", NULL, "CN=SR Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	sub = t_ca("SR Sub", "subordinate", root ? t_id(root) : "",
+	    "CN=SR Sub", CA_KEY_ECDSA_P256, 25, -1, NULL, &err);
+	CHECK(root != NULL && sub != NULL);
+	if (root == NULL || sub == NULL)
+		goto out;
+	r1x = t_ver_cert(t_id(root), 1);
+	s1x = t_ver_cert(t_id(sub), 1);
+	r2 = t_renew(t_id(root), true, 20, NULL, &err);
+	CHECK(r2 != NULL);
+	r2x = t_ver_cert(t_id(root), 2);
+	CHECK(r1x != NULL && r2x != NULL && s1x != NULL);
+	if (r2 == NULL || r1x == NULL || r2x == NULL || s1x == NULL)
+		goto out;
+	CHECK(X509_self_signed(r2x, 1) == 1);
+	CHECK(!t_aki_is_ski(r2x, r1x));
+	/* The subordinate's bundle: its path runs through root version 1
+	 * (which signed it); root version 2 follows as an extra. */
+	b = t_bundle(t_id(sub), true);
+	CHECK(b != NULL && sk_X509_num(b) == 3);
+	if (b != NULL && sk_X509_num(b) == 3) {
+		CHECK(X509_cmp(sk_X509_value(b, 0), s1x) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 1), r1x) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 2), r2x) == 0);
+	}
+	sk_X509_pop_free(b, X509_free);
+	b = NULL;
+
+	s2 = t_renew(t_id(sub), false, 25, NULL, &err);
+	CHECK(s2 != NULL);
+	s2x = t_ver_cert(t_id(sub), 2);
+	CHECK(s2x != NULL);
+	if (s2 == NULL || s2x == NULL)
+		goto out;
+	CHECK(t_aki_is_ski(s2x, r2x) && !t_aki_is_ski(s2x, r1x));
+	CHECK(X509_verify(s2x, X509_get0_pubkey(r2x)) == 1);
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(s1x), X509_get0_pubkey(s2x)) == 1);
+	/* 25 days asked, clipped to the new root's 20. */
+	CHECK(ASN1_TIME_compare(X509_get0_notAfter(s2x),
+	    X509_get0_notAfter(r2x)) == 0);
+	snprintf(stem, sizeof(stem), "%s-v2", t_id(root));
+	CHECK(t_url_is(t_cdp(s2x), "crl", stem, "crl"));
+	CHECK(t_url_is(t_aia(s2x), "ca", stem, "crt"));
+	CHECK(t_verify(s2x, r2x, NULL, NULL, 0));
+
+	l = t_issue(t_id(sub), k, "CN=l", sans, 1, CA_PROFILE_TLS_SERVER, 5,
+	    &err);
+	CHECK(l != NULL && t_verify(l, r2x, s2x, NULL, 0));
+	b = t_bundle(t_id(sub), true);
+	CHECK(b != NULL && sk_X509_num(b) == 4);
+	if (b != NULL && sk_X509_num(b) == 4) {
+		CHECK(X509_cmp(sk_X509_value(b, 0), s2x) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 1), r2x) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 2), s1x) == 0);
+		CHECK(X509_cmp(sk_X509_value(b, 3), r1x) == 0);
+	}
+	sk_X509_pop_free(b, X509_free);
+	b = t_bundle(t_id(sub), false);
+	CHECK(b != NULL && sk_X509_num(b) == 2);
+out:
+	sk_X509_pop_free(b, X509_free);
+	X509_free(r1x);
+	X509_free(r2x);
+	X509_free(s1x);
+	X509_free(s2x);
+	X509_free(l);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(sub);
+	json_decref(r2);
+	json_decref(s2);
+}
+
+/* A key made before the transaction (ca_key_create) is used by the
+ * renewal; one left unused is discarded; refusals. */
+static void
+test_renew_key_and_refusals(void)
+{
+	struct common_error err = { 0 };
+	json_t *root, *ext, *key = NULL, *spare = NULL, *r = NULL, *bad;
+	char *h = NULL;
+	const char *spare_handle = NULL;
+
+	root = t_ca("RK Root", "root", NULL, "CN=RK Root", CA_KEY_RSA2048, 30,
+	    -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		return;
+	key = ca_key_create(ctx, t_id(root), &err);
+	CHECK(key != NULL);
+	CHECK_STR(json_string_value(json_object_get(key, "algorithm")),
+	    "RSA2048");
+	r = t_renew(t_id(root), true, 10, key, &err);
+	CHECK(r != NULL);
+	h = t_ver_handle(t_id(root), 2);
+	CHECK(h != NULL && strcmp(h, json_string_value(json_object_get(key,
+	    "handle"))) == 0);
+	json_decref(r);
+	/* The same key again is not fresh. */
+	common_error_clear(&err);
+	CHECK(t_renew(t_id(root), true, 10, key, &err) == NULL &&
+	    err.code == COMMON_E_INVALID);
+	common_error_clear(&err);
+	CHECK(t_renew(t_id(root), false, 10, key, &err) == NULL &&
+	    err.code == COMMON_E_INVALID);
+	spare = ca_key_create(ctx, t_id(root), &err);
+	CHECK(spare != NULL);
+	spare_handle = json_string_value(json_object_get(spare, "handle"));
+	CHECK(spare_handle != NULL && t_key_file(spare_handle));
+	ca_key_discard(ctx, t_id(root), spare);
+	CHECK(spare_handle != NULL && !t_key_file(spare_handle));
+	/* A key of another algorithm is refused. */
+	bad = json_pack("{s:s, s:s, s:s}", "backend", "file", "handle",
+	    "key-0000000000000001", "algorithm", "ECDSA_P256");
+	common_error_clear(&err);
+	CHECK(t_renew(t_id(root), true, 10, bad, &err) == NULL &&
+	    err.code == COMMON_E_INVALID);
+	json_decref(bad);
+
+	common_error_clear(&err);
+	CHECK(t_renew(t_id(root), false, -1, NULL, &err) == NULL &&
+	    err.code == COMMON_E_INVALID);
+	common_error_clear(&err);
+	CHECK(t_renew(t_id(root), false, CA_MAX_VALIDITY_DAYS + 1, NULL,
+	    &err) == NULL && err.code == COMMON_E_INVALID);
+	common_error_clear(&err);
+	CHECK(t_renew("ca-0000000000000001", false, 0, NULL, &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+	ext = t_ca("RK Ext", "subordinate-of-external", NULL, "CN=RK Ext",
+	    CA_KEY_ECDSA_P256, 30, -1, NULL, &err);
+	CHECK(ext != NULL);
+	common_error_clear(&err);
+	CHECK(ext != NULL && t_renew(t_id(ext), false, 0, NULL, &err) ==
+	    NULL && err.code == COMMON_E_CONFLICT &&
+	    strstr(err.msg, "external") != NULL);
+	/* A pending CA has no versions yet. */
+	CHECK(ext != NULL && json_array_size(json_object_get(ext,
+	    "versions")) == 0 && json_integer_value(json_object_get(ext,
+	    "current_version")) == 0);
+	/* The refused renewals left the record at two versions. */
+	r = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK(r != NULL && json_array_size(json_object_get(r,
+	    "versions")) == 2);
+	json_decref(r);
+	free(h);
+	json_decref(key);
+	json_decref(spare);
+	json_decref(ext);
+	json_decref(root);
+}
+
+/* A disabled CA refuses issuance and children, still publishes CRLs and
+ * can be renewed; enabled again it issues. */
+static void
+test_disable_enable(void)
+{
+	static const char *const sans[] = { "dis.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *sub, *r;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	X509 *x;
+	char want[T_PATH_MAX];
+
+	root = t_ca("Dis Root", "root", NULL, "CN=Dis Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		goto out;
+	CHECK(t_set_state(t_id(root), "disabled", &err) == 0);
+	r = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK_STR(json_string_value(json_object_get(r, "state")), "disabled");
+	json_decref(r);
+	snprintf(want, sizeof(want), "CA %s is disabled", t_id(root));
+	common_error_clear(&err);
+	x = t_issue(t_id(root), k, "CN=d", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+	X509_free(x);
+	common_error_clear(&err);
+	sub = t_ca("Dis Sub", "subordinate", t_id(root), "CN=Dis Sub",
+	    CA_KEY_ECDSA_P256, 10, -1, NULL, &err);
+	CHECK(sub == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+	json_decref(sub);
+	common_error_clear(&err);
+	CHECK(ca_crl_publish(ctx, t_id(root), 3600, NULL, NULL, &err) == 0);
+	r = t_renew(t_id(root), false, 10, NULL, &err);
+	CHECK(r != NULL);
+	CHECK_STR(json_string_value(json_object_get(r, "state")), "disabled");
+	json_decref(r);
+	CHECK(t_set_state(t_id(root), "disabled", &err) == 0);	/* no-op */
+	common_error_clear(&err);
+	CHECK(t_set_state(t_id(root), "pending", &err) == -1 &&
+	    err.code == COMMON_E_INVALID);
+	CHECK(t_set_state(t_id(root), "active", &err) == 0);
+	x = t_issue(t_id(root), k, "CN=d", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_issued_ca_version(x) == 2);
+	X509_free(x);
+	sub = t_ca("Dis Sub", "subordinate", t_id(root), "CN=Dis Sub",
+	    CA_KEY_ECDSA_P256, 10, -1, NULL, &err);
+	CHECK(sub != NULL);
+	json_decref(sub);
+	common_error_clear(&err);
+	CHECK(t_set_state("ca-0000000000000001", "disabled", &err) == -1 &&
+	    err.code == COMMON_E_NOTFOUND);
+	sub = t_ca("Dis Ext", "subordinate-of-external", NULL, "CN=Dis Ext",
+	    CA_KEY_ECDSA_P256, 30, -1, NULL, &err);
+	common_error_clear(&err);
+	CHECK(sub != NULL && t_set_state(t_id(sub), "disabled", &err) == -1 &&
+	    err.code == COMMON_E_CONFLICT);
+	json_decref(sub);
+out:
+	EVP_PKEY_free(k);
+	json_decref(root);
+}
+
+static json_t *
+t_delete_schedule(const char *id, time_t at, struct common_error *err)
+{
+	struct store_txn *txn = store_txn_begin(st);
+	json_t *rec;
+
+	if ((rec = ca_delete_schedule(ctx, txn, id, at, err)) == NULL) {
+		store_txn_abort(txn);
+		return NULL;
+	}
+	if (store_txn_commit(txn) != 0) {
+		json_decref(rec);
+		return NULL;
+	}
+	return rec;
+}
+
+static int
+t_delete_cancel(const char *id, struct common_error *err)
+{
+	struct store_txn *txn = store_txn_begin(st);
+
+	if (ca_delete_cancel(ctx, txn, id, err) == -1) {
+		store_txn_abort(txn);
+		return -1;
+	}
+	return store_txn_commit(txn);
+}
+
+/* ca_delete, then ca_purge after the commit. */
+static int
+t_delete(const char *id, struct common_error *err)
+{
+	struct store_txn *txn = store_txn_begin(st);
+	json_t *rec;
+
+	if ((rec = ca_delete(ctx, txn, id, err)) == NULL) {
+		store_txn_abort(txn);
+		return -1;
+	}
+	if (store_txn_commit(txn) != 0) {
+		json_decref(rec);
+		return -1;
+	}
+	ca_purge(ctx, rec);
+	json_decref(rec);
+	return 0;
+}
+
+/*
+ * Deletion: refused with the counts while certificates are active or a
+ * subordinate exists; revoked and expired certificates do not count;
+ * scheduled (no issuance, CRLs go on), cancelled, rescheduled, executed;
+ * the record, keys and public files are gone afterwards.
+ */
+static void
+test_delete(void)
+{
+	static const char *const sans[] = { "del.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *sub = NULL, *r = NULL;
+	X509 *a = NULL, *b = NULL, *c = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	char want[T_PATH_MAX], stem[CA_FILE_NAME_MAX], *h1 = NULL, *h2 = NULL;
+	char *ser, *hs = NULL;
+	time_t at;
+
+	root = t_ca("Del Root", "root", NULL, "CN=Del Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		goto out;
+	sub = t_ca("Del Sub", "subordinate", t_id(root), "CN=Del Sub",
+	    CA_KEY_ECDSA_P256, 10, -1, NULL, &err);
+	a = t_issue(t_id(root), k, "CN=a", sans, 1, CA_PROFILE_TLS_SERVER, 10,
+	    &err);
+	b = t_issue(t_id(root), k, "CN=b", sans, 1, CA_PROFILE_TLS_SERVER, 10,
+	    &err);
+	c = t_issue(t_id(root), k, "CN=c", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(sub != NULL && a != NULL && b != NULL && c != NULL);
+	if (sub == NULL || a == NULL || b == NULL || c == NULL)
+		goto out;
+	snprintf(want, sizeof(want), "CA %s has 3 active certificates and 1 "
+	    "subordinate CA", t_id(root));
+	common_error_clear(&err);
+	CHECK(t_delete(t_id(root), &err) == -1 &&
+	    err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+	common_error_clear(&err);
+	CHECK(t_delete_schedule(t_id(root), common_now() + 60, &err) == NULL &&
+	    err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+
+	/* Revoked and expired certificates do not count. */
+	ser = t_serial(a);
+	CHECK(t_revoke(ser, CA_REASON_CESSATION_OF_OPERATION, &err) == 0);
+	free(ser);
+	common_clock_set_offset(2 * T_DAY);
+	common_error_clear(&err);
+	CHECK(t_delete(t_id(root), &err) == -1 &&
+	    err.code == COMMON_E_CONFLICT &&
+	    strstr(err.msg, "has 1 active certificate and 1 subordinate "
+	    "CA") != NULL);
+	common_clock_set_offset(0);
+
+	/* The subordinate goes at once: record, key file, public files. */
+	CHECK(ca_crl_publish(ctx, t_id(sub), 3600, NULL, NULL, &err) == 0);
+	hs = t_ver_handle(t_id(sub), 1);
+	CHECK(hs != NULL && t_key_file(hs));
+	CHECK(t_public_file("crl", t_id(sub), "crl") &&
+	    t_public_file("ca", t_id(sub), "crt"));
+	CHECK(t_delete(t_id(sub), &err) == 0);
+	CHECK(hs != NULL && !t_key_file(hs));
+	CHECK(!t_public_file("crl", t_id(sub), "crl") &&
+	    !t_public_file("ca", t_id(sub), "crt"));
+	snprintf(stem, sizeof(stem), "%s-v1", t_id(sub));
+	CHECK(!t_public_file("ca", stem, "crt"));
+	common_error_clear(&err);
+	CHECK(ca_get(ctx, NULL, t_id(sub), &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+
+	ser = t_serial(b);
+	CHECK(t_revoke(ser, CA_REASON_SUPERSEDED, &err) == 0);
+	free(ser);
+	/* Still c (unexpired, valid). */
+	common_error_clear(&err);
+	CHECK(t_delete_schedule(t_id(root), common_now() + 60, &err) == NULL &&
+	    err.code == COMMON_E_CONFLICT && strstr(err.msg,
+	    "has 1 active certificate") != NULL);
+	common_clock_set_offset(2 * T_DAY);
+
+	/* A renewal with a new key: both keys go with the CA. */
+	r = t_renew(t_id(root), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	h1 = t_ver_handle(t_id(root), 1);
+	h2 = t_ver_handle(t_id(root), 2);
+	CHECK(h1 != NULL && h2 != NULL && t_key_file(h1) && t_key_file(h2));
+
+	at = common_now() + 7 * T_DAY;
+	r = t_delete_schedule(t_id(root), at, &err);
+	CHECK(r != NULL);
+	CHECK_STR(json_string_value(json_object_get(r, "state")),
+	    "pending_deletion");
+	CHECK(json_integer_value(json_object_get(json_object_get(r,
+	    "deletion"), "execute_at_epoch")) == (json_int_t)at);
+	CHECK(json_string_value(json_object_get(json_object_get(r,
+	    "deletion"), "scheduled_at")) != NULL);
+	json_decref(r);
+	/* Scheduling again answers the existing schedule. */
+	r = t_delete_schedule(t_id(root), at + 100, &err);
+	CHECK(r != NULL && json_integer_value(json_object_get(json_object_get(
+	    r, "deletion"), "execute_at_epoch")) == (json_int_t)at);
+	json_decref(r);
+	snprintf(want, sizeof(want), "CA %s is scheduled for deletion",
+	    t_id(root));
+	common_error_clear(&err);
+	a = (X509_free(a), t_issue(t_id(root), k, "CN=x", sans, 1,
+	    CA_PROFILE_TLS_SERVER, 1, &err));
+	CHECK(a == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+	common_error_clear(&err);
+	CHECK(t_set_state(t_id(root), "disabled", &err) == -1 &&
+	    err.code == COMMON_E_CONFLICT);
+	CHECK(ca_crl_publish(ctx, t_id(root), 3600, NULL, NULL, &err) == 0);
+	CHECK(ca_publish_certs(ctx) == 0);
+
+	CHECK(t_delete_cancel(t_id(root), &err) == 0);
+	r = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK_STR(json_string_value(json_object_get(r, "state")), "active");
+	CHECK(json_object_get(r, "deletion") == NULL &&
+	    json_object_get(r, "state_before_deletion") == NULL);
+	json_decref(r);
+	common_error_clear(&err);
+	CHECK(t_delete_cancel(t_id(root), &err) == -1 &&
+	    err.code == COMMON_E_CONFLICT);
+
+	/* Disabled, scheduled, cancelled: disabled again. */
+	CHECK(t_set_state(t_id(root), "disabled", &err) == 0);
+	r = t_delete_schedule(t_id(root), at, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	CHECK(t_delete_cancel(t_id(root), &err) == 0);
+	r = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK_STR(json_string_value(json_object_get(r, "state")), "disabled");
+	json_decref(r);
+
+	r = t_delete_schedule(t_id(root), at, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	CHECK(t_public_file("crl", t_id(root), "crl"));
+	CHECK(t_delete(t_id(root), &err) == 0);
+	CHECK(h1 != NULL && !t_key_file(h1));
+	CHECK(h2 != NULL && !t_key_file(h2));
+	snprintf(stem, sizeof(stem), "%s-v2", t_id(root));
+	CHECK(!t_public_file("crl", t_id(root), "crl") &&
+	    !t_public_file("crl", stem, "crl") &&
+	    !t_public_file("ca", stem, "crt") &&
+	    !t_public_file("ca", t_id(root), "crt"));
+	common_error_clear(&err);
+	CHECK(ca_get(ctx, NULL, t_id(root), &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+	common_error_clear(&err);
+	CHECK(t_delete(t_id(root), &err) == -1 &&
+	    err.code == COMMON_E_NOTFOUND);
+	/* The serial registry keeps its rows. */
+	ser = t_serial(c);
+	r = store_issued_get(st, NULL, ser);
+	CHECK(r != NULL);
+	json_decref(r);
+	free(ser);
+out:
+	common_clock_set_offset(0);
+	free(h1);
+	free(h2);
+	free(hs);
+	X509_free(a);
+	X509_free(b);
+	X509_free(c);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(sub);
+}
+
+/*
+ * A record written before CA versions existed (no "versions") reads as
+ * version 1, issues, publishes its CRL (an `issued` row without
+ * "ca_version" belongs to version 1) and renews; the renewal stores the
+ * versions.
+ */
+static void
+test_migrate_old_record(void)
+{
+	static const char *const sans[] = { "old.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *ext, *rec, *r, *irec;
+	struct store_txn *txn;
+	X509 *cert = NULL, *old = NULL, *x = NULL;
+	X509_CRL *c1 = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	char *ser = NULL, stem[CA_FILE_NAME_MAX];
+
+	root = t_ca("Old Root", "root", NULL, "CN=Old Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	ext = t_ca("Old Ext", "subordinate-of-external", NULL, "CN=Old Ext",
+	    CA_KEY_ECDSA_P256, 30, -1, NULL, &err);
+	CHECK(root != NULL && ext != NULL);
+	if (root == NULL || ext == NULL)
+		goto out;
+	old = t_issue(t_id(root), k, "CN=old", sans, 1, CA_PROFILE_TLS_SERVER,
+	    5, &err);
+	CHECK(old != NULL);
+	if (old == NULL)
+		goto out;
+	ser = t_serial(old);
+	/* Rewrite both records (and the issued row) the old way. */
+	txn = store_txn_begin(st);
+	rec = store_ca_get(st, txn, t_id(root));
+	json_object_del(rec, "versions");
+	json_object_del(rec, "current_version");
+	json_object_del(rec, "serial");
+	CHECK(store_ca_put(txn, t_id(root), rec) == 0);
+	json_decref(rec);
+	rec = store_ca_get(st, txn, t_id(ext));
+	json_object_del(rec, "versions");
+	json_object_del(rec, "current_version");
+	CHECK(store_ca_put(txn, t_id(ext), rec) == 0);
+	json_decref(rec);
+	irec = store_issued_get(st, txn, ser);
+	json_object_del(irec, "ca_version");
+	CHECK(store_issued_put(txn, ser, irec) == 0);
+	json_decref(irec);
+	CHECK(store_txn_commit(txn) == 0);
+	ca_ctx_forget(ctx, t_id(root), NULL);
+
+	rec = store_ca_get(st, NULL, t_id(root));
+	CHECK(rec != NULL && json_object_get(rec, "versions") == NULL);
+	json_decref(rec);
+	r = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK(r != NULL && json_array_size(json_object_get(r, "versions")) ==
+	    1 && json_integer_value(json_object_get(r, "current_version")) ==
+	    1);
+	cert = ca_record_cert(r);
+	CHECK(cert != NULL);
+	CHECK_STR(json_string_value(json_object_get(ca_record_version(r, 1),
+	    "certificate")), json_string_value(json_object_get(r,
+	    "certificate")));
+	CHECK(json_string_value(json_object_get(ca_record_version(r, 1),
+	    "serial")) != NULL);
+	CHECK(json_equal(json_object_get(ca_record_version(r, 1), "key"),
+	    json_object_get(r, "key")));
+	json_decref(r);
+	r = ca_get(ctx, NULL, t_id(ext), &err);
+	CHECK(r != NULL && json_array_size(json_object_get(r, "versions")) ==
+	    0 && json_integer_value(json_object_get(r, "current_version")) ==
+	    0);
+	json_decref(r);
+	r = ca_list(ctx, NULL);
+	CHECK(r != NULL);
+	{
+		size_t i;
+		json_t *one;
+		bool seen = false;
+
+		json_array_foreach(r, i, one) {
+			if (strcmp(t_id(one), t_id(root)) == 0)
+				seen = json_array_size(json_object_get(one,
+				    "versions")) == 1;
+		}
+		CHECK(seen);
+	}
+	json_decref(r);
+
+	x = t_issue(t_id(root), k, "CN=new", sans, 1, CA_PROFILE_TLS_SERVER, 5,
+	    &err);
+	CHECK(x != NULL && t_issued_ca_version(x) == 1);
+	X509_free(x);
+
+	r = t_renew(t_id(root), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	rec = store_ca_get(st, NULL, t_id(root));
+	CHECK(rec != NULL && json_array_size(json_object_get(rec,
+	    "versions")) == 2);
+	json_decref(rec);
+	CHECK(t_revoke(ser, CA_REASON_KEY_COMPROMISE, &err) == 0);
+	CHECK(ca_crl_publish(ctx, t_id(root), 3600, NULL, NULL, &err) == 0);
+	c1 = t_crl_file(t_id(root));
+	CHECK(c1 != NULL && t_crl_find(c1, ser) != NULL &&
+	    cert != NULL && X509_CRL_verify(c1, X509_get0_pubkey(cert)) == 1);
+	X509_CRL_free(c1);
+	snprintf(stem, sizeof(stem), "%s-v2", t_id(root));
+	c1 = t_crl_file(stem);
+	CHECK(c1 != NULL && t_crl_find(c1, ser) == NULL);
+out:
+	X509_CRL_free(c1);
+	X509_free(cert);
+	X509_free(old);
+	free(ser);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(ext);
+}
+
+/* The registered trust bundle follows renewals through
+ * ca_publish_certs. */
+static void
+test_trust_bundle(void)
+{
+	struct common_error err = { 0 };
+	json_t *root, *sub, *r;
+	char path[T_PATH_MAX], *data = NULL;
+	size_t len = 0;
+	STACK_OF(X509) *sk = NULL;
+
+	root = t_ca("TB Root", "root", NULL, "CN=TB Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	sub = t_ca("TB Sub", "subordinate", root ? t_id(root) : "",
+	    "CN=TB Sub", CA_KEY_ECDSA_P256, 20, -1, NULL, &err);
+	CHECK(root != NULL && sub != NULL);
+	if (root == NULL || sub == NULL)
+		goto out;
+	snprintf(path, sizeof(path), "%s/ca-bundle.pem", datadir);
+	CHECK(ca_ctx_trust_bundle(ctx, "bad/id", path) == -1);
+	CHECK(ca_ctx_trust_bundle(ctx, t_id(sub), path) == 0);
+	CHECK(ca_publish_certs(ctx) == 0);
+	CHECK(common_file_read(path, T_FILE_MAX, &data, &len) == 0);
+	sk = data != NULL ? common_x509s_from_pem(data, len, CA_CHAIN_MAX) :
+	    NULL;
+	CHECK(sk != NULL && sk_X509_num(sk) == 2);
+	sk_X509_pop_free(sk, X509_free);
+	free(data);
+	data = NULL;
+	r = t_renew(t_id(root), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	CHECK(ca_publish_certs(ctx) == 0);
+	CHECK(common_file_read(path, T_FILE_MAX, &data, &len) == 0);
+	sk = data != NULL ? common_x509s_from_pem(data, len, CA_CHAIN_MAX) :
+	    NULL;
+	CHECK(sk != NULL && sk_X509_num(sk) == 3);
+	sk_X509_pop_free(sk, X509_free);
+	free(data);
+out:
+	json_decref(root);
+	json_decref(sub);
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_enum_names),
 	TEST(test_subject),
@@ -2285,6 +3387,14 @@ const struct test_case test_cases[] = {
 	TEST(test_bundle_and_list),
 	TEST(test_reload),
 	TEST(test_concurrent_issue),
+	TEST(test_renew_same_key),
+	TEST(test_renew_new_key),
+	TEST(test_renew_sub_after_root),
+	TEST(test_renew_key_and_refusals),
+	TEST(test_disable_enable),
+	TEST(test_delete),
+	TEST(test_migrate_old_record),
+	TEST(test_trust_bundle),
 	TEST(test_teardown),
 	{ 0 },
 };

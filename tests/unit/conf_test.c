@@ -110,6 +110,53 @@ est_same(const struct conf *a, const struct conf *b)
 	    a->est.retry_after_seconds == b->est.retry_after_seconds;
 }
 
+/* True when the lifecycle, crl and notifications sections hold the same
+ * values. */
+static bool
+lifecycle_same(const struct conf *a, const struct conf *b)
+{
+	const struct conf_lifecycle_profile *pa, *pb;
+	const struct conf_webhook *wa, *wb;
+	size_t i;
+
+	if (a->lifecycle.nprofiles != b->lifecycle.nprofiles ||
+	    a->notifications.nwebhooks != b->notifications.nwebhooks)
+		return false;
+	for (i = 0; i < a->lifecycle.nprofiles; i++) {
+		pa = &a->lifecycle.profiles[i];
+		pb = &b->lifecycle.profiles[i];
+		if (strcmp(pa->profile, pb->profile) != 0 ||
+		    pa->validity_days != pb->validity_days ||
+		    pa->renew_before_days != pb->renew_before_days ||
+		    pa->renew_at_fraction != pb->renew_at_fraction)
+			return false;
+	}
+	for (i = 0; i < a->notifications.nwebhooks; i++) {
+		wa = &a->notifications.webhooks[i];
+		wb = &b->notifications.webhooks[i];
+		if (strcmp(wa->url, wb->url) != 0 ||
+		    strcmp(wa->secret, wb->secret) != 0 ||
+		    !strs_same(wa->events, wa->nevents, wb->events,
+		    wb->nevents) || strcmp(wa->ca_file, wb->ca_file) != 0 ||
+		    wa->timeout_seconds != wb->timeout_seconds)
+			return false;
+	}
+	return a->lifecycle.scan_interval_seconds ==
+	    b->lifecycle.scan_interval_seconds &&
+	    a->lifecycle.history_limit == b->lifecycle.history_limit &&
+	    a->lifecycle.deletion_pending_days ==
+	    b->lifecycle.deletion_pending_days &&
+	    a->lifecycle.renewal_jitter_seconds ==
+	    b->lifecycle.renewal_jitter_seconds &&
+	    a->lifecycle.retry_min_seconds == b->lifecycle.retry_min_seconds &&
+	    a->lifecycle.retry_max_seconds == b->lifecycle.retry_max_seconds &&
+	    a->lifecycle.expiry_warning_days ==
+	    b->lifecycle.expiry_warning_days &&
+	    a->crl.interval_hours == b->crl.interval_hours &&
+	    a->crl.debounce_seconds == b->crl.debounce_seconds &&
+	    a->notifications.retry_max == b->notifications.retry_max;
+}
+
 /* True when both configurations hold the same values (path aside). */
 static bool
 conf_same(const struct conf *a, const struct conf *b)
@@ -117,7 +164,7 @@ conf_same(const struct conf *a, const struct conf *b)
 	size_t i;
 
 	if (a->ca.nserver_names != b->ca.nserver_names || !acme_same(a, b) ||
-	    !est_same(a, b))
+	    !est_same(a, b) || !lifecycle_same(a, b))
 		return false;
 	for (i = 0; i < a->ca.nserver_names; i++)
 		if (strcmp(a->ca.server_names[i], b->ca.server_names[i]) != 0)
@@ -142,7 +189,6 @@ conf_same(const struct conf *a, const struct conf *b)
 	    strcmp(a->ca.key_algorithm, b->ca.key_algorithm) == 0 &&
 	    a->ca.root_validity_days == b->ca.root_validity_days &&
 	    a->ca.issuing_validity_days == b->ca.issuing_validity_days &&
-	    a->ca.crl_next_update_hours == b->ca.crl_next_update_hours &&
 	    a->certificates.default_validity_days ==
 	    b->certificates.default_validity_days &&
 	    a->certificates.default_renew_before_days ==
@@ -185,7 +231,20 @@ test_defaults(void)
 	CHECK(c->ca.nserver_names == 2);
 	CHECK_STR(c->ca.server_names[0], "localhost");
 	CHECK_STR(c->ca.server_names[1], "127.0.0.1");
-	CHECK(c->ca.crl_next_update_hours == 24);
+	/* Derived for server/main.c until it reads crl.* itself. */
+	CHECK(c->lifecycle.scan_interval_seconds == 60);
+	CHECK(c->lifecycle.history_limit == 10);
+	CHECK(c->lifecycle.deletion_pending_days == 7);
+	CHECK(c->lifecycle.renewal_jitter_seconds == 300);
+	CHECK(c->lifecycle.retry_min_seconds == 60);
+	CHECK(c->lifecycle.retry_max_seconds == 3600);
+	CHECK(c->lifecycle.expiry_warning_days == 14);
+	CHECK(c->lifecycle.nprofiles == 0);
+	CHECK(conf_lifecycle_profile_find(c, "tls_server") == NULL);
+	CHECK(c->crl.interval_hours == 24);
+	CHECK(c->crl.debounce_seconds == 2);
+	CHECK(c->notifications.nwebhooks == 0);
+	CHECK(c->notifications.retry_max == 5);
 	CHECK(c->certificates.default_validity_days == 90);
 	CHECK(c->certificates.default_renew_before_days == 30);
 	CHECK(c->tokens.default_ttl_days == 30);
@@ -294,8 +353,8 @@ test_full_file(void)
 	    "    \"key_algorithm\": \"RSA3072\",\n"
 	    "    \"root_validity_days\": 36500,\n"
 	    "    \"issuing_validity_days\": 365.25,\n"
-	    "    \"server_names\": [\"ca.example\", \"::1\", \"10.0.0.1\"],\n"
-	    "    \"crl_next_update_hours\": 0.5 },\n"
+	    "    \"server_names\": [\"ca.example\", \"::1\", \"10.0.0.1\"] "
+	    "},\n"
 	    "  \"certificates\": { \"default_validity_days\": 0.5,\n"
 	    "    \"default_renew_before_days\": 0.25 },\n"
 	    "  \"tokens\": { \"default_ttl_days\": 1 },\n"
@@ -332,7 +391,26 @@ test_full_file(void)
 	    "        \"key_algorithm\": \"ED25519\" },\n"
 	    "      \"A.b_c-9\": {} },\n"
 	    "    \"realm\": \"Example EST (devices)\",\n"
-	    "    \"retry_after_seconds\": 3600 }\n"
+	    "    \"retry_after_seconds\": 3600 },\n"
+	    "  \"lifecycle\": { \"scan_interval_seconds\": 86400,\n"
+	    "    \"history_limit\": 1, \"deletion_pending_days\": 0,\n"
+	    "    \"renewal_jitter_seconds\": 0, \"retry_min_seconds\": 5,\n"
+	    "    \"retry_max_seconds\": 5, \"expiry_warning_days\": 0.5,\n"
+	    "    \"profiles\": { \"_c\": 1,\n"
+	    "      \"tls_server\": { \"validity_days\": 1,\n"
+	    "        \"renew_before_days\": 0.5 },\n"
+	    "      \"code_signing\": { \"renew_at_fraction\": 0.67 },\n"
+	    "      \"tls_client\": { \"_note\": \"all defaults\" } } },\n"
+	    "  \"crl\": { \"interval_hours\": 0.01, \"debounce_seconds\": 0 },\n"
+	    "  \"notifications\": { \"retry_max\": 100, \"webhooks\": [\n"
+	    "    { \"url\": \"https://hooks.example/pkid?t=1\",\n"
+	    "      \"secret\": \"0123456789abcdef\",\n"
+	    "      \"events\": [\"revoked\", \"renewal_failed\"],\n"
+	    "      \"ca_file\": \"conf/pkid.json\", \"timeout_seconds\": 300,\n"
+	    "      \"_why\": 1 },\n"
+	    "    { \"url\": \"http://127.0.0.1:9/\",\n"
+	    "      \"secret\": \"a much longer secret of many bytes\",\n"
+	    "      \"events\": [] } ] }\n"
 	    "}\n";
 	const char *path = write_conf("full.json", text);
 	struct conf *c;
@@ -374,7 +452,53 @@ test_full_file(void)
 		CHECK_STR(c->ca.server_names[1], "::1");
 		CHECK_STR(c->ca.server_names[2], "10.0.0.1");
 	}
-	CHECK(c->ca.crl_next_update_hours == 0.5);
+	CHECK(c->lifecycle.scan_interval_seconds == 86400);
+	CHECK(c->lifecycle.history_limit == 1);
+	CHECK(c->lifecycle.deletion_pending_days == 0);
+	CHECK(c->lifecycle.renewal_jitter_seconds == 0);
+	CHECK(c->lifecycle.retry_min_seconds == 5);
+	CHECK(c->lifecycle.retry_max_seconds == 5);
+	CHECK(c->lifecycle.expiry_warning_days == 0.5);
+	CHECK(c->lifecycle.nprofiles == 3);
+	if (c->lifecycle.nprofiles == 3) {
+		const struct conf_lifecycle_profile *a, *b, *t;
+
+		a = conf_lifecycle_profile_find(c, "tls_server");
+		b = conf_lifecycle_profile_find(c, "code_signing");
+		t = conf_lifecycle_profile_find(c, "tls_client");
+		CHECK(a == &c->lifecycle.profiles[0]);
+		CHECK(a != NULL && a->validity_days == 1 &&
+		    a->renew_before_days == 0.5 && a->renew_at_fraction == 0);
+		CHECK(b != NULL && b->validity_days == 0 &&
+		    b->renew_before_days == 0 && b->renew_at_fraction == 0.67);
+		CHECK(t != NULL && t->validity_days == 0 &&
+		    t->renew_before_days == 0 && t->renew_at_fraction == 0);
+		CHECK(conf_lifecycle_profile_find(c,
+		    "tls_server_or_client") == NULL);
+	}
+	CHECK(c->crl.interval_hours == 0.01);
+	CHECK(c->crl.debounce_seconds == 0);
+	CHECK(c->notifications.retry_max == 100);
+	CHECK(c->notifications.nwebhooks == 2);
+	if (c->notifications.nwebhooks == 2) {
+		const struct conf_webhook *a = &c->notifications.webhooks[0];
+		const struct conf_webhook *b = &c->notifications.webhooks[1];
+
+		CHECK_STR(a->url, "https://hooks.example/pkid?t=1");
+		CHECK_STR(a->secret, "0123456789abcdef");
+		CHECK(a->nevents == 2);
+		if (a->nevents == 2) {
+			CHECK_STR(a->events[0], "revoked");
+			CHECK_STR(a->events[1], "renewal_failed");
+		}
+		CHECK_STR(a->ca_file, "conf/pkid.json");
+		CHECK(a->timeout_seconds == 300);
+		CHECK_STR(b->url, "http://127.0.0.1:9/");
+		CHECK_STR(b->secret, "a much longer secret of many bytes");
+		CHECK(b->nevents == 0);
+		CHECK_STR(b->ca_file, "");
+		CHECK(b->timeout_seconds == 10);
+	}
 	CHECK(c->certificates.default_validity_days == 0.5);
 	CHECK(c->certificates.default_renew_before_days == 0.25);
 	CHECK(c->tokens.default_ttl_days == 1);
@@ -681,6 +805,51 @@ test_hostile_key_names(void)
 	CHECK(conf_load(path, err, sizeof(err)) == NULL && strlen(err) < 200);
 }
 
+/* 16 webhooks are accepted; a webhook secret never shows in an error. */
+static void
+test_webhooks(void)
+{
+	struct common_buf b;
+	struct conf *c;
+	const char *path;
+	char err[1024];
+	int i;
+
+	common_buf_init(&b, 1 << 16);
+	CHECK(common_buf_addstr(&b, "{ \"notifications\": { \"webhooks\": [")
+	    == 0);
+	for (i = 0; i < CONF_WEBHOOKS_MAX; i++)
+		CHECK(common_buf_addf(&b, "%s{ \"url\": \"https://h%d.example/\", "
+		    "\"secret\": \"secret-number-%04d\" }", i > 0 ? ", " : "",
+		    i, i) == 0);
+	CHECK(common_buf_addstr(&b, "] } }") == 0);
+	path = write_conf("webhooks-16.json", (const char *)b.data);
+	c = path != NULL ? conf_load(path, err, sizeof(err)) : NULL;
+	if (c == NULL)
+		fprintf(stderr, "webhooks-16.json: %s\n", err);
+	CHECK(c != NULL && c->notifications.nwebhooks == CONF_WEBHOOKS_MAX);
+	if (c != NULL && c->notifications.nwebhooks == CONF_WEBHOOKS_MAX) {
+		CHECK_STR(c->notifications.webhooks[15].url,
+		    "https://h15.example/");
+		CHECK_STR(c->notifications.webhooks[15].secret,
+		    "secret-number-0015");
+	}
+	conf_free(c);
+	common_buf_free(&b);
+
+	path = write_conf("secret-ctl.json", "{ \"notifications\": { "
+	    "\"webhooks\": [ { \"url\": \"https://h.example/\", "
+	    "\"secret\": \"hunter2-hunter2-\\u0007\" } ] } }");
+	CHECK(path != NULL && conf_load(path, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "control character") != NULL);
+	CHECK(strstr(err, "hunter2") == NULL);
+	path = write_conf("secret-short.json", "{ \"notifications\": { "
+	    "\"webhooks\": [ { \"url\": \"https://h.example/\", "
+	    "\"secret\": \"hunter2\" } ] } }");
+	CHECK(path != NULL && conf_load(path, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "got 7") != NULL && strstr(err, "hunter2") == NULL);
+}
+
 static void
 test_split_hostport(void)
 {
@@ -733,6 +902,7 @@ const struct test_case test_cases[] = {
 	TEST(test_file_size_limit),
 	TEST(test_unreadable),
 	TEST(test_hostile_key_names),
+	TEST(test_webhooks),
 	TEST(test_split_hostport),
 	{ 0 },
 };

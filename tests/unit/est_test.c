@@ -746,7 +746,7 @@ static bool
 t_env(void)
 {
 	struct ca_config cacfg;
-	struct lifecycle_config lccfg = { 90, 30 };
+	struct lifecycle_config lccfg = { 90, 30, NULL };
 	struct t_cas cas;
 	struct t_client alice = { "alice", { NULL }, T_ITER_FAST };
 	struct t_client carol = { "carol", { "bound", NULL }, T_ITER_FAST };

@@ -7,12 +7,14 @@
  */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "conf/conf.h"
 #include "lifecycle/lifecycle.h"
 #include "tests/unit/test.h"
 
@@ -130,6 +132,7 @@ cert_count(void)
 	size_t n;
 
 	memset(&q, 0, sizeof(q));
+	q.renewal_due = -1;	/* any */
 	q.expiring_within_days = -1;
 	q.limit = LIFECYCLE_PAGE_MAX;
 	common_error_clear(&err);
@@ -364,7 +367,7 @@ test_setup(void)
 {
 	struct ca_config cfg = { test_tmpdir(), NULL,
 	    "http://127.0.0.1:8080" };
-	struct lifecycle_config lcfg = { 90, 30 };
+	struct lifecycle_config lcfg = { 90, 30, NULL };
 
 	CHECK((st = store_open(test_tmpdir())) != NULL);
 	CHECK((ctx = ca_ctx_new(st, &cfg)) != NULL);
@@ -978,6 +981,7 @@ test_list(void)
 	json_decref(c);
 
 	memset(&q, 0, sizeof(q));
+	q.renewal_due = -1;	/* any */
 	q.expiring_within_days = -1;
 	q.name = "page-";
 	q.limit = 10;
@@ -993,6 +997,7 @@ test_list(void)
 
 	/* name matches SANs too, case-insensitively */
 	memset(&q, 0, sizeof(q));
+	q.renewal_due = -1;	/* any */
 	q.expiring_within_days = -1;
 	q.name = "SPECIAL.sans";
 	n = list_all(&q, &pages);
@@ -1018,6 +1023,7 @@ test_list(void)
 	    0), "name"), "short-lived");
 	json_decref(res);
 	q.expiring_within_days = 60;	/* 5 days, 30-day import, 60 days */
+	q.sort = LIFECYCLE_SORT_ID;	/* list_all checks id order */
 	n = list_all(&q, &pages);
 	CHECK(n >= 2);
 	q.expiring_within_days = 0;
@@ -1032,6 +1038,7 @@ test_list(void)
 
 	/* limits */
 	memset(&q, 0, sizeof(q));
+	q.renewal_due = -1;	/* any */
 	q.expiring_within_days = -1;
 	q.limit = LIFECYCLE_PAGE_MAX + 1;
 	common_error_clear(&err);
@@ -1175,6 +1182,7 @@ test_renew_revoke(void)
 	CHECK_STR(jstr(iss, "status"), "revoked");
 	json_decref(iss);
 	memset(&q, 0, sizeof(q));
+	q.renewal_due = -1;	/* any */
 	q.expiring_within_days = -1;
 	q.stage = "revoked";
 	CHECK(list_all(&q, &pages) == 1);
@@ -1338,7 +1346,7 @@ test_resources_associations(void)
 	/* both ends are pinned while associated */
 	audits = audit_count();
 	common_error_clear(&err);
-	CHECK(lifecycle_cert_delete(lc, cid, WHO, &err) == -1);
+	CHECK(lifecycle_cert_delete_now(lc, cid, WHO, &err) == -1);
 	CHECK(err.code == COMMON_E_CONFLICT);
 	snprintf(msg, sizeof(msg), "certificate %s has 1 association: %s "
 	    "(resource %s \"web1\")", cid, aid, rid);
@@ -1375,7 +1383,7 @@ test_resources_associations(void)
 	free(blob);
 	blob = NULL;
 	common_error_clear(&err);
-	CHECK(lifecycle_cert_delete(lc, cid, WHO, &err) == 0);
+	CHECK(lifecycle_cert_delete_now(lc, cid, WHO, &err) == 0);
 	audit_expected++;
 	CHECK(audit_last_is("certificate.delete", cid));
 	common_error_clear(&err);
@@ -1909,7 +1917,7 @@ test_revoke_serial(void)
 		goto out;
 	audit_expected++;
 	common_error_clear(&err);
-	CHECK(lifecycle_cert_delete(lc, jstr(v3, "certificate_id"), WHO,
+	CHECK(lifecycle_cert_delete_now(lc, jstr(v3, "certificate_id"), WHO,
 	    &err) == 0);
 	audit_expected++;
 	s1 = strdup(jstr(v3, "serial"));
@@ -2028,6 +2036,1375 @@ test_subject_match_forms(void)
 	X509_NAME_free(n);
 }
 
+/* ---- the scheduler, version stages and deletion ---- */
+
+/*
+ * These run in a store of their own (DIR/sched) with a configuration of
+ * their own, so that moving the clock ahead only wakes certificates made
+ * here; each test removes what it made. Notifications are counted
+ * through the delivery queue: event kind k is wanted by S_EV_BASE^k
+ * webhooks, so the growth of lifecycle_notify_pending() spells how many
+ * events of each kind were sent, in base S_EV_BASE (at most 3 of a kind
+ * per step).
+ */
+#define S_WHO		"token:sched"
+#define S_JITTER	600	/* lifecycle.renewal_jitter_seconds */
+#define S_RETRY_MIN	60	/* lifecycle.retry_min_seconds */
+#define S_RETRY_MAX	240	/* lifecycle.retry_max_seconds */
+#define S_HISTORY	3	/* lifecycle.history_limit */
+#define S_WARN_DAYS	14.0	/* lifecycle.expiry_warning_days */
+#define S_DELETE_DAYS	1.0	/* lifecycle.deletion_pending_days */
+#define S_DAY		86400
+#define S_EV_BASE	4
+#define S_EV_KINDS	5
+#define S_HOOKS_MAX	(1 + 4 + 16 + 64 + 256)
+#define S_SLACK		3	/* seconds a check may lag the tick */
+#define S_TEXT_MAX	8192
+
+static struct store *s_st;
+static struct ca_ctx *s_ctx;
+static struct lifecycle *s_lc;
+static struct conf s_conf;
+static struct conf_lifecycle_profile s_profiles[1];
+static struct conf_webhook s_hooks[S_HOOKS_MAX];
+static char *s_hook_events[S_EV_KINDS][1];
+static char s_root[64], s_sub[64], s_flaky[64];
+static time_t s_offset;
+static size_t s_pending;	/* deliveries queued when last counted */
+static uint64_t s_audit_seq;	/* audit records before the current step */
+
+static const enum lifecycle_event s_kinds[S_EV_KINDS] = {
+	LIFECYCLE_EV_RENEWAL_WINDOW, LIFECYCLE_EV_RENEWED,
+	LIFECYCLE_EV_RENEWAL_FAILED, LIFECYCLE_EV_EXPIRING,
+	LIFECYCLE_EV_REVOKED,
+};
+
+/* Creates a CA (type, issuer) under s_ctx; its id into out. */
+static int
+s_make_ca(struct store_txn *txn, const char *name, const char *type,
+    const char *issuer, char *out, size_t outlen)
+{
+	struct ca_create_req req;
+	struct common_error err;
+	json_t *ca;
+
+	common_error_clear(&err);
+	memset(&req, 0, sizeof(req));
+	req.name = name;
+	req.type = type;
+	req.issuer_ca_id = issuer;
+	req.subject = strcmp(type, "root") == 0 ?
+	    "CN=Sched Root,O=pkid tests" : strcmp(name, "Flaky") == 0 ?
+	    "CN=Sched Flaky,O=pkid tests" : "CN=Sched Issuing,O=pkid tests";
+	req.key_alg = CA_KEY_ECDSA_P256;
+	req.validity_days = strcmp(type, "root") == 0 ? 3650 : 1825;
+	req.path_len = strcmp(type, "root") == 0 ? -1 : 0;
+	if ((ca = ca_create(s_ctx, txn, &req, &err)) == NULL) {
+		fprintf(stderr, "CA %s: %s\n", name, err.msg);
+		return -1;
+	}
+	snprintf(out, outlen, "%s", jstr(ca, "id"));
+	json_decref(ca);
+	return 0;
+}
+
+static int
+s_setup_cas(struct store_txn *txn, void *arg)
+{
+	(void)arg;
+	if (s_make_ca(txn, "Sched Root", "root", NULL, s_root,
+	    sizeof(s_root)) == -1 ||
+	    s_make_ca(txn, "Sched Issuing", "subordinate", s_root, s_sub,
+	    sizeof(s_sub)) == -1 ||
+	    s_make_ca(txn, "Flaky", "subordinate", s_root, s_flaky,
+	    sizeof(s_flaky)) == -1)
+		return -1;
+	return 0;
+}
+
+struct s_state_arg {
+	const char	*ca_id;
+	const char	*state;
+};
+
+static int
+s_ca_state_txn(struct store_txn *txn, void *arg)
+{
+	struct s_state_arg *a = arg;
+	struct common_error err;
+
+	common_error_clear(&err);
+	if (ca_set_state(s_ctx, txn, a->ca_id, a->state, &err) == -1) {
+		fprintf(stderr, "CA %s -> %s: %s\n", a->ca_id, a->state,
+		    err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+s_ca_state(const char *ca_id, const char *state)
+{
+	struct s_state_arg a = { ca_id, state };
+
+	CHECK(store_txn_run(s_st, s_ca_state_txn, &a) == 0);
+}
+
+/* The clock: common_now() = wall clock + s_offset. */
+static void
+s_clock_reset(void)
+{
+	s_offset = 0;
+	common_clock_set_offset(0);
+}
+
+static void
+s_advance(time_t seconds)
+{
+	s_offset += seconds;
+	common_clock_set_offset(s_offset);
+}
+
+/* Moves the clock to t (epoch seconds, as common_now() counts). */
+static void
+s_clock_to(time_t t)
+{
+	s_advance(t - common_now());
+}
+
+static void
+s_tick(void)
+{
+	CHECK(lifecycle_tick(s_lc) == 0);
+}
+
+/*
+ * True when exactly these notifications were queued since the last call
+ * (renewal_window, renewed, renewal_failed, expiring, revoked).
+ */
+static bool
+s_events(unsigned window, unsigned renewed, unsigned failed,
+    unsigned expiring, unsigned revoked)
+{
+	const unsigned want[S_EV_KINDS] = { window, renewed, failed,
+	    expiring, revoked };
+	size_t now = lifecycle_notify_pending(s_lc), delta, expect = 0, w = 1;
+	size_t k, d;
+
+	delta = now - s_pending;
+	s_pending = now;
+	for (k = 0; k < S_EV_KINDS; w *= S_EV_BASE, k++)
+		expect += want[k] * w;
+	if (delta == expect)
+		return true;
+	fprintf(stderr, "events: got");
+	for (k = 0, d = delta; k < S_EV_KINDS; k++, d /= S_EV_BASE)
+		fprintf(stderr, " %s=%zu", lifecycle_event_name(s_kinds[k]),
+		    d % S_EV_BASE);
+	fprintf(stderr, ", want %u/%u/%u/%u/%u\n", window, renewed, failed,
+	    expiring, revoked);
+	return false;
+}
+
+/* Audit records from here on are the current step's. */
+static void
+s_audit_mark(void)
+{
+	json_t *a;
+	size_t n;
+
+	for (;;) {
+		a = store_audit_list(s_st, NULL, s_audit_seq,
+		    LIFECYCLE_PAGE_MAX);
+		n = json_array_size(a);
+		if (n > 0)
+			s_audit_seq = (uint64_t)jint(json_array_get(a, n - 1),
+			    "seq");
+		json_decref(a);
+		if (n < LIFECYCLE_PAGE_MAX)
+			break;
+	}
+}
+
+/* True when a record since s_audit_mark matches (who NULL: any). */
+static bool
+s_audit_has(const char *action, const char *object, const char *result,
+    const char *who)
+{
+	json_t *a = store_audit_list(s_st, NULL, s_audit_seq,
+	    LIFECYCLE_PAGE_MAX), *e;
+	bool found = false;
+	size_t i;
+
+	json_array_foreach(a, i, e) {
+		if (strcmp(jstr(e, "action"), action) == 0 &&
+		    strcmp(jstr(e, "object"), object) == 0 &&
+		    strcmp(jstr(e, "result"), result) == 0 &&
+		    (who == NULL || strcmp(jstr(e, "who"), who) == 0))
+			found = true;
+	}
+	if (!found)
+		fprintf(stderr, "no audit record %s %s %s %s in %zu new ones\n",
+		    action, object, result, who != NULL ? who : "(any)",
+		    json_array_size(a));
+	json_decref(a);
+	return found;
+}
+
+/* Creates a certificate in the scheduler's store from printf-formatted
+ * JSON; NULL (err set, message printed when loud) on refusal. */
+static json_t *
+s_vcreate(bool loud, struct common_error *err, const char *fmt, va_list ap)
+{
+	char text[S_TEXT_MAX];
+	json_error_t jerr;
+	json_t *req, *res;
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	common_error_clear(err);
+	if ((req = json_loads(text, 0, &jerr)) == NULL) {
+		fprintf(stderr, "bad test JSON: %s: %s\n", jerr.text, text);
+		return NULL;
+	}
+	res = lifecycle_cert_create(s_lc, req, S_WHO, err);
+	json_decref(req);
+	if (res == NULL && loud)
+		fprintf(stderr, "create: %s\n", err->msg);
+	return res;
+}
+
+static json_t *
+s_create(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *
+s_create(const char *fmt, ...)
+{
+	struct common_error err;
+	va_list ap;
+	json_t *res;
+
+	va_start(ap, fmt);
+	res = s_vcreate(true, &err, fmt, ap);
+	va_end(ap);
+	CHECK(res != NULL);
+	return res;
+}
+
+static void
+s_refused(enum common_errcode code, const char *want, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+s_refused(enum common_errcode code, const char *want, const char *fmt, ...)
+{
+	struct common_error err;
+	va_list ap;
+	json_t *res;
+
+	va_start(ap, fmt);
+	res = s_vcreate(false, &err, fmt, ap);
+	va_end(ap);
+	CHECK(res == NULL && err.code == code);
+	if (strstr(err.msg, want) == NULL) {
+		fprintf(stderr, "message \"%s\" lacks \"%s\"\n", err.msg, want);
+		CHECK(strstr(err.msg, want) != NULL);
+	}
+	json_decref(res);
+}
+
+/* A managed certificate of validity days renewed renew_before days
+ * ahead, under s_sub (or ca). */
+static json_t *
+s_managed(const char *name, const char *ca, double days, double before)
+{
+	return s_create("{\"name\": \"%s\", \"ca_id\": \"%s\", \"profile\": "
+	    "\"tls_server\", \"sans\": [\"%s.sched.test\"], "
+	    "\"validity_days\": %g, \"renewal\": {\"renew_before_days\": %g}}",
+	    name, ca != NULL ? ca : s_sub, name, days, before);
+}
+
+/* The certificate record as lifecycle_cert_get answers it. */
+static json_t *
+s_get(const char *id)
+{
+	struct common_error err;
+	json_t *c;
+
+	common_error_clear(&err);
+	if ((c = lifecycle_cert_get(s_lc, id, &err)) == NULL)
+		fprintf(stderr, "get %s: %s\n", id, err.msg);
+	return c;
+}
+
+/* The stored version record (with key_id). */
+static json_t *
+s_version(const char *id, unsigned n)
+{
+	return store_version_get(s_st, NULL, id, n);
+}
+
+/* Stage of version n ("" when there is none). */
+static const char *
+s_stage(const char *id, unsigned n)
+{
+	static char stage[32];
+	json_t *v = s_version(id, n);
+
+	snprintf(stage, sizeof(stage), "%s", v != NULL && jstr(v, "stage") ?
+	    jstr(v, "stage") : "");
+	json_decref(v);
+	return stage;
+}
+
+static size_t
+s_nversions(const char *id)
+{
+	json_t *vs = store_version_list(s_st, NULL, id);
+	size_t n = json_array_size(vs);
+
+	json_decref(vs);
+	return n;
+}
+
+/* renewal_state.field of a record, as a time. */
+static time_t
+s_state_time(const json_t *c, const char *field)
+{
+	time_t t = 0;
+
+	CHECK(lifecycle_time_parse(jstr(json_object_get(c, "renewal_state"),
+	    field), &t) == 0);
+	return t;
+}
+
+/* Deletes a certificate at once (test cleanup). */
+static void
+s_remove(const char *id)
+{
+	struct common_error err;
+
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete_now(s_lc, id, S_WHO, &err) == 0);
+	if (err.code != COMMON_E_NONE)
+		fprintf(stderr, "remove %s: %s\n", id, err.msg);
+}
+
+static void
+test_sched_setup(void)
+{
+	struct ca_config cfg;
+	struct lifecycle_config lcfg;
+	static char dir[512];
+	size_t k, c, n = 0, copies;
+
+	snprintf(dir, sizeof(dir), "%s/sched", test_tmpdir());
+	CHECK(common_mkdirs(dir, 0700) == 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.data_dir = dir;
+	cfg.http_base_url = "http://127.0.0.1:8080";
+	memset(&s_conf, 0, sizeof(s_conf));
+	s_conf.lifecycle.scan_interval_seconds = 60;
+	s_conf.lifecycle.history_limit = S_HISTORY;
+	s_conf.lifecycle.deletion_pending_days = S_DELETE_DAYS;
+	s_conf.lifecycle.renewal_jitter_seconds = S_JITTER;
+	s_conf.lifecycle.retry_min_seconds = S_RETRY_MIN;
+	s_conf.lifecycle.retry_max_seconds = S_RETRY_MAX;
+	s_conf.lifecycle.expiry_warning_days = S_WARN_DAYS;
+	s_profiles[0].profile = "code_signing";
+	s_profiles[0].validity_days = 4;
+	s_profiles[0].renew_at_fraction = 0.5;
+	s_conf.lifecycle.profiles = s_profiles;
+	s_conf.lifecycle.nprofiles = 1;
+	for (k = 0, copies = 1; k < S_EV_KINDS; k++, copies *= S_EV_BASE) {
+		s_hook_events[k][0] = (char *)lifecycle_event_name(s_kinds[k]);
+		for (c = 0; c < copies && n < S_HOOKS_MAX; c++, n++) {
+			s_hooks[n].url = "http://127.0.0.1:9/hook";
+			s_hooks[n].secret = "0123456789abcdef0123456789";
+			s_hooks[n].events = s_hook_events[k];
+			s_hooks[n].nevents = 1;
+			s_hooks[n].ca_file = "";
+			s_hooks[n].timeout_seconds = 1;
+		}
+	}
+	CHECK(n == S_HOOKS_MAX);
+	s_conf.notifications.webhooks = s_hooks;
+	s_conf.notifications.nwebhooks = n;
+	s_conf.notifications.retry_max = 1;
+	memset(&lcfg, 0, sizeof(lcfg));
+	lcfg.default_validity_days = 90;
+	lcfg.default_renew_before_days = 30;
+	lcfg.conf = &s_conf;
+	CHECK((s_st = store_open(dir)) != NULL);
+	CHECK(s_st != NULL && (s_ctx = ca_ctx_new(s_st, &cfg)) != NULL);
+	if (s_st == NULL || s_ctx == NULL)
+		exit(1);
+	CHECK(store_txn_run(s_st, s_setup_cas, NULL) == 0);
+	CHECK((s_lc = lifecycle_new(s_ctx, &lcfg)) != NULL);
+	if (s_lc == NULL || s_flaky[0] == '\0')
+		exit(1);
+	s_pending = lifecycle_notify_pending(s_lc);
+	CHECK(s_pending == 0);
+	s_clock_reset();
+}
+
+/*
+ * The issue's first case: a certificate valid one day, renewed twelve
+ * hours ahead, is renewed by the scheduler once the clock passes the
+ * window (plus the jitter): version 2 current, version 1 previous, the
+ * attempt audited, renewal_window and renewed sent.
+ */
+static void
+test_sched_renew_before(void)
+{
+	json_t *c, *g = NULL, *v1 = NULL, *v2 = NULL, *vs = NULL;
+	json_int_t due, na;
+	const char *id;
+
+	s_clock_reset();
+	if ((c = s_managed("s-renew", NULL, 1, 0.5)) == NULL)
+		return;
+	id = jstr(c, "id");
+	due = jint(c, "due_at_epoch");
+	na = jint(c, "not_after_epoch");
+	CHECK(due == na - S_DAY / 2);
+	CHECK(jstr(c, "due_at") != NULL);
+	CHECK(json_is_false(json_object_get(c, "renewal_due")));
+	CHECK(json_object_get(c, "renewal_state") == NULL);
+	CHECK(json_number_value(json_object_get(json_object_get(c, "renewal"),
+	    "renew_before_days")) == 0.5);
+	CHECK(json_is_false(json_object_get(json_object_get(c, "renewal"),
+	    "reuse_key")));
+	CHECK_STR(jstr(c, "state"), "active");
+	CHECK(json_is_null(json_object_get(c, "deletion")));
+	CHECK(s_events(0, 0, 0, 0, 0));
+
+	/* before the window nothing happens */
+	s_tick();
+	s_clock_to((time_t)due - 60);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	CHECK(s_nversions(id) == 1);
+
+	/* past the window and the largest jitter */
+	s_clock_to((time_t)due + S_JITTER + 1);
+	s_audit_mark();
+	s_tick();
+	CHECK(s_events(1, 1, 0, 0, 0));
+	g = s_get(id);
+	CHECK(jint(g, "current_version") == 2);
+	CHECK(jint(g, "latest_version") == 2);
+	CHECK_STR(jstr(g, "stage"), "current");
+	CHECK(json_object_get(g, "renewal_state") == NULL);
+	CHECK(jint(g, "due_at_epoch") == jint(g, "not_after_epoch") -
+	    S_DAY / 2);
+	CHECK(jint(g, "due_at_epoch") > due);
+	CHECK(jint(json_object_get(g, "notified"), "renewal_window") == 1);
+	vs = store_version_list(s_st, NULL, id);
+	CHECK(json_array_size(vs) == 2);
+	v1 = json_array_get(vs, 0);
+	v2 = json_array_get(vs, 1);
+	CHECK_STR(jstr(v1, "stage"), "previous");
+	CHECK_STR(jstr(v2, "stage"), "current");
+	CHECK(strcmp(jstr(v1, "serial"), jstr(v2, "serial")) != 0);
+	CHECK(strcmp(jstr(v1, "key_id"), jstr(v2, "key_id")) != 0);
+	CHECK(s_audit_has("certificate.renew", id, "ok",
+	    LIFECYCLE_WHO_SCHEDULER));
+
+	/* done: later ticks leave it alone */
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	CHECK(s_nversions(id) == 2);
+	s_remove(id);
+	json_decref(vs);
+	json_decref(g);
+	json_decref(c);
+	s_clock_reset();
+}
+
+/* Renewal rules: renew_at_fraction, profile and global defaults, and the
+ * refusals of malformed rules. */
+static void
+test_sched_rules(void)
+{
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	char *csr = make_csr(key, "ext.sched.test", "DNS:ext.sched.test",
+	    false), *qcsr = jquote(csr);
+	json_t *f = NULL, *p = NULL, *d = NULL, *v = NULL, *r;
+	json_int_t nb, na, due_f, due_p;
+
+	s_clock_reset();
+	s_refused(COMMON_E_INVALID, "not both", "{\"name\": \"r1\", \"ca_id\": "
+	    "\"%s\", \"profile\": \"tls_server\", \"sans\": [\"r1.test\"], "
+	    "\"renewal\": {\"renew_before_days\": 1, \"renew_at_fraction\": "
+	    "0.5}}", s_sub);
+	s_refused(COMMON_E_INVALID, "renewal.renew_at_fraction", "{\"name\": "
+	    "\"r1\", \"ca_id\": \"%s\", \"profile\": \"tls_server\", \"sans\": "
+	    "[\"r1.test\"], \"renewal\": {\"renew_at_fraction\": 1}}", s_sub);
+	s_refused(COMMON_E_INVALID, "renewal.renew_at_fraction", "{\"name\": "
+	    "\"r1\", \"ca_id\": \"%s\", \"profile\": \"tls_server\", \"sans\": "
+	    "[\"r1.test\"], \"renewal\": {\"renew_at_fraction\": 0}}", s_sub);
+	s_refused(COMMON_E_INVALID, "renewal.reuse_key", "{\"name\": \"r1\", "
+	    "\"ca_id\": \"%s\", \"profile\": \"tls_server\", \"sans\": "
+	    "[\"r1.test\"], \"renewal\": {\"reuse_key\": \"yes\"}}", s_sub);
+	s_refused(COMMON_E_INVALID, "unknown field \"renewal.renew_after\"",
+	    "{\"name\": \"r1\", \"ca_id\": \"%s\", \"profile\": "
+	    "\"tls_server\", \"sans\": [\"r1.test\"], \"renewal\": "
+	    "{\"renew_after\": 1}}", s_sub);
+	s_refused(COMMON_E_INVALID, "only used in managed mode", "{\"name\": "
+	    "\"r1\", \"mode\": \"external\", \"ca_id\": \"%s\", \"profile\": "
+	    "\"tls_server\", \"csr\": %s, \"renewal\": {\"reuse_key\": "
+	    "true}}", s_sub, qcsr);
+	s_refused(COMMON_E_INVALID, "must be an object", "{\"name\": \"r1\", "
+	    "\"ca_id\": \"%s\", \"profile\": \"tls_server\", \"sans\": "
+	    "[\"r1.test\"], \"renewal\": 3}", s_sub);
+	CHECK(s_events(0, 0, 0, 0, 0));
+
+	/* renewal at a quarter of a ten-day lifetime */
+	f = s_create("{\"name\": \"s-fraction\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_server\", \"sans\": [\"frac.sched.test\"], "
+	    "\"validity_days\": 10, \"renewal\": {\"renew_at_fraction\": "
+	    "0.25}}", s_sub);
+	/* code_signing takes lifecycle.profiles: 4 days, renewed halfway */
+	p = s_create("{\"name\": \"s-profile\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"code_signing\", \"subject\": \"CN=Signer\"}",
+	    s_sub);
+	/* other profiles take certificates.default_* (90, 30) */
+	d = s_create("{\"name\": \"s-default\", \"ca_id\": \"%s\", "
+	    "\"profile\": \"tls_client\", \"sans\": [\"dflt.sched.test\"]}",
+	    s_sub);
+	if (f == NULL || p == NULL || d == NULL)
+		goto out;
+	r = json_object_get(f, "renewal");
+	CHECK(json_number_value(json_object_get(r, "renew_at_fraction")) ==
+	    0.25);
+	CHECK(json_object_get(r, "renew_before_days") == NULL);
+	v = s_version(jstr(f, "id"), 1);
+	nb = jint(v, "not_before_epoch");
+	na = jint(v, "not_after_epoch");
+	CHECK(nb > 0 && na - nb == 10 * S_DAY + CA_BACKDATE_SECONDS);
+	due_f = jint(f, "due_at_epoch");
+	CHECK(due_f == nb + (json_int_t)(0.25 * (double)(na - nb)));
+	json_decref(v);
+
+	CHECK(jint(p, "validity_days") == 4);
+	r = json_object_get(p, "renewal");
+	CHECK(json_number_value(json_object_get(r, "renew_at_fraction")) ==
+	    0.5);
+	v = s_version(jstr(p, "id"), 1);
+	nb = jint(v, "not_before_epoch");
+	na = jint(v, "not_after_epoch");
+	due_p = jint(p, "due_at_epoch");
+	CHECK(due_p == nb + (na - nb) / 2);
+	json_decref(v);
+	v = NULL;
+
+	CHECK(jint(d, "validity_days") == 90);
+	CHECK(jint(json_object_get(d, "renewal"), "renew_before_days") == 30);
+	CHECK(jint(d, "due_at_epoch") == jint(d, "not_after_epoch") -
+	    30 * S_DAY);
+
+	/* both renewed once past their windows; the 90-day one is not due */
+	s_clock_to((time_t)(due_f > due_p ? due_f : due_p) + S_JITTER + 1);
+	s_tick();
+	CHECK(s_events(2, 2, 0, 0, 0));
+	CHECK(s_nversions(jstr(f, "id")) == 2);
+	CHECK(s_nversions(jstr(p, "id")) == 2);
+	CHECK(s_nversions(jstr(d, "id")) == 1);
+out:
+	if (f != NULL)
+		s_remove(jstr(f, "id"));
+	if (p != NULL)
+		s_remove(jstr(p, "id"));
+	if (d != NULL)
+		s_remove(jstr(d, "id"));
+	json_decref(v);
+	json_decref(f);
+	json_decref(p);
+	json_decref(d);
+	free(qcsr);
+	free(csr);
+	EVP_PKEY_free(key);
+	s_clock_reset();
+}
+
+/* The first attempt waits due + a random delay of at most the jitter,
+ * drawn per certificate. */
+static void
+test_sched_jitter(void)
+{
+	enum { N = 3 };
+	json_t *c[N] = { NULL }, *g;
+	json_int_t due[N], maxdue = 0;
+	time_t next[N];
+	size_t i, now_renewed = 0, distinct = 1;
+	char name[32];
+
+	s_clock_reset();
+	for (i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "s-jitter-%zu", i);
+		if ((c[i] = s_managed(name, NULL, 1, 0.5)) == NULL)
+			goto out;
+		due[i] = jint(c[i], "due_at_epoch");
+		if (due[i] > maxdue)
+			maxdue = due[i];
+	}
+	s_clock_to((time_t)maxdue + 1);
+	s_tick();
+	for (i = 0; i < N; i++) {
+		g = s_get(jstr(c[i], "id"));
+		if (jint(g, "current_version") == 2) {
+			/* the draw was (almost) zero */
+			now_renewed++;
+			next[i] = (time_t)due[i];
+		} else {
+			next[i] = s_state_time(g, "next_attempt_at");
+			CHECK(next[i] >= (time_t)due[i]);
+			CHECK(next[i] <= (time_t)due[i] + S_JITTER);
+			CHECK(jint(json_object_get(g, "renewal_state"),
+			    "failures") == 0);
+		}
+		if (i > 0 && next[i] - (time_t)due[i] != next[0] -
+		    (time_t)due[0])
+			distinct++;
+		json_decref(g);
+	}
+	CHECK(distinct > 1);
+	CHECK(s_events(N, (unsigned)now_renewed, 0, 0, 0));
+	s_clock_to((time_t)maxdue + S_JITTER + 1);
+	s_tick();
+	CHECK(s_events(0, (unsigned)(N - now_renewed), 0, 0, 0));
+	for (i = 0; i < N; i++)
+		CHECK(s_nversions(jstr(c[i], "id")) == 2);
+out:
+	for (i = 0; i < N; i++) {
+		if (c[i] != NULL)
+			s_remove(jstr(c[i], "id"));
+		json_decref(c[i]);
+	}
+	s_clock_reset();
+}
+
+/*
+ * A CA that refuses issuance (disabled): each attempt fails, is audited
+ * and notified, and the next one waits retry_min x 2^(n-1) up to
+ * retry_max; nothing else of the certificate changes. Once the renewal
+ * keeps failing within expiry_warning_days, "expiring" is sent (once).
+ * Re-enabled, the next attempt succeeds.
+ */
+static void
+test_sched_failure(void)
+{
+	static const long delays[] = { S_RETRY_MIN, 2 * S_RETRY_MIN,
+	    S_RETRY_MAX, S_RETRY_MAX };
+	struct common_error err;
+	json_t *c, *g = NULL, *vs0 = NULL, *vs = NULL, *rs;
+	const char *id;
+	time_t t;
+	size_t i;
+
+	s_clock_reset();
+	if ((c = s_managed("s-flaky", s_flaky, 1, 0.5)) == NULL)
+		return;
+	id = jstr(c, "id");
+	common_error_clear(&err);
+	vs0 = lifecycle_versions(s_lc, id, &err);
+	s_ca_state(s_flaky, "disabled");
+	s_clock_to((time_t)jint(c, "due_at_epoch") + S_JITTER + 1);
+	for (i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+		s_audit_mark();
+		t = common_now();
+		s_tick();
+		CHECK(s_events(i == 0 ? 1 : 0, 0, 1, 0, 0));
+		json_decref(g);
+		g = s_get(id);
+		rs = json_object_get(g, "renewal_state");
+		CHECK(jint(rs, "failures") == (json_int_t)i + 1);
+		CHECK(jstr(rs, "last_error") != NULL &&
+		    strstr(jstr(rs, "last_error"), "disabled") != NULL);
+		CHECK(s_state_time(g, "last_attempt_at") >= t);
+		CHECK(s_state_time(g, "next_attempt_at") >= t + delays[i]);
+		CHECK(s_state_time(g, "next_attempt_at") <= t + delays[i] +
+		    S_SLACK);
+		CHECK(s_audit_has("certificate.renew", id, "failed",
+		    LIFECYCLE_WHO_SCHEDULER));
+		/* nothing else changed */
+		CHECK(jint(g, "current_version") == 1);
+		CHECK(jint(g, "latest_version") == 1);
+		CHECK_STR(jstr(g, "serial"), jstr(c, "serial"));
+		CHECK_STR(jstr(g, "stage"), "current");
+		CHECK(jint(g, "due_at_epoch") == jint(c, "due_at_epoch"));
+		common_error_clear(&err);
+		json_decref(vs);
+		vs = lifecycle_versions(s_lc, id, &err);
+		CHECK(vs != NULL && json_equal(vs, vs0));
+		/* not before the backoff ends; once renewal has failed
+		 * within expiry_warning_days, "expiring" goes out (once) */
+		s_tick();
+		CHECK(s_events(0, 0, 0, i == 0 ? 1 : 0, 0));
+		CHECK(s_nversions(id) == 1);
+		s_clock_to(s_state_time(g, "next_attempt_at"));
+	}
+	s_ca_state(s_flaky, "active");
+	s_audit_mark();
+	s_tick();
+	CHECK(s_events(0, 1, 0, 0, 0));
+	json_decref(g);
+	g = s_get(id);
+	CHECK(jint(g, "current_version") == 2);
+	CHECK(json_object_get(g, "renewal_state") == NULL);
+	CHECK(s_audit_has("certificate.renew", id, "ok",
+	    LIFECYCLE_WHO_SCHEDULER));
+	s_remove(id);
+	json_decref(vs);
+	json_decref(vs0);
+	json_decref(g);
+	json_decref(c);
+	s_clock_reset();
+}
+
+/*
+ * pkid cannot renew external-CSR and imported certificates: past the due
+ * date they are flagged renewal_due and notified once; within
+ * expiry_warning_days "expiring" is sent once; past notAfter the
+ * version is marked expired.
+ */
+static void
+test_sched_external(void)
+{
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	EVP_PKEY *ikey = ca_key_generate(CA_KEY_ECDSA_P256);
+	char *csr = make_csr(key, "ext.sched.test", "DNS:ext.sched.test",
+	    false), *qcsr = jquote(csr);
+	char *cert = make_selfsigned(ikey, "imp.sched.test", "DNS:imp.sched.test");
+	char *kpem = common_privkey_to_pem(ikey);
+	char *qcert = jquote(cert), *qkey = jquote(kpem);
+	json_t *e, *im = NULL, *g = NULL;
+	const char *eid, *iid = NULL;
+
+	s_clock_reset();
+	e = s_create("{\"name\": \"s-external\", \"mode\": \"external\", "
+	    "\"ca_id\": \"%s\", \"profile\": \"tls_server\", "
+	    "\"validity_days\": 1, \"renewal\": {\"renew_before_days\": 0.5}, "
+	    "\"csr\": %s}", s_sub, qcsr);
+	im = s_create("{\"name\": \"s-imported\", \"mode\": \"imported\", "
+	    "\"certificate\": %s, \"private_key\": %s, \"renewal\": "
+	    "{\"renew_before_days\": 20}}", qcert, qkey);
+	if (e == NULL || im == NULL)
+		goto out;
+	eid = jstr(e, "id");
+	iid = jstr(im, "id");
+	CHECK(jint(im, "due_at_epoch") == jint(im, "not_after_epoch") -
+	    20 * S_DAY);
+
+	/* a one-day certificate pkid cannot renew is expiring at once */
+	s_audit_mark();
+	s_tick();
+	CHECK(s_events(0, 0, 0, 1, 0));
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+
+	/* past its due date: flagged and notified, not renewed */
+	s_clock_to((time_t)jint(e, "due_at_epoch") + 1);
+	s_tick();
+	CHECK(s_events(1, 0, 0, 0, 0));
+	g = s_get(eid);
+	CHECK(json_is_true(json_object_get(g, "renewal_due")));
+	CHECK(jint(g, "current_version") == 1);
+	CHECK(s_nversions(eid) == 1);
+	CHECK(s_audit_has("certificate.renewal_due", eid, "ok",
+	    LIFECYCLE_WHO_SCHEDULER));
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+
+	/* the imported one at its due date; the external one has expired */
+	s_audit_mark();
+	s_clock_to((time_t)jint(im, "due_at_epoch") + 1);
+	s_tick();
+	CHECK(s_events(1, 0, 0, 0, 0));
+	json_decref(g);
+	g = s_get(iid);
+	CHECK(json_is_true(json_object_get(g, "renewal_due")));
+	json_decref(g);
+	g = s_get(eid);
+	CHECK_STR(jstr(g, "stage"), "expired");
+	CHECK_STR(s_stage(eid, 1), "expired");
+	CHECK(json_is_null(json_object_get(g, "expiry_check_epoch")));
+	CHECK(s_audit_has("version.expire", eid, "ok",
+	    LIFECYCLE_WHO_SCHEDULER));
+
+	/* the imported one within expiry_warning_days */
+	s_clock_to((time_t)jint(im, "not_after_epoch") -
+	    (time_t)(S_WARN_DAYS * S_DAY) + 1);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 1, 0));
+	CHECK_STR(s_stage(iid, 1), "current");
+out:
+	if (e != NULL)
+		s_remove(jstr(e, "id"));
+	if (iid != NULL)
+		s_remove(iid);
+	json_decref(g);
+	json_decref(e);
+	json_decref(im);
+	free(qcert);
+	free(qkey);
+	free(kpem);
+	free(cert);
+	free(qcsr);
+	free(csr);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ikey);
+	s_clock_reset();
+}
+
+/* ACME certificates: no renewal rule, due at the ARI window start
+ * (notAfter - lifetime / 3); the scheduler only flags them. */
+static void
+test_sched_acme(void)
+{
+	struct lifecycle_issue_req req;
+	struct common_error err;
+	const char *sans[] = { "acme.sched.test" };
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	json_t *v, *g = NULL, *raw = NULL;
+	json_int_t nb, na;
+	const char *id;
+
+	s_clock_reset();
+	memset(&req, 0, sizeof(req));
+	req.ca_id = s_sub;
+	req.pubkey = key;
+	req.sans = sans;
+	req.nsans = 1;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 6;
+	req.origin = "acme";
+	common_error_clear(&err);
+	v = lifecycle_issue(s_lc, &req, "acme:acct-s", &err);
+	CHECK(v != NULL);
+	if (v == NULL)
+		goto out;
+	id = jstr(v, "certificate_id");
+	g = s_get(id);
+	raw = s_version(id, 1);
+	nb = jint(raw, "not_before_epoch");
+	na = jint(raw, "not_after_epoch");
+	CHECK(json_is_null(json_object_get(g, "renewal")));
+	CHECK(jint(g, "due_at_epoch") == na - (na - nb) / 3);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 1, 0));	/* six days < the warning */
+	s_clock_to((time_t)jint(g, "due_at_epoch") + 1);
+	s_tick();
+	CHECK(s_events(1, 0, 0, 0, 0));
+	json_decref(g);
+	g = s_get(id);
+	CHECK(json_is_true(json_object_get(g, "renewal_due")));
+	CHECK(s_nversions(id) == 1);
+	s_remove(id);
+out:
+	json_decref(raw);
+	json_decref(g);
+	json_decref(v);
+	EVP_PKEY_free(key);
+	s_clock_reset();
+}
+
+/* A resource and an association for certificate id; the association id
+ * into aid (resource id into rid). 0 or -1. */
+static int
+s_associate(const char *id, const char *name, char *rid, char *aid,
+    size_t len)
+{
+	struct common_error err;
+	json_t *req, *res, *a;
+
+	common_error_clear(&err);
+	req = json_pack("{s:s, s:s}", "name", name, "type", "other");
+	res = lifecycle_resource_create(s_lc, req, S_WHO, &err);
+	json_decref(req);
+	if (res == NULL)
+		return -1;
+	snprintf(rid, len, "%s", jstr(res, "id"));
+	json_decref(res);
+	req = json_pack("{s:s, s:s}", "certificate_id", id, "resource_id",
+	    rid);
+	a = lifecycle_assoc_create(s_lc, req, S_WHO, &err);
+	json_decref(req);
+	if (a == NULL)
+		return -1;
+	snprintf(aid, len, "%s", jstr(a, "id"));
+	json_decref(a);
+	return 0;
+}
+
+static void
+s_unassociate(const char *rid, const char *aid)
+{
+	struct common_error err;
+
+	common_error_clear(&err);
+	CHECK(lifecycle_assoc_delete(s_lc, aid, S_WHO, &err) == 0);
+	CHECK(lifecycle_resource_delete(s_lc, rid, S_WHO, &err) == 0);
+}
+
+static json_t *
+s_promote(const char *id, unsigned n, enum common_errcode want)
+{
+	struct common_error err;
+	json_t *v;
+
+	common_error_clear(&err);
+	v = lifecycle_version_promote(s_lc, id, n, S_WHO, &err);
+	CHECK(want == COMMON_E_NONE ? v != NULL : v == NULL &&
+	    err.code == want);
+	if (want == COMMON_E_NONE && v == NULL)
+		fprintf(stderr, "promote %u: %s\n", n, err.msg);
+	return v;
+}
+
+/*
+ * With an association a renewal stays pending (the scheduler does not
+ * renew again meanwhile); promote rolls forward and back; revoked and
+ * unknown versions cannot be promoted.
+ */
+static void
+test_sched_promote(void)
+{
+	struct common_error err;
+	char rid[64] = "", aid[64] = "";
+	json_t *c, *r = NULL, *g = NULL, *v;
+	const char *id;
+
+	s_clock_reset();
+	if ((c = s_managed("s-promote", NULL, 1, 0.5)) == NULL)
+		return;
+	id = jstr(c, "id");
+	CHECK(s_associate(id, "s-web", rid, aid, sizeof(rid)) == 0);
+	common_error_clear(&err);
+	r = lifecycle_cert_renew(s_lc, id, S_WHO, &err);
+	CHECK(r != NULL && jint(r, "version") == 2);
+	CHECK_STR(jstr(r, "stage"), "pending");
+	CHECK(s_events(0, 1, 0, 0, 0));
+	g = s_get(id);
+	CHECK(jint(g, "current_version") == 1);
+	CHECK(jint(g, "latest_version") == 2);
+	CHECK_STR(s_stage(id, 1), "current");
+
+	/* due, but a renewal waits for its deployment */
+	s_clock_to((time_t)jint(c, "due_at_epoch") + S_JITTER + 1);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	CHECK(s_nversions(id) == 2);
+
+	/* a second renewal supersedes the pending one */
+	json_decref(r);
+	r = lifecycle_cert_renew(s_lc, id, S_WHO, &err);
+	CHECK(r != NULL && jint(r, "version") == 3);
+	CHECK(s_events(0, 1, 0, 0, 0));
+	CHECK_STR(s_stage(id, 2), "previous");
+	CHECK_STR(s_stage(id, 3), "pending");
+
+	s_audit_mark();
+	v = s_promote(id, 3, COMMON_E_NONE);
+	CHECK_STR(jstr(v, "stage"), "current");
+	json_decref(v);
+	CHECK(s_audit_has("version.promote", id, "ok", S_WHO));
+	CHECK_STR(s_stage(id, 1), "previous");
+	CHECK_STR(s_stage(id, 3), "current");
+	json_decref(g);
+	g = s_get(id);
+	CHECK(jint(g, "current_version") == 3);
+	CHECK(jint(g, "due_at_epoch") > jint(c, "due_at_epoch"));
+	CHECK_STR(jstr(json_object_get(g, "current"), "serial"),
+	    jstr(r, "serial"));
+
+	/* roll back, then forward again; promoting the current is a no-op */
+	json_decref(s_promote(id, 1, COMMON_E_NONE));
+	CHECK_STR(s_stage(id, 1), "current");
+	CHECK_STR(s_stage(id, 3), "previous");
+	json_decref(g);
+	g = s_get(id);
+	CHECK(jint(g, "current_version") == 1);
+	CHECK_STR(jstr(g, "serial"), jstr(c, "serial"));
+	json_decref(s_promote(id, 1, COMMON_E_NONE));
+	json_decref(s_promote(id, 3, COMMON_E_NONE));
+	CHECK_STR(s_stage(id, 3), "current");
+
+	/* revoked and unknown versions */
+	json_decref(lifecycle_version_revoke(s_lc, id, 1,
+	    CA_REASON_SUPERSEDED, S_WHO, &err));
+	CHECK(s_events(0, 0, 0, 0, 1));
+	CHECK(s_promote(id, 1, COMMON_E_CONFLICT) == NULL);
+	CHECK(s_promote(id, 9, COMMON_E_NOTFOUND) == NULL);
+	CHECK(s_promote("cert-0000000000000000", 1, COMMON_E_NOTFOUND) ==
+	    NULL);
+	CHECK_STR(s_stage(id, 3), "current");
+
+	s_unassociate(rid, aid);
+	s_remove(id);
+	json_decref(g);
+	json_decref(r);
+	json_decref(c);
+	s_clock_reset();
+}
+
+/* The private key of version n (NULL when refused). */
+static EVP_PKEY *
+s_version_key(const char *id, unsigned n)
+{
+	struct common_error err;
+	const char *pem;
+	EVP_PKEY *k = NULL;
+	json_t *v;
+
+	common_error_clear(&err);
+	if ((v = lifecycle_version_get(s_lc, id, n, true, &err)) == NULL)
+		return NULL;
+	if ((pem = jstr(v, "private_key")) != NULL)
+		k = common_privkey_from_pem(pem, strlen(pem));
+	json_decref(v);
+	return k;
+}
+
+static bool
+s_key_exists(const char *key_id)
+{
+	unsigned char *blob = NULL;
+	size_t len = 0;
+	bool ok = store_key_get(s_st, NULL, key_id, &blob, &len) == 0;
+
+	free(blob);
+	return ok;
+}
+
+/*
+ * lifecycle.history_limit (3): previous versions older than the newest
+ * three lose their PEM and key but keep their row; a key that a kept
+ * version shares (reuse_key) stays.
+ */
+static void
+test_sched_history(void)
+{
+	struct common_error err;
+	char keys[7][64];
+	json_t *c, *s = NULL, *r, *v;
+	EVP_PKEY *k1 = NULL, *k5 = NULL;
+	const char *id, *sid;
+	unsigned n;
+
+	s_clock_reset();
+	memset(keys, 0, sizeof(keys));
+	if ((c = s_managed("s-history", NULL, 5, 1)) == NULL)
+		return;
+	id = jstr(c, "id");
+	s_audit_mark();
+	for (n = 2; n <= 6; n++) {
+		common_error_clear(&err);
+		r = lifecycle_cert_renew(s_lc, id, S_WHO, &err);
+		CHECK(r != NULL && jint(r, "version") == (json_int_t)n);
+		json_decref(r);
+	}
+	CHECK(s_events(0, 5, 0, 0, 0));
+	for (n = 1; n <= 6; n++) {
+		v = s_version(id, n);
+		CHECK(v != NULL);
+		if (n <= 3) {
+			CHECK(json_is_true(json_object_get(v, "pruned")));
+			CHECK(json_object_get(v, "certificate") == NULL);
+			CHECK(json_object_get(v, "key_id") == NULL);
+			CHECK_STR(jstr(v, "stage"), "previous");
+			CHECK(jstr(v, "serial") != NULL);
+		} else {
+			CHECK(json_object_get(v, "pruned") == NULL);
+			CHECK(jstr(v, "certificate") != NULL);
+			snprintf(keys[n], sizeof(keys[n]), "%s",
+			    jstr(v, "key_id") != NULL ? jstr(v, "key_id") : "");
+			CHECK(s_key_exists(keys[n]));
+		}
+		json_decref(v);
+	}
+	CHECK(s_audit_has("version.prune", id, "ok", S_WHO));
+	common_error_clear(&err);
+	v = lifecycle_version_get(s_lc, id, 2, false, &err);
+	CHECK(v != NULL && json_object_get(v, "certificate") == NULL &&
+	    json_is_true(json_object_get(v, "pruned")));
+	json_decref(v);
+	common_error_clear(&err);
+	CHECK(lifecycle_version_get(s_lc, id, 2, true, &err) == NULL);
+	CHECK(err.code == COMMON_E_CONFLICT && strstr(err.msg, "pruned"));
+	CHECK(s_promote(id, 2, COMMON_E_CONFLICT) == NULL);
+	json_decref(s_promote(id, 4, COMMON_E_NONE));
+	json_decref(s_promote(id, 6, COMMON_E_NONE));
+
+	/* reuse_key: every version holds the same key, which stays while a
+	 * kept version uses it and goes with the certificate */
+	s = s_create("{\"name\": \"s-reuse\", \"ca_id\": \"%s\", \"profile\": "
+	    "\"tls_server\", \"sans\": [\"reuse.sched.test\"], "
+	    "\"validity_days\": 5, \"renewal\": {\"renew_before_days\": 1, "
+	    "\"reuse_key\": true}}", s_sub);
+	if (s == NULL)
+		goto out;
+	sid = jstr(s, "id");
+	k1 = s_version_key(sid, 1);
+	v = s_version(sid, 1);
+	snprintf(keys[0], sizeof(keys[0]), "%s", jstr(v, "key_id"));
+	json_decref(v);
+	for (n = 2; n <= 5; n++) {
+		common_error_clear(&err);
+		json_decref(lifecycle_cert_renew(s_lc, sid, S_WHO, &err));
+	}
+	CHECK(s_events(0, 4, 0, 0, 0));
+	for (n = 1; n <= 2; n++) {
+		v = s_version(sid, n);
+		CHECK(json_is_true(json_object_get(v, "pruned")));
+		json_decref(v);
+	}
+	v = s_version(sid, 5);
+	CHECK_STR(jstr(v, "key_id"), keys[0]);
+	json_decref(v);
+	CHECK(s_key_exists(keys[0]));
+	k5 = s_version_key(sid, 5);
+	CHECK(k1 != NULL && k5 != NULL && EVP_PKEY_eq(k1, k5) == 1);
+	s_remove(sid);
+	CHECK(!s_key_exists(keys[0]));
+out:
+	s_remove(id);
+	CHECK(!s_key_exists(keys[6]));
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k5);
+	json_decref(s);
+	json_decref(c);
+	s_clock_reset();
+}
+
+/*
+ * Deletion like OCI: blocked by associations (409 naming them),
+ * scheduled deletion_pending_days ahead (idempotent), no renewal
+ * meanwhile, cancelled, executed by the scheduler once due; an
+ * association made meanwhile drops the schedule; delete_now at once.
+ */
+static void
+test_sched_deletion(void)
+{
+	struct common_error err;
+	char rid[64] = "", aid[64] = "";
+	json_t *c, *b = NULL, *d, *d2, *g;
+	const char *id, *bid = NULL;
+	time_t at;
+
+	s_clock_reset();
+	if ((c = s_managed("s-delete", NULL, 1, 0.5)) == NULL)
+		return;
+	id = jstr(c, "id");
+	CHECK(s_associate(id, "s-del-web", rid, aid, sizeof(rid)) == 0);
+	s_audit_mark();
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete_schedule(s_lc, id, S_WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_CONFLICT && strstr(err.msg, aid) != NULL);
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete(s_lc, id, S_WHO, &err) == -1);
+	CHECK(err.code == COMMON_E_CONFLICT);
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete_now(s_lc, id, S_WHO, &err) == -1);
+	CHECK(err.code == COMMON_E_CONFLICT);
+	s_unassociate(rid, aid);
+
+	/* scheduled: listed as pending_deletion, execute_at one day ahead */
+	common_error_clear(&err);
+	d = lifecycle_cert_delete_schedule(s_lc, id, S_WHO, &err);
+	CHECK(d != NULL);
+	if (d == NULL)
+		goto out;
+	CHECK_STR(jstr(d, "state"), "pending_deletion");
+	CHECK(lifecycle_time_parse(jstr(json_object_get(d, "deletion"),
+	    "execute_at"), &at) == 0);
+	CHECK(at >= common_now() + (time_t)(S_DELETE_DAYS * S_DAY) -
+	    S_SLACK && at <= common_now() + (time_t)(S_DELETE_DAYS * S_DAY));
+	CHECK_STR(jstr(json_object_get(d, "deletion"), "scheduled_by"),
+	    S_WHO);
+	CHECK(s_audit_has("certificate.delete_scheduled", id, "ok", S_WHO));
+	common_error_clear(&err);
+	d2 = lifecycle_cert_delete_schedule(s_lc, id, S_WHO, &err);
+	CHECK(d2 != NULL && json_equal(json_object_get(d, "deletion"),
+	    json_object_get(d2, "deletion")));
+	json_decref(d2);
+	json_decref(d);
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_renew(s_lc, id, S_WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_CONFLICT &&
+	    strstr(err.msg, "scheduled for deletion") != NULL);
+
+	/* due for renewal while scheduled: left alone */
+	s_clock_to((time_t)jint(c, "due_at_epoch") + S_JITTER + 1);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	CHECK(s_nversions(id) == 1);
+
+	/* cancelled, and not twice */
+	common_error_clear(&err);
+	g = lifecycle_cert_cancel_deletion(s_lc, id, S_WHO, &err);
+	CHECK(g != NULL && strcmp(jstr(g, "state"), "active") == 0 &&
+	    json_is_null(json_object_get(g, "deletion")) &&
+	    json_is_object(json_object_get(g, "current")));
+	json_decref(g);
+	CHECK(s_audit_has("certificate.delete_cancelled", id, "ok", S_WHO));
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_cancel_deletion(s_lc, id, S_WHO, &err) == NULL);
+	CHECK(err.code == COMMON_E_CONFLICT);
+
+	/* scheduled again and executed by the scheduler once due */
+	s_clock_reset();
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete(s_lc, id, S_WHO, &err) == 0);
+	b = s_managed("s-delete-b", NULL, 30, 10);
+	bid = b != NULL ? jstr(b, "id") : NULL;
+	common_error_clear(&err);
+	d = bid != NULL ? lifecycle_cert_delete_schedule(s_lc, bid, S_WHO,
+	    &err) : NULL;
+	CHECK(d != NULL);
+	json_decref(d);
+	/* an association made meanwhile keeps b */
+	CHECK(bid != NULL && s_associate(bid, "s-del-b", rid, aid,
+	    sizeof(rid)) == 0);
+	s_tick();
+	g = s_get(id);
+	CHECK(g != NULL);
+	json_decref(g);
+	s_audit_mark();
+	s_advance((time_t)(S_DELETE_DAYS * S_DAY) + 1);
+	s_tick();
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_get(s_lc, id, &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+	CHECK(s_nversions(id) == 0);
+	CHECK(s_audit_has("certificate.delete", id, "ok",
+	    LIFECYCLE_WHO_SCHEDULER));
+	CHECK(s_audit_has("certificate.delete", bid, "failed",
+	    LIFECYCLE_WHO_SCHEDULER));
+	g = s_get(bid);
+	CHECK(g != NULL && strcmp(jstr(g, "state"), "active") == 0 &&
+	    json_is_null(json_object_get(g, "deletion")));
+	json_decref(g);
+	s_unassociate(rid, aid);
+	CHECK(s_events(0, 0, 0, 0, 0));
+
+	/* at once, even while scheduled */
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete(s_lc, bid, S_WHO, &err) == 0);
+	CHECK(lifecycle_cert_delete_now(s_lc, bid, S_WHO, &err) == 0);
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_get(s_lc, bid, &err) == NULL &&
+	    err.code == COMMON_E_NOTFOUND);
+	bid = NULL;
+	common_error_clear(&err);
+	CHECK(lifecycle_cert_delete_now(s_lc, "cert-0000000000000000", S_WHO,
+	    &err) == -1 && err.code == COMMON_E_NOTFOUND);
+out:
+	if (bid != NULL)
+		s_remove(bid);
+	json_decref(b);
+	json_decref(c);
+	s_clock_reset();
+}
+
+/* Revocations notify "revoked"; a revoked certificate gets no renewal
+ * notices. */
+static void
+test_sched_revoked(void)
+{
+	struct common_error err;
+	json_t *c, *r;
+	const char *id;
+
+	s_clock_reset();
+	if ((c = s_managed("s-revoked", NULL, 1, 0.5)) == NULL)
+		return;
+	id = jstr(c, "id");
+	common_error_clear(&err);
+	r = lifecycle_revoke_serial(s_lc, jstr(c, "serial"),
+	    CA_REASON_KEY_COMPROMISE, S_WHO, &err);
+	CHECK(r != NULL && strcmp(jstr(r, "cert_id"), id) == 0);
+	json_decref(r);
+	CHECK(s_events(0, 0, 0, 0, 1));
+	s_clock_to((time_t)jint(c, "due_at_epoch") + S_JITTER + 1);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	CHECK(s_nversions(id) == 1);
+	s_remove(id);
+	json_decref(c);
+	s_clock_reset();
+}
+
+static int
+s_dummies_txn(struct store_txn *txn, void *arg)
+{
+	bool put = *(bool *)arg;
+	char id[64], name[64];
+	json_t *rec;
+	int i, rc = 0;
+
+	for (i = 0; i < LIFECYCLE_TICK_SCAN_MAX && rc == 0; i++) {
+		snprintf(id, sizeof(id), "cert-%016x", (unsigned)i);
+		if (!put) {
+			rc = store_cert_del(txn, id);
+			continue;
+		}
+		snprintf(name, sizeof(name), "s-dummy-%d", i);
+		rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "id", id,
+		    "name", name, "mode", "imported", "state", "active",
+		    "current_version", 0, "latest_version", 0);
+		rc = rec != NULL ? store_cert_put(txn, id, rec) : -1;
+		json_decref(rec);
+	}
+	return rc;
+}
+
+/* A tick looks at LIFECYCLE_TICK_SCAN_MAX certificates; the next one
+ * continues where it stopped. */
+static void
+test_sched_scan_bound(void)
+{
+	json_t *c;
+	char *pos;
+	bool put = true;
+	const char *id;
+
+	s_clock_reset();
+	if ((c = s_managed("s-scan", NULL, 1, 0.5)) == NULL)
+		return;
+	id = jstr(c, "id");
+	CHECK(strcmp(id, "cert-00000000000003e7") > 0);
+	CHECK(store_txn_run(s_st, s_dummies_txn, &put) == 0);
+	s_clock_to((time_t)jint(c, "due_at_epoch") + S_JITTER + 1);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	CHECK(s_nversions(id) == 1);
+	pos = store_meta_get(s_st, NULL, "lifecycle_scan_after");
+	CHECK(pos != NULL && strcmp(pos, "cert-00000000000003e7") == 0);
+	free(pos);
+	s_tick();
+	CHECK(s_events(1, 1, 0, 0, 0));
+	CHECK(s_nversions(id) == 2);
+	pos = store_meta_get(s_st, NULL, "lifecycle_scan_after");
+	CHECK(pos == NULL || pos[0] == '\0');
+	free(pos);
+	put = false;
+	CHECK(store_txn_run(s_st, s_dummies_txn, &put) == 0);
+	s_remove(id);
+	json_decref(c);
+	s_clock_reset();
+}
+
+static void
+test_sched_teardown(void)
+{
+	s_clock_reset();
+	lifecycle_free(s_lc);
+	ca_ctx_free(s_ctx);
+	store_close(s_st);
+	s_lc = NULL;
+	s_ctx = NULL;
+	s_st = NULL;
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_setup),
 	TEST(test_subject_match_forms),
@@ -2045,5 +3422,18 @@ const struct test_case test_cases[] = {
 	TEST(test_issued_rows),
 	TEST(test_audit_trail),
 	TEST(test_teardown),
+	TEST(test_sched_setup),
+	TEST(test_sched_renew_before),
+	TEST(test_sched_rules),
+	TEST(test_sched_jitter),
+	TEST(test_sched_failure),
+	TEST(test_sched_external),
+	TEST(test_sched_acme),
+	TEST(test_sched_promote),
+	TEST(test_sched_history),
+	TEST(test_sched_deletion),
+	TEST(test_sched_revoked),
+	TEST(test_sched_scan_bound),
+	TEST(test_sched_teardown),
 	{ NULL, NULL }
 };

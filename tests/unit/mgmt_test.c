@@ -707,7 +707,7 @@ static int
 t_env_start(struct t_env *e)
 {
 	struct ca_config cacfg;
-	struct lifecycle_config lccfg = { 90, 30 };
+	struct lifecycle_config lccfg = { 90, 30, NULL };
 	struct mgmt_config mcfg;
 	char *cert = NULL, *key = NULL, why[T_WHY_MAX + T_PATH_MAX];
 	SSL_CTX *tls = NULL;
@@ -1036,7 +1036,8 @@ t_e2e_flow(struct t_env *e)
 	CHECK(json_object_get(r.json, "private_key") == NULL);
 	t_resp_free(&r);
 
-	/* renew: version 2 becomes current */
+	/* renew: version 2 is pending while the certificate has an
+	 * association, until promoted */
 	snprintf(path, sizeof(path), "/api/v1/certificates/%s/renew", cert);
 	CHECK(t_call(e, "POST", path, e->auditor, NULL, &r) == 403);
 	t_resp_free(&r);
@@ -1044,7 +1045,19 @@ t_e2e_flow(struct t_env *e)
 	t_resp_free(&r);
 	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 201);
 	CHECK(json_integer_value(json_object_get(r.json, "version")) == 2);
+	CHECK_STR(t_str(&r, "stage"), "pending");
 	CHECK(t_str(&r, "certificate") != NULL);
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/versions/2/"
+	    "promote", cert);
+	CHECK(t_call(e, "POST", path, e->auditor, NULL, &r) == 403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 200);
+	CHECK_STR(t_str(&r, "stage"), "current");
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/versions/9/"
+	    "promote", cert);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 404);
 	t_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/certificates/%s/versions",
 	    cert);
@@ -1061,7 +1074,7 @@ t_e2e_flow(struct t_env *e)
 	    "current"), "certificate")));
 	t_resp_free(&r);
 
-	/* revoke: the CRL is republished */
+	/* revoke: lifecycle schedules the CRL; the answer does not wait */
 	snprintf(path, sizeof(path), "/api/v1/certificates/%s/versions/1/"
 	    "revoke", cert);
 	CHECK(t_call(e, "POST", path, e->operator, "{\"reason\":\"nope\"}",
@@ -1070,7 +1083,7 @@ t_e2e_flow(struct t_env *e)
 	CHECK(t_call(e, "POST", path, e->operator,
 	    "{\"reason\":\"keyCompromise\"}", &r) == 200);
 	CHECK_STR(t_str(&r, "stage"), "revoked");
-	CHECK(json_is_true(json_object_get(r.json, "crl_published")));
+	CHECK(json_object_get(r.json, "crl_published") == NULL);
 	t_resp_free(&r);
 	CHECK(t_call(e, "POST", path, e->operator,
 	    "{\"reason\":\"keyCompromise\"}", &r) == 409);
@@ -1081,9 +1094,30 @@ t_e2e_flow(struct t_env *e)
 	CHECK(t_call(e, "DELETE", path, e->operator, NULL, &r) == 204);
 	CHECK(r.len == 0);
 	t_resp_free(&r);
+	/* DELETE schedules (202), cancel-deletion undoes it, ?now=true
+	 * (admin only) deletes at once */
 	snprintf(path, sizeof(path), "/api/v1/certificates/%s", cert);
-	CHECK(t_call(e, "DELETE", path, e->operator, NULL, &r) == 204);
+	CHECK(t_call(e, "DELETE", path, e->operator, NULL, &r) == 202);
+	CHECK_STR(json_string_value(json_object_get(r.json, "state")),
+	    "pending_deletion");
+	CHECK(json_is_string(json_object_get(json_object_get(r.json,
+	    "deletion"), "execute_at")));
 	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/cancel-deletion",
+	    cert);
+	CHECK(t_call(e, "POST", path, e->auditor, NULL, &r) == 403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 200);
+	CHECK_STR(t_str(&r, "state"), "active");
+	t_resp_free(&r);
+	CHECK(t_call(e, "POST", path, e->operator, NULL, &r) == 409);
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s?now=true", cert);
+	CHECK(t_call(e, "DELETE", path, e->operator, NULL, &r) == 403);
+	t_resp_free(&r);
+	CHECK(t_call(e, "DELETE", path, e->admin, NULL, &r) == 204);
+	t_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s", cert);
 	CHECK(t_call(e, "GET", path, e->auditor, NULL, &r) == 404);
 	CHECK_STR(t_err_code(&r), "not_found");
 	t_resp_free(&r);

@@ -63,6 +63,7 @@ struct t_resp {
 	size_t	 len;
 	char	 ctype[128];
 	char	 lastmod[64];
+	char	 etag[80];
 	char	 conn[32];	/* Connection header */
 	long	 num_connects;
 	long	 local_port;
@@ -356,6 +357,7 @@ t_curl_header(char *p, size_t size, size_t n, void *arg)
 	    sizeof(r->ctype));
 	t_header_value(p, size * n, "Last-Modified:", r->lastmod,
 	    sizeof(r->lastmod));
+	t_header_value(p, size * n, "ETag:", r->etag, sizeof(r->etag));
 	t_header_value(p, size * n, "Connection:", r->conn, sizeof(r->conn));
 	return size * n;
 }
@@ -366,6 +368,7 @@ struct t_req {
 	size_t		 len;
 	long		 sslversion;	/* CURL_SSLVERSION_*, 0: default */
 	const char	*header;	/* one extra request header */
+	const char	*header2;	/* and another */
 	bool		 no_alpn;
 	bool		 dispatched;	/* reaches server_dispatch() */
 };
@@ -414,6 +417,8 @@ t_do(CURL *h, const char *url, const struct t_req *q, struct t_resp *r)
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
 	if (q->header != NULL)
 		hdrs = curl_slist_append(hdrs, q->header);
+	if (q->header2 != NULL)
+		hdrs = curl_slist_append(hdrs, q->header2);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	r->cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -1340,6 +1345,115 @@ test_public_files(void)
 	free(r.body);
 }
 
+/* A conditional GET of url with one header (and extra, when not NULL);
+ * the status, or -1 for a 304 with a body. */
+static long
+t_cond2(const char *url, const char *fmt, const char *value,
+    const char *extra, char *etag, size_t etaglen)
+{
+	struct t_req q = { .dispatched = true };
+	struct t_resp r;
+	char hdr[256];
+
+	snprintf(hdr, sizeof(hdr), fmt, value);
+	q.header = hdr;
+	q.header2 = extra;
+	t_do(NULL, url, &q, &r);
+	if (etag != NULL)
+		snprintf(etag, etaglen, "%s", r.etag);
+	if (r.status == 304 && r.len != 0)
+		r.status = -1;	/* a 304 has no body */
+	free(r.body);
+	return r.status;
+}
+
+static long
+t_cond(const char *url, const char *fmt, const char *value, char *etag,
+    size_t etaglen)
+{
+	return t_cond2(url, fmt, value, NULL, etag, etaglen);
+}
+
+/* ETag and Last-Modified on public files, and the conditional requests
+ * of RFC 9110 section 13.2.2. */
+static void
+test_public_conditional(void)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char url[T_URL_MAX * 2], file[PATH_MAX], want[80], hex[65];
+	char etag[80], lastmod[64], other[128], tag304[80];
+	struct t_resp r;
+	time_t mtime;
+
+	CHECK(fx_up());
+	snprintf(url, sizeof(url), "%s/crl/x.crl", fx.http);
+	t_get(fx.http, "/crl/x.crl", &r);
+	CHECK(r.status == 200);
+	/* Strong: quoted, no W/, the first 16 bytes of the SHA-256. */
+	CHECK(EVP_Digest(T_CRL_BYTES, sizeof(T_CRL_BYTES) - 1, md, &mdlen,
+	    EVP_sha256(), NULL) == 1);
+	common_hex(md, 16, hex);
+	snprintf(want, sizeof(want), "\"%s\"", hex);
+	CHECK_STR(r.etag, want);
+	snprintf(etag, sizeof(etag), "%s", r.etag);
+	snprintf(lastmod, sizeof(lastmod), "%s", r.lastmod);
+	free(r.body);
+
+	/* If-None-Match: the tag, a list holding it, a weak form, "*". */
+	CHECK(t_cond(url, "If-None-Match: %s", etag, tag304,
+	    sizeof(tag304)) == 304);
+	CHECK_STR(tag304, etag);	/* a 304 carries the validator */
+	snprintf(other, sizeof(other), "\"nope\", %s", etag);
+	CHECK(t_cond(url, "If-None-Match: %s", other, NULL, 0) == 304);
+	snprintf(other, sizeof(other), "W/%s", etag);
+	CHECK(t_cond(url, "If-None-Match: %s", other, NULL, 0) == 304);
+	CHECK(t_cond(url, "If-None-Match: %s", "*", NULL, 0) == 304);
+	CHECK(t_cond(url, "If-None-Match: %s", "\"nope\"", NULL, 0) == 200);
+	CHECK(t_cond(url, "If-None-Match: %s", "garbage", NULL, 0) == 200);
+	CHECK(t_cond(url, "If-None-Match: %s", "\"unterminated", NULL, 0) ==
+	    200);
+	/* If-None-Match wins over If-Modified-Since (section 13.2.2). */
+	snprintf(other, sizeof(other), "If-Modified-Since: %s", lastmod);
+	CHECK(t_cond2(url, "If-None-Match: %s", "\"nope\"", other, NULL,
+	    0) == 200);
+	CHECK(t_cond2(url, "If-None-Match: %s", etag,
+	    "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT", NULL, 0) ==
+	    304);
+
+	/* If-Modified-Since: the same date or later is fresh, earlier or
+	 * malformed is not. */
+	CHECK(t_cond(url, "If-Modified-Since: %s", lastmod, NULL, 0) == 304);
+	CHECK(t_cond(url, "If-Modified-Since: %s",
+	    "Fri, 01 Jan 2100 00:00:00 GMT", NULL, 0) == 304);
+	CHECK(t_cond(url, "If-Modified-Since: %s",
+	    "Thu, 01 Jan 1970 00:00:01 GMT", NULL, 0) == 200);
+	CHECK(t_cond(url, "If-Modified-Since: %s", "yesterday", NULL, 0) ==
+	    200);
+	CHECK(t_cond(url, "If-Modified-Since: %s",
+	    "Fri, 01 Foo 2100 00:00:00 GMT", NULL, 0) == 200);
+	CHECK(t_cond(url, "If-Modified-Since: %s",
+	    "Fri, 01 Jan 2100 00:00:00 PST", NULL, 0) == 200);
+
+	/* A new version of the file: a new tag, the old one is stale. */
+	snprintf(file, sizeof(file), "%s/public/crl/x.crl", fx.cf->data_dir);
+	CHECK(common_file_write(file, T_CRT_BYTES, sizeof(T_CRT_BYTES) - 1,
+	    0644) == 0);
+	mtime = time(NULL) + 10;
+	{
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+
+		CHECK(utimensat(AT_FDCWD, file, ts, 0) == 0);
+	}
+	CHECK(t_cond(url, "If-None-Match: %s", etag, other,
+	    sizeof(other)) == 200);
+	CHECK(other[0] == '"' && strcmp(other, etag) != 0);
+	CHECK(t_cond(url, "If-Modified-Since: %s", lastmod, NULL, 0) == 200);
+	CHECK(t_cond(url, "If-None-Match: %s", other, NULL, 0) == 304);
+	CHECK(common_file_write(file, T_CRL_BYTES, sizeof(T_CRL_BYTES) - 1,
+	    0644) == 0);
+}
+
 static void
 test_keepalive(void)
 {
@@ -1517,6 +1631,7 @@ const struct test_case test_cases[] = {
 	TEST(test_header_limit),
 	TEST(test_healthz_and_metrics),
 	TEST(test_public_files),
+	TEST(test_public_conditional),
 	TEST(test_keepalive),
 	TEST(test_jobs_and_timer),
 	TEST(test_drain),

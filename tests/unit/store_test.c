@@ -42,6 +42,7 @@
 #define T_DUR_HARD_MS		10000	/* give up waiting for the child */
 #define T_DUR_BASE		1000000	/* record numbers per cycle */
 #define T_DUR_NOT_AFTER		1000000000
+#define T_ABSENT		(-1)	/* t_cert_full: no such field */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -137,7 +138,7 @@ t_verify_files(const char *dir)
 		n++;
 	}
 	closedir(d);
-	CHECK(n == 24);		/* 15 tables + 9 indexes */
+	CHECK(n == 28);		/* 15 tables + 13 indexes */
 }
 
 /* ---- tables -------------------------------------------------------------- */
@@ -674,6 +675,446 @@ test_audit(void)
 	CHECK(seq == 5);
 	json_decref(rec);
 	CHECK(store_txn_commit(txn) == 0);
+	store_close(st);
+}
+
+/* ---- certificate orders: not_after, origin, due, ca_id, id ------------- */
+
+/* A certificate record with the fields the indexes read; na or due
+ * T_ABSENT: the field is left out. */
+static json_t *
+t_cert_full(const char *id, const char *ca_id, const char *origin,
+    json_int_t na, json_int_t due)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", id,
+	    "ca_id", ca_id, "origin", origin);
+
+	if (na != T_ABSENT)
+		json_object_set_new(j, "not_after_epoch", json_integer(na));
+	if (due != T_ABSENT)
+		json_object_set_new(j, "due_at_epoch", json_integer(due));
+	return j;
+}
+
+static void
+t_put_full(struct store *st, const char *id, const char *ca_id,
+    const char *origin, json_int_t na, json_int_t due)
+{
+	struct store_txn *txn = store_txn_begin(st);
+	json_t *j = t_cert_full(id, ca_id, origin, na, due);
+
+	CHECK(store_cert_put(txn, id, j) == 0);
+	CHECK(store_txn_commit(txn) == 0);
+	json_decref(j);
+}
+
+/* One page of range after token; the ids joined; *next (to free). */
+static const char *
+t_scan(struct store *st, const struct store_range *r, const char *after,
+    size_t limit, char **next)
+{
+	struct store_page page = { .after = after, .limit = limit };
+	json_t *j = store_cert_scan(st, NULL, r, &page, next);
+	const char *ids = t_join(j, "id");
+
+	json_decref(j);
+	return ids;
+}
+
+/* Follows tokens through the whole range, page by page; the ids joined
+ * with '|' between pages. */
+static const char *
+t_scan_all(struct store *st, const struct store_range *r, size_t limit)
+{
+	static char all[T_JOIN_MAX];
+	char *tok = NULL, *next = NULL;
+	size_t off = 0;
+	int pages = 0;
+
+	all[0] = '\0';
+	do {
+		const char *ids = t_scan(st, r, tok, limit, &next);
+
+		off += (size_t)snprintf(all + off, sizeof(all) - off, "%s%s",
+		    pages++ > 0 ? "|" : "", ids);
+		free(tok);
+		tok = next;
+		next = NULL;
+	} while (tok != NULL && pages < 50 && off < sizeof(all));
+	free(tok);
+	return all;
+}
+
+static int t_prefilter_calls;
+
+/* Prefilter: the text must hold "keep". */
+static bool
+t_prefilter(const void *text, size_t len, void *arg)
+{
+	(void)arg;
+	t_prefilter_calls++;
+	return memmem(text, len, "keep", 4) != NULL;
+}
+
+static void
+test_cert_orders(void)
+{
+	char dir[T_PATH_MAX], *next = NULL;
+	struct store *st = t_open("orders", dir, sizeof(dir));
+	struct store_range r = { .index = STORE_CERT_BY_NOT_AFTER };
+	unsigned char bound[STORE_TIME_KEY_LEN], lo[STORE_TIME_KEY_LEN];
+	struct store_page page = { .limit = 100 };
+	struct store_txn *txn;
+	json_t *j;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	/* id      ca    origin  not_after  due */
+	t_put_full(st, "c-e", "ca-1", "acme", 300, 200);
+	t_put_full(st, "c-a", "ca-2", "mgmt", 100, 50);
+	t_put_full(st, "c-d", "ca-1", "mgmt", 100, -1);
+	t_put_full(st, "c-b", "ca-1", "est", -1, -1);	/* no current */
+	t_put_full(st, "c-c", "ca-2", "acme", 200, 150);
+	t_put_full(st, "c-f", "ca-1", "acme", 50, 10);
+	t_put_full(st, "c-g", "ca-3", "mgmt", -5, -1);	/* before 1970 */
+
+	/* not_after order: ties by id, no not_after last, < 1970 first */
+	CHECK_STR(t_scan(st, &r, NULL, 100, &next), "c-g,c-f,c-a,c-d,c-c,"
+	    "c-e,c-b");
+	CHECK(next == NULL);
+	/* paged two by two, tokens carry key and id */
+	CHECK_STR(t_scan(st, &r, NULL, 2, &next), "c-g,c-f");
+	CHECK_STR(next, "0000000000000032:c-f");
+	free(next);
+	CHECK_STR(t_scan_all(st, &r, 2), "c-g,c-f|c-a,c-d|c-c,c-e|c-b");
+	CHECK_STR(t_scan_all(st, &r, 1), "c-g|c-f|c-a|c-d|c-c|c-e|c-b");
+	/* a range that stops at the bound (exclusive), and from lo */
+	store_time_key(200, bound);
+	r.hi = bound;
+	r.hi_len = sizeof(bound);
+	CHECK_STR(t_scan_all(st, &r, 2), "c-g,c-f|c-a,c-d");
+	r.hi_inclusive = true;
+	CHECK_STR(t_scan_all(st, &r, 2), "c-g,c-f|c-a,c-d|c-c");
+	store_time_key(100, lo);
+	r.lo = lo;
+	r.lo_len = sizeof(lo);
+	CHECK_STR(t_scan_all(st, &r, 10), "c-a,c-d,c-c");
+	/* a token before lo starts at lo */
+	CHECK_STR(t_scan(st, &r, "0000000000000000:c-a", 10, NULL),
+	    "c-a,c-d,c-c");
+	/* the last page of a bounded range has no token */
+	CHECK_STR(t_scan(st, &r, NULL, 3, &next), "c-a,c-d,c-c");
+	CHECK(next == NULL);
+	r.lo = NULL;
+	r.hi = NULL;
+	r.hi_inclusive = false;
+
+	/* a position whose record moved or went away still resumes */
+	CHECK_STR(t_scan(st, &r, NULL, 3, &next), "c-g,c-f,c-a");
+	CHECK_STR(next, "0000000000000064:c-a");
+	txn = store_txn_begin(st);
+	CHECK(store_cert_del(txn, "c-a") == 0);
+	CHECK(store_txn_commit(txn) == 0);
+	CHECK_STR(t_scan(st, &r, next, 10, NULL), "c-d,c-c,c-e,c-b");
+	free(next);
+	CHECK_STR(t_scan(st, &r, "0000000000000064:c-z", 10, NULL),
+	    "c-c,c-e,c-b");
+	CHECK_STR(t_scan(st, &r, "0000000000000063:c-z", 10, NULL),
+	    "c-d,c-c,c-e,c-b");
+	t_put_full(st, "c-a", "ca-2", "mgmt", 250, 50);	/* back, later */
+	CHECK_STR(t_scan(st, &r, NULL, 100, NULL), "c-g,c-f,c-d,c-c,c-a,"
+	    "c-e,c-b");
+
+	/* exact keys: ca_id and origin, in id order, tokens are ids */
+	r.index = STORE_CERT_BY_CA;
+	r.lo = r.hi = "ca-1";
+	r.lo_len = r.hi_len = 4;
+	r.hi_inclusive = true;
+	CHECK_STR(t_scan_all(st, &r, 2), "c-b,c-d|c-e,c-f");
+	CHECK_STR(t_scan(st, &r, NULL, 2, &next), "c-b,c-d");
+	CHECK_STR(next, "c-d");
+	free(next);
+	CHECK_STR(t_scan(st, &r, "c-c", 10, NULL), "c-d,c-e,c-f");
+	CHECK(store_cert_count_key(st, NULL, STORE_CERT_BY_CA, "ca-1", 4) ==
+	    4);
+	r.index = STORE_CERT_BY_ORIGIN;
+	r.lo = r.hi = "acme";
+	CHECK_STR(t_scan_all(st, &r, 2), "c-c,c-e|c-f");
+	CHECK(store_cert_count_key(st, NULL, STORE_CERT_BY_ORIGIN, "mgmt",
+	    4) == 3);
+	CHECK(store_cert_count_key(st, NULL, STORE_CERT_BY_ORIGIN, "ftp",
+	    3) == 0);
+	CHECK(store_cert_count_key(st, NULL, STORE_CERT_BY_ID, "c-a", 3) ==
+	    -1);
+	/* a range over several string keys: tokens carry the key in hex */
+	r.lo = "ca-1";
+	r.hi = "ca-2";
+	r.index = STORE_CERT_BY_CA;
+	CHECK_STR(t_scan(st, &r, NULL, 5, &next), "c-b,c-d,c-e,c-f,c-a");
+	CHECK_STR(next, "63612d32:c-a");
+	CHECK_STR(t_scan(st, &r, next, 5, NULL), "c-c");
+	free(next);
+
+	/* due_at: only records with one */
+	memset(&r, 0, sizeof(r));
+	r.index = STORE_CERT_BY_DUE;
+	store_time_key(150, bound);
+	r.hi = bound;
+	r.hi_len = sizeof(bound);
+	CHECK_STR(t_scan(st, &r, NULL, 10, NULL), "c-f,c-a");
+	r.hi = NULL;
+	CHECK_STR(t_scan(st, &r, NULL, 10, NULL), "c-f,c-a,c-c,c-e");
+
+	/* the table itself, with an id range */
+	memset(&r, 0, sizeof(r));
+	r.index = STORE_CERT_BY_ID;
+	CHECK_STR(t_scan_all(st, &r, 3), "c-a,c-b,c-c|c-d,c-e,c-f|c-g");
+	r.lo = "c-b";
+	r.lo_len = 3;
+	r.hi = "c-d";
+	r.hi_len = 3;
+	CHECK_STR(t_scan(st, &r, NULL, 10, NULL), "c-b,c-c");
+	r.hi_inclusive = true;
+	CHECK_STR(t_scan(st, &r, "c-b", 10, NULL), "c-c,c-d");
+
+	/* filter and prefilter */
+	memset(&r, 0, sizeof(r));
+	r.index = STORE_CERT_BY_NOT_AFTER;
+	page.filter = t_filter_ca;
+	page.arg = "ca-1";
+	j = store_cert_scan(st, NULL, &r, &page, NULL);
+	CHECK_STR(t_join(j, "id"), "c-f,c-d,c-e,c-b");
+	json_decref(j);
+	t_put_full(st, "keep-1", "ca-1", "mgmt", 400, -1);
+	r.prefilter = t_prefilter;
+	t_prefilter_calls = 0;
+	j = store_cert_scan(st, NULL, &r, &page, NULL);
+	CHECK_STR(t_join(j, "id"), "keep-1");
+	CHECK(t_prefilter_calls == 8);
+	json_decref(j);
+	r.prefilter = NULL;
+
+	/* tokens that are not positions of the range */
+	memset(&r, 0, sizeof(r));
+	r.index = STORE_CERT_BY_NOT_AFTER;
+	CHECK(store_cert_token_valid(&r, "0000000000000064:c-a"));
+	CHECK(!store_cert_token_valid(&r, "c-a"));
+	CHECK(!store_cert_token_valid(&r, "64:c-a"));
+	CHECK(!store_cert_token_valid(&r, "000000000000006g:c-a"));
+	CHECK(!store_cert_token_valid(&r, "000000000000006A:c-a"));
+	CHECK(!store_cert_token_valid(&r, "0000000000000064:"));
+	page.after = "c-a";
+	page.filter = NULL;
+	CHECK(store_cert_scan(st, NULL, &r, &page, NULL) == NULL);
+	r.index = STORE_CERT_BY_CA;
+	r.lo = r.hi = "ca-1";
+	r.lo_len = r.hi_len = 4;
+	r.hi_inclusive = true;
+	CHECK(store_cert_token_valid(&r, "c-a"));
+	r.index = STORE_CERT_BY__MAX;
+	CHECK(!store_cert_token_valid(&r, "c-a"));
+	CHECK(store_cert_scan(st, NULL, &r, NULL, NULL) == NULL);
+
+	/* inside a caller's transaction, writes are seen */
+	memset(&r, 0, sizeof(r));
+	r.index = STORE_CERT_BY_ORIGIN;
+	r.lo = r.hi = "est";
+	r.lo_len = r.hi_len = 3;
+	r.hi_inclusive = true;
+	txn = store_txn_begin(st);
+	j = t_cert_full("c-h", "ca-1", "est", 10, -1);
+	CHECK(store_cert_put(txn, "c-h", j) == 0);
+	json_decref(j);
+	j = store_cert_scan(st, txn, &r, NULL, NULL);
+	CHECK_STR(t_join(j, "id"), "c-b,c-h");
+	json_decref(j);
+	store_txn_abort(txn);
+	CHECK_STR(t_scan(st, &r, NULL, 10, NULL), "c-b");
+
+	CHECK(store_check(st) == 0);
+	/* store_check refuses an indexed field of the wrong type */
+	txn = store_txn_begin(st);
+	j = t_cert_full("c-x", "ca-1", "mgmt", -1, -1);
+	json_object_set_new(j, "not_after_epoch", json_string("soon"));
+	CHECK(store_cert_put(txn, "c-x", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	CHECK(store_check(st) == -1);
+	txn = store_txn_begin(st);
+	CHECK(store_cert_del(txn, "c-x") == 0);
+	CHECK(store_txn_commit(txn) == 0);
+	CHECK(store_check(st) == 0);
+	store_close(st);
+
+	/* bulk-load mode opens the same store; unknown flags are refused */
+	CHECK(store_open_flags(dir, 0x80) == NULL);
+	st = store_open_flags(dir, STORE_F_NOSYNC);
+	CHECK(st != NULL);
+	t_put_full(st, "c-z", "ca-9", "est", 1, 1);
+	store_close(st);
+	st = store_open(dir);
+	CHECK(st != NULL);
+	j = store_cert_get(st, NULL, "c-z");
+	CHECK(j != NULL);
+	json_decref(j);
+	CHECK(store_check(st) == 0);
+	store_close(st);
+}
+
+/* An index file that is removed, or whose build was interrupted (the
+ * meta marker is left, with stale entries in the file), is rebuilt from
+ * the table at the next open. */
+static void
+test_index_rebuild(void)
+{
+	char dir[T_PATH_MAX], envdir[T_PATH_MAX + 8], id[32];
+	struct store *st = t_open("rebuild", dir, sizeof(dir));
+	struct store_range r = { .index = STORE_CERT_BY_ORIGIN, .lo = "est",
+	    .lo_len = 3, .hi = "est", .hi_len = 3, .hi_inclusive = true };
+	struct store_txn *txn;
+	DB_ENV *env = NULL;
+	DB *db = NULL;
+	DBT k, d;
+	json_t *j;
+	char *v;
+	int i;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	/* more than one build batch */
+	for (i = 0; i < 2500; i += 500) {
+		int n;
+
+		txn = store_txn_begin(st);
+		for (n = i; n < i + 500; n++) {
+			snprintf(id, sizeof(id), "r-%05d", n);
+			j = t_cert_full(id, "ca-1", n % 5 == 0 ? "est" : "mgmt",
+			    n, -1);
+			CHECK(store_cert_put(txn, id, j) == 0);
+			json_decref(j);
+		}
+		CHECK(store_txn_commit(txn) == 0);
+	}
+	store_close(st);
+
+	snprintf(envdir, sizeof(envdir), "%s/db", dir);
+	CHECK(db_env_create(&env, 0) == 0);
+	CHECK(env->open(env, envdir, DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK |
+	    DB_INIT_LOG | DB_INIT_MPOOL | DB_RECOVER, 0600) == 0);
+	CHECK(env->dbremove(env, NULL, "certificate-not-after.db", NULL,
+	    DB_AUTO_COMMIT) == 0);
+	/* an interrupted build of the origin index: marker + junk */
+	CHECK(db_create(&db, env, 0) == 0);
+	CHECK(db->open(db, NULL, "meta.db", NULL, DB_BTREE, DB_AUTO_COMMIT,
+	    0) == 0);
+	memset(&k, 0, sizeof(k));
+	memset(&d, 0, sizeof(d));
+	k.data = "index_build:certificate-origin.db";
+	k.size = (u_int32_t)strlen(k.data);
+	d.data = "1";
+	d.size = 1;
+	CHECK(db->put(db, NULL, &k, &d, DB_AUTO_COMMIT) == 0);
+	CHECK(db->close(db, 0) == 0);
+	CHECK(db_create(&db, env, 0) == 0);
+	CHECK(db->set_flags(db, DB_DUP | DB_DUPSORT) == 0);
+	CHECK(db->open(db, NULL, "certificate-origin.db", NULL, DB_BTREE,
+	    DB_AUTO_COMMIT, 0) == 0);
+	k.data = "est";
+	k.size = 3;
+	d.data = "r-gone";
+	d.size = 6;
+	CHECK(db->put(db, NULL, &k, &d, DB_AUTO_COMMIT) == 0);
+	CHECK(db->close(db, 0) == 0);
+	CHECK(env->txn_checkpoint(env, 0, 0, 0) == 0);
+	CHECK(env->close(env, 0) == 0);
+
+	st = store_open(dir);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	v = store_meta_get(st, NULL, "index_build:certificate-origin.db");
+	CHECK(v == NULL);	/* the build finished */
+	free(v);
+	CHECK(store_cert_count_key(st, NULL, STORE_CERT_BY_ORIGIN, "est",
+	    3) == 500);
+	CHECK_STR(t_scan(st, &r, NULL, 3, NULL), "r-00000,r-00005,r-00010");
+	r.index = STORE_CERT_BY_NOT_AFTER;
+	r.lo = r.hi = NULL;
+	r.hi_inclusive = false;
+	CHECK_STR(t_scan(st, &r, "00000000000009c3:r-02499", 3, NULL), "");
+	CHECK_STR(t_scan(st, &r, "00000000000009c2:r-02498", 3, NULL),
+	    "r-02499");
+	CHECK(store_check(st) == 0);
+	store_close(st);
+	t_verify_files(dir);
+}
+
+/* The audit trail by object, after a seq, filtered. */
+static bool
+t_filter_action(const json_t *rec, void *arg)
+{
+	const char *a = json_string_value(json_object_get(rec, "action"));
+
+	return a != NULL && strcmp(a, arg) == 0;
+}
+
+static void
+test_audit_scan(void)
+{
+	char dir[T_PATH_MAX];
+	struct store *st = t_open("audit_scan", dir, sizeof(dir));
+	struct store_txn *txn;
+	uint64_t next = 99;
+	json_t *j, *rec;
+	int i;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	for (i = 1; i <= 12; i++) {
+		txn = store_txn_begin(st);
+		rec = json_pack("{s:s, s:s, s:i}", "object",
+		    i % 3 == 0 ? "cert-a" : "cert-b", "action",
+		    i % 2 == 0 ? "certificate.renew" : "certificate.create",
+		    "i", i);
+		CHECK(store_audit_append(txn, rec, NULL) == 0);
+		json_decref(rec);
+		CHECK(store_txn_commit(txn) == 0);
+	}
+	j = store_audit_scan(st, NULL, 0, NULL, 5, NULL, NULL, &next);
+	CHECK_STR(t_join(j, "seq"), "1,2,3,4,5");
+	CHECK(next == 5);
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 10, NULL, 5, NULL, NULL, &next);
+	CHECK_STR(t_join(j, "seq"), "11,12");
+	CHECK(next == 0);
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 0, "cert-a", 2, NULL, NULL, &next);
+	CHECK_STR(t_join(j, "seq"), "3,6");
+	CHECK(next == 6);
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 6, "cert-a", 2, NULL, NULL, &next);
+	CHECK_STR(t_join(j, "seq"), "9,12");
+	CHECK(next == 0);
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 4, "cert-a", 10, NULL, NULL, &next);
+	CHECK_STR(t_join(j, "seq"), "6,9,12");
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 0, "cert-a", 10, t_filter_action,
+	    "certificate.renew", &next);
+	CHECK_STR(t_join(j, "seq"), "6,12");
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 0, NULL, 3, t_filter_action,
+	    "certificate.renew", &next);
+	CHECK_STR(t_join(j, "seq"), "2,4,6");
+	CHECK(next == 6);
+	json_decref(j);
+	j = store_audit_scan(st, NULL, 0, "cert-none", 10, NULL, NULL, &next);
+	CHECK(j != NULL && json_array_size(j) == 0 && next == 0);
+	json_decref(j);
+	CHECK(store_check(st) == 0);
 	store_close(st);
 }
 
@@ -1256,7 +1697,9 @@ static void
 test_old_layout(void)
 {
 	char dir[T_PATH_MAX], envdir[T_PATH_MAX + 8];
-	const char *cert = "{\"ca_id\":\"ca-1\",\"id\":\"old\",\"name\":\"old\"}";
+	const char *cert = "{\"ca_id\":\"ca-1\",\"id\":\"old\",\"name\":"
+	    "\"old\",\"not_after_epoch\":1000,\"origin\":\"est\"}";
+	struct store_range r = { .index = STORE_CERT_BY_NOT_AFTER };
 	struct store *st;
 	struct store_txn *txn;
 	DB_ENV *env = NULL;
@@ -1300,6 +1743,12 @@ test_old_layout(void)
 	j = store_cert_by_name(st, NULL, "old");
 	CHECK_STR(json_string_value(json_object_get(j, "id")), "old");
 	json_decref(j);
+	/* the indexes added since were built from the table */
+	j = store_cert_scan(st, NULL, &r, NULL, NULL);
+	CHECK_STR(t_join(j, "id"), "old");
+	json_decref(j);
+	CHECK(store_cert_count_key(st, NULL, STORE_CERT_BY_ORIGIN, "est",
+	    3) == 1);
 	txn = store_txn_begin(st);
 	j = t_account("acct-1", "tp-one", "valid");
 	CHECK(store_acme_account_put(txn, "acct-1", j) == 0);
@@ -1814,6 +2263,9 @@ const struct test_case test_cases[] = {
 	TEST(test_issued_indexes),
 	TEST(test_key_resource_assoc),
 	TEST(test_audit),
+	TEST(test_cert_orders),
+	TEST(test_index_rebuild),
+	TEST(test_audit_scan),
 	TEST(test_acme_account),
 	TEST(test_acme_orders),
 	TEST(test_acme_authz),
