@@ -287,5 +287,18 @@ enum cli_exit cli_delete_run(struct cli_ctx *ctx, const char *path,
  * operand, after checking it is a valid ID of kind what. */
 enum cli_exit cli_id_path(const struct cli_ctx *ctx, const char *what,
     char *out, size_t outlen, const char *fmt);
+/* cli_id_path, then cli_object_run of METHOD on that path with no body. */
+enum cli_exit cli_id_object_run(struct cli_ctx *ctx, const char *what,
+    const char *method, const char *fmt);
+/* cli_id_path, then cli_delete_run of that path ("deleted ID"). */
+enum cli_exit cli_id_delete_run(struct cli_ctx *ctx, const char *what,
+    const char *fmt);
+/* "NOUN delete ID [--now]" of an object whose deletion the server
+ * schedules (path from cli_id_path): with --now, DELETE ...?now=true as
+ * cli_delete_run; otherwise prints "deletion of [SHOWN ]ID scheduled for
+ * TIME (cancel with: pkictl NOUN cancel-deletion ID)" (or the answer with
+ * --json). shown may be NULL. */
+enum cli_exit cli_deletion_run(struct cli_ctx *ctx, const char *what,
+    const char *fmt, const char *shown);
 
 #endif

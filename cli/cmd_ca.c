@@ -38,13 +38,7 @@ ca_list(struct cli_ctx *ctx)
 static enum cli_exit
 ca_show(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path), "/cas/%s")) !=
-	    CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "GET", path, NULL);
+	return cli_id_object_run(ctx, "CA", "GET", "/cas/%s");
 }
 
 /* Builds the array of every value of a repeatable option, or NULL when
@@ -364,25 +358,13 @@ out:
 static enum cli_exit
 ca_disable(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
-	    "/cas/%s/disable")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "POST", path, NULL);
+	return cli_id_object_run(ctx, "CA", "POST", "/cas/%s/disable");
 }
 
 static enum cli_exit
 ca_enable(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
-	    "/cas/%s/enable")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "POST", path, NULL);
+	return cli_id_object_run(ctx, "CA", "POST", "/cas/%s/enable");
 }
 
 /* DELETE /cas/ID: scheduled (202, the date is printed) or, with --now,
@@ -390,47 +372,13 @@ ca_enable(struct cli_ctx *ctx)
 static enum cli_exit
 ca_delete(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	const char *id = cli_operand(ctx, 0), *at;
-	json_t *ans = NULL;
-	char *clean;
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
-	    cli_arg(ctx, CLI_OPT_NOW) != NULL ? "/cas/%s?now=true" :
-	    "/cas/%s")) != CLI_EXIT_OK)
-		return rc;
-	if (cli_arg(ctx, CLI_OPT_NOW) != NULL)
-		return cli_delete_run(ctx, path, id);
-	if ((rc = cli_http_call(ctx->http, "DELETE", path, NULL, true,
-	    &ans)) != CLI_EXIT_OK)
-		goto out;
-	if (ctx->conf.json) {
-		if (ans != NULL && cli_out_json(ans) == -1)
-			rc = CLI_EXIT_ERROR;
-		goto out;
-	}
-	at = json_string_value(json_object_get(json_object_get(ans,
-	    "deletion"), "execute_at"));
-	clean = cli_clean(at != NULL ? at : "?");
-	printf("deletion of CA %s scheduled for %s (cancel with: " CLI_PROG
-	    " ca cancel-deletion %s)\n", id, clean != NULL ? clean : "?", id);
-	free(clean);
-out:
-	json_decref(ans);
-	return rc;
+	return cli_deletion_run(ctx, "CA", "/cas/%s", "CA");
 }
 
 static enum cli_exit
 ca_cancel_deletion(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "CA", path, sizeof(path),
-	    "/cas/%s/cancel-deletion")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "POST", path, NULL);
+	return cli_id_object_run(ctx, "CA", "POST", "/cas/%s/cancel-deletion");
 }
 
 const struct cli_command cli_ca_commands[] = {

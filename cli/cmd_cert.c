@@ -231,13 +231,8 @@ out:
 static enum cli_exit
 cert_show(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "certificate", path, sizeof(path),
-	    "/certificates/%s")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "GET", path, NULL);
+	return cli_id_object_run(ctx, "certificate", "GET",
+	    "/certificates/%s");
 }
 
 static enum cli_exit
@@ -395,13 +390,8 @@ out:
 static enum cli_exit
 cert_renew(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "certificate", path, sizeof(path),
-	    "/certificates/%s/renew")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "POST", path, NULL);
+	return cli_id_object_run(ctx, "certificate", "POST",
+	    "/certificates/%s/renew");
 }
 
 /* The reason is checked against RFC 5280 names locally; the version
@@ -481,51 +471,14 @@ cert_promote(struct cli_ctx *ctx)
 static enum cli_exit
 cert_delete(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	const char *id = cli_operand(ctx, 0), *at;
-	json_t *ans = NULL;
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "certificate", path, sizeof(path),
-	    cli_arg(ctx, CLI_OPT_NOW) != NULL ? "/certificates/%s?now=true" :
-	    "/certificates/%s")) != CLI_EXIT_OK)
-		return rc;
-	if (cli_arg(ctx, CLI_OPT_NOW) != NULL)
-		return cli_delete_run(ctx, path, id);
-	if ((rc = cli_http_call(ctx->http, "DELETE", path, NULL, true,
-	    &ans)) != CLI_EXIT_OK)
-		goto out;
-	if (ctx->conf.json) {
-		if (ans != NULL && cli_out_json(ans) == -1)
-			rc = CLI_EXIT_ERROR;
-		goto out;
-	}
-	at = json_string_value(json_object_get(json_object_get(ans,
-	    "deletion"), "execute_at"));
-	if (at != NULL) {
-		char *clean = cli_clean(at);
-
-		printf("deletion of %s scheduled for %s (cancel with: "
-		    CLI_PROG " cert cancel-deletion %s)\n", id,
-		    clean != NULL ? clean : "?", id);
-		free(clean);
-	} else
-		printf("deleted %s\n", id);
-out:
-	json_decref(ans);
-	return rc;
+	return cli_deletion_run(ctx, "certificate", "/certificates/%s", NULL);
 }
 
 static enum cli_exit
 cert_cancel_deletion(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "certificate", path, sizeof(path),
-	    "/certificates/%s/cancel-deletion")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "POST", path, NULL);
+	return cli_id_object_run(ctx, "certificate", "POST",
+	    "/certificates/%s/cancel-deletion");
 }
 
 const struct cli_command cli_cert_commands[] = {

@@ -104,13 +104,7 @@ eab_list(struct cli_ctx *ctx)
 static enum cli_exit
 eab_delete(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "EAB key", path, sizeof(path),
-	    "/acme/eab/%s")) != CLI_EXIT_OK)
-		return rc;
-	return cli_delete_run(ctx, path, cli_operand(ctx, 0));
+	return cli_id_delete_run(ctx, "EAB key", "/acme/eab/%s");
 }
 
 const struct cli_command cli_eab_commands[] = {

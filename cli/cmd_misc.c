@@ -103,6 +103,81 @@ cli_id_path(const struct cli_ctx *ctx, const char *what, char *out,
 	return CLI_EXIT_OK;
 }
 
+enum cli_exit
+cli_id_object_run(struct cli_ctx *ctx, const char *what, const char *method,
+    const char *fmt)
+{
+	char path[CLI_PATH_MAX];
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, what, path, sizeof(path), fmt)) !=
+	    CLI_EXIT_OK)
+		return rc;
+	return cli_object_run(ctx, method, path, NULL);
+}
+
+enum cli_exit
+cli_id_delete_run(struct cli_ctx *ctx, const char *what, const char *fmt)
+{
+	char path[CLI_PATH_MAX];
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, what, path, sizeof(path), fmt)) !=
+	    CLI_EXIT_OK)
+		return rc;
+	return cli_delete_run(ctx, path, cli_operand(ctx, 0));
+}
+
+/*
+ * The answer of a scheduled deletion is 202 {"deletion": {"execute_at"}};
+ * a 2xx without a schedule means the object is gone already. With --json
+ * the answer is printed as it is (nothing for a 204).
+ */
+enum cli_exit
+cli_deletion_run(struct cli_ctx *ctx, const char *what, const char *fmt,
+    const char *shown)
+{
+	char path[CLI_PATH_MAX];
+	const char *id = cli_operand(ctx, 0), *at;
+	json_t *ans = NULL;
+	char *clean;
+	enum cli_exit rc;
+
+	if ((rc = cli_id_path(ctx, what, path, sizeof(path), fmt)) !=
+	    CLI_EXIT_OK)
+		return rc;
+	if (cli_arg(ctx, CLI_OPT_NOW) != NULL) {
+		if (cli_query_add(path, sizeof(path), "now", "true") == -1) {
+			cli_err("request path too long");
+			return CLI_EXIT_USAGE;
+		}
+		return cli_delete_run(ctx, path, id);
+	}
+	if ((rc = cli_http_call(ctx->http, "DELETE", path, NULL, true,
+	    &ans)) != CLI_EXIT_OK)
+		goto out;
+	if (ctx->conf.json) {
+		if (ans != NULL && cli_out_json(ans) == -1)
+			rc = CLI_EXIT_ERROR;
+		goto out;
+	}
+	at = json_string_value(json_object_get(json_object_get(ans,
+	    "deletion"), "execute_at"));
+	if (at == NULL) {
+		printf("deleted %s\n", id);
+		goto out;
+	}
+	clean = cli_clean(at);
+	printf("deletion of %s%s%s scheduled for %s (cancel with: " CLI_PROG
+	    " %s cancel-deletion %s)\n", shown != NULL ? shown : "",
+	    shown != NULL ? " " : "", id, clean != NULL ? clean : "?",
+	    ctx->cmd->noun, id);
+	free(clean);
+out:
+	json_decref(ans);
+	return rc;
+}
+
 /* ---- resources ----------------------------------------------------------- */
 
 static enum cli_exit
@@ -187,25 +262,13 @@ out:
 static enum cli_exit
 resource_show(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "resource", path, sizeof(path),
-	    "/resources/%s")) != CLI_EXIT_OK)
-		return rc;
-	return cli_object_run(ctx, "GET", path, NULL);
+	return cli_id_object_run(ctx, "resource", "GET", "/resources/%s");
 }
 
 static enum cli_exit
 resource_delete(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "resource", path, sizeof(path),
-	    "/resources/%s")) != CLI_EXIT_OK)
-		return rc;
-	return cli_delete_run(ctx, path, cli_operand(ctx, 0));
+	return cli_id_delete_run(ctx, "resource", "/resources/%s");
 }
 
 /* ---- associations ---------------------------------------------------------- */
@@ -258,13 +321,7 @@ out:
 static enum cli_exit
 assoc_delete(struct cli_ctx *ctx)
 {
-	char path[CLI_PATH_MAX];
-	enum cli_exit rc;
-
-	if ((rc = cli_id_path(ctx, "association", path, sizeof(path),
-	    "/associations/%s")) != CLI_EXIT_OK)
-		return rc;
-	return cli_delete_run(ctx, path, cli_operand(ctx, 0));
+	return cli_id_delete_run(ctx, "association", "/associations/%s");
 }
 
 const struct cli_command cli_misc_commands[] = {

@@ -1,9 +1,10 @@
 /*
  * common/ — small helpers shared by every layer: logging, bounded byte
  * buffers, base64/base64url, hex, random identifiers, an injectable clock,
- * atomic file writes, PEM/DER conversions, module error reports and the
- * process-wide metrics registry. Nothing here knows about HTTP, BDB or a
- * protocol.
+ * atomic file writes, PEM/DER conversions, module error reports, the
+ * process-wide metrics registry and the libcurl-on-libevent driver that
+ * moves outbound HTTP transfers without looking into them. Nothing here
+ * knows about HTTP semantics, BDB or a protocol.
  */
 #ifndef PKID_COMMON_H
 #define PKID_COMMON_H
@@ -15,8 +16,11 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+struct event_base;
 
 /* ---- logging --------------------------------------------------------- */
 
@@ -183,5 +187,35 @@ bool common_password_verify(const char *stored, const char *password);
 void common_metric_inc(const char *name, const char *labels);
 /* Appends every counter in Prometheus text format (with # TYPE lines) to b. */
 int common_metric_render(struct common_buf *b);
+
+/* ---- libcurl multi on a libevent loop ------------------------------------ */
+
+#define COMMON_CURLEV_NAME_MAX	64	/* log prefix, bytes with the NUL */
+
+struct common_curlev;
+
+/*
+ * Creates a libcurl multi handle whose sockets and timer are events on
+ * base (borrowed; it must outlive the driver), and does curl_global_init
+ * (undone by common_curlev_free). name prefixes the driver's log lines
+ * ("notify", "acme: validator"). done(easy, rc, arg) runs on base's loop
+ * once for every transfer that finishes, after the easy handle left the
+ * multi handle: from then on the easy handle is the caller's alone again
+ * (read its info, clean it up or add it again). done may add and remove
+ * transfers but must not free the driver. NULL (logged) on failure.
+ */
+struct common_curlev *common_curlev_new(struct event_base *base,
+    const char *name, void (*done)(CURL *easy, CURLcode rc, void *arg),
+    void *arg);
+/* Starts the transfer easy (set up by the caller, who keeps owning it;
+ * CURLOPT_PRIVATE stays free for the caller). 0, or -1 (logged). */
+int common_curlev_add(struct common_curlev *c, CURL *easy);
+/* Stops a transfer before it finished: done() will not be called for it.
+ * No-op for an easy handle c does not hold (NULL, finished, never added). */
+void common_curlev_remove(struct common_curlev *c, CURL *easy);
+/* Takes every transfer still running out of the multi handle (without
+ * calling done() or cleaning up the easy handles: their owners do), then
+ * frees the multi handle and the events. Accepts NULL. Not from done(). */
+void common_curlev_free(struct common_curlev *c);
 
 #endif

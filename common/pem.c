@@ -37,15 +37,41 @@ pem_bio_string(BIO *bio)
 	return s;
 }
 
-char *
-common_x509_to_pem(X509 *x)
+/* What pem_encode writes. */
+enum pem_kind {
+	PEM_KIND_CERT,		/* "CERTIFICATE", from an X509 */
+	PEM_KIND_PUBKEY,	/* "PUBLIC KEY" (SubjectPublicKeyInfo) */
+	PEM_KIND_PRIVKEY	/* "PRIVATE KEY" (PKCS#8, unencrypted) */
+};
+
+/*
+ * Writes obj (an X509 for PEM_KIND_CERT, an EVP_PKEY otherwise) as PEM
+ * into a NUL-terminated string to free(); NULL on failure or when obj is
+ * NULL. A private key only passes through a secure-heap BIO.
+ */
+static char *
+pem_encode(enum pem_kind kind, const void *obj)
 {
 	BIO *bio = NULL;
 	char *s = NULL;
+	int ok = 0;
 
-	if (x == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
+	if (obj == NULL || (bio = BIO_new(kind == PEM_KIND_PRIVKEY ?
+	    BIO_s_secmem() : BIO_s_mem())) == NULL)
 		goto out;
-	if (PEM_write_bio_X509(bio, x) != 1)
+	switch (kind) {
+	case PEM_KIND_CERT:
+		ok = PEM_write_bio_X509(bio, obj);
+		break;
+	case PEM_KIND_PUBKEY:
+		ok = PEM_write_bio_PUBKEY(bio, obj);
+		break;
+	case PEM_KIND_PRIVKEY:
+		ok = PEM_write_bio_PKCS8PrivateKey(bio, obj, NULL, NULL, 0,
+		    NULL, NULL);
+		break;
+	}
+	if (ok != 1)
 		goto out;
 	s = pem_bio_string(bio);
 out:
@@ -54,37 +80,22 @@ out:
 }
 
 char *
+common_x509_to_pem(X509 *x)
+{
+	return pem_encode(PEM_KIND_CERT, x);
+}
+
+char *
 common_pubkey_to_pem(EVP_PKEY *k)
 {
-	BIO *bio = NULL;
-	char *s = NULL;
-
-	if (k == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
-		goto out;
-	if (PEM_write_bio_PUBKEY(bio, k) != 1)
-		goto out;
-	s = pem_bio_string(bio);
-out:
-	BIO_free(bio);
-	return s;
+	return pem_encode(PEM_KIND_PUBKEY, k);
 }
 
 /* PKCS#8 "PRIVATE KEY", unencrypted. The caller must wipe and free it. */
 char *
 common_privkey_to_pem(EVP_PKEY *k)
 {
-	BIO *bio = NULL;
-	char *s = NULL;
-
-	if (k == NULL || (bio = BIO_new(BIO_s_secmem())) == NULL)
-		goto out;
-	if (PEM_write_bio_PKCS8PrivateKey(bio, k, NULL, NULL, 0, NULL,
-	    NULL) != 1)
-		goto out;
-	s = pem_bio_string(bio);
-out:
-	BIO_free(bio);
-	return s;
+	return pem_encode(PEM_KIND_PRIVKEY, k);
 }
 
 /* True when the len bytes at p are all PEM whitespace. */

@@ -2408,16 +2408,42 @@ out:
 	return rc;
 }
 
-/* After a revocation committed: the issuer's CRL is rebuilt soon (the
- * CRL schedule coalesces bursts) and webhooks hear of it. */
-static void
-lc_revoked_after_commit(struct lifecycle *lc, const char *ca_id,
-    const json_t *event)
+/*
+ * What both revocations (by version, by serial) share once the target is
+ * checked: refuses an unknown reason, runs fn(arg) in one transaction,
+ * which leaves its answer in *out and the "revoked" event data in *event;
+ * after the commit the issuer's CRL is rebuilt soon (the CRL schedule
+ * coalesces bursts) and webhooks hear of it. Frees *event; returns *out
+ * (stolen) or NULL with err.
+ */
+static json_t *
+lc_revoke_run(struct lifecycle *lc, enum ca_reason reason,
+    int (*fn)(struct store_txn *, void *, struct common_error *), void *arg,
+    json_t **out, json_t **event, struct common_error *err)
 {
-	if (ca_id != NULL)
+	enum ca_reason check;
+	const char *ca_id;
+	json_t *res = NULL;
+
+	if (ca_reason_parse(ca_reason_name(reason), &check) == -1) {
+		common_error_set(err, COMMON_E_INVALID,
+		    "unknown revocation reason");
+		goto out;
+	}
+	if (lifecycle_txn_run(lc, fn, arg, err) == -1)
+		goto out;
+	if ((ca_id = lc_str(*out, "ca_id")) != NULL)
 		lifecycle_crl_touch(lc, ca_id);
-	if (event != NULL)
-		lifecycle_notify(lc, LIFECYCLE_EV_REVOKED, event);
+	if (*event != NULL)
+		lifecycle_notify(lc, LIFECYCLE_EV_REVOKED, *event);
+	res = *out;	/* steal */
+	*out = NULL;
+out:
+	json_decref(*out);
+	*out = NULL;
+	json_decref(*event);
+	*event = NULL;
+	return res;
 }
 
 json_t *
@@ -2425,34 +2451,20 @@ lifecycle_version_revoke(struct lifecycle *lc, const char *id, unsigned n,
     enum ca_reason reason, const char *who, struct common_error *err)
 {
 	struct lc_change ch;
-	enum ca_reason check;
-	json_t *res = NULL;
 
+	if (id == NULL || !common_id_valid(id)) {
+		common_error_set(err, COMMON_E_NOTFOUND,
+		    "certificate id is not valid");
+		return NULL;
+	}
 	memset(&ch, 0, sizeof(ch));
 	ch.lc = lc;
 	ch.who = who;
 	ch.id = id;
 	ch.n = n;
 	ch.reason = reason;
-	if (id == NULL || !common_id_valid(id)) {
-		common_error_set(err, COMMON_E_NOTFOUND,
-		    "certificate id is not valid");
-		goto out;
-	}
-	if (ca_reason_parse(ca_reason_name(reason), &check) == -1) {
-		common_error_set(err, COMMON_E_INVALID,
-		    "unknown revocation reason");
-		goto out;
-	}
-	if (lifecycle_txn_run(lc, lc_revoke_txn, &ch, err) == -1)
-		goto out;
-	lc_revoked_after_commit(lc, lc_str(ch.out, "ca_id"), ch.event);
-	res = ch.out;	/* steal */
-	ch.out = NULL;
-out:
-	json_decref(ch.out);
-	json_decref(ch.event);
-	return res;
+	return lc_revoke_run(lc, reason, lc_revoke_txn, &ch, &ch.out,
+	    &ch.event, err);
 }
 
 /* ---- by serial (protocol doors: ACME revokeCert, ARI) ---- */
@@ -2609,8 +2621,6 @@ lifecycle_revoke_serial(struct lifecycle *lc, const char *serial,
     enum ca_reason reason, const char *who, struct common_error *err)
 {
 	struct lc_serial_op op;
-	enum ca_reason check;
-	json_t *res = NULL;
 
 	memset(&op, 0, sizeof(op));
 	op.lc = lc;
@@ -2619,22 +2629,10 @@ lifecycle_revoke_serial(struct lifecycle *lc, const char *serial,
 	if (lc_serial_norm(serial, op.serial, sizeof(op.serial)) == -1) {
 		common_error_set(err, COMMON_E_NOTFOUND,
 		    "serial must be 1..%d hex digits", LC_SERIAL_MAX - 1);
-		goto out;
+		return NULL;
 	}
-	if (ca_reason_parse(ca_reason_name(reason), &check) == -1) {
-		common_error_set(err, COMMON_E_INVALID,
-		    "unknown revocation reason");
-		goto out;
-	}
-	if (lifecycle_txn_run(lc, lc_revoke_serial_txn, &op, err) == -1)
-		goto out;
-	lc_revoked_after_commit(lc, lc_str(op.out, "ca_id"), op.event);
-	res = op.out;	/* steal */
-	op.out = NULL;
-out:
-	json_decref(op.out);
-	json_decref(op.event);
-	return res;
+	return lc_revoke_run(lc, reason, lc_revoke_serial_txn, &op, &op.out,
+	    &op.event, err);
 }
 
 /* notBefore of the base64 DER certificate b64; -1 when unreadable. */

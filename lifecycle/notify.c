@@ -8,12 +8,11 @@
  * LIFECYCLE_NOTIFY_QUEUE_MAX live deliveries. Everything else runs on the
  * jobs thread's event base: a wake-up event moves queued deliveries into
  * a libcurl multi handle (at most LC_NOTIFY_INFLIGHT_MAX transfers at a
- * time) whose sockets and timer are libevent events, as in
- * protocols/acme/validate.c. A delivery that fails (transport error or a
- * status outside 2xx) waits 1, 2, 4, ... seconds (at most
- * LC_NOTIFY_BACKOFF_MAX) on its own timer and goes back to the queue,
- * until notifications.retry_max attempts were made. Each attempt's
- * outcome is logged once.
+ * time) that common_curlev drives on that base. A delivery that fails
+ * (transport error or a status outside 2xx) waits 1, 2, 4, ... seconds
+ * (at most LC_NOTIFY_BACKOFF_MAX) on its own timer and goes back to the
+ * queue, until notifications.retry_max attempts were made. Each
+ * attempt's outcome is logged once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -71,13 +70,6 @@ struct lc_delivery {
 
 TAILQ_HEAD(lc_delivery_list, lc_delivery);
 
-/* A socket libcurl asked us to watch (its socketp). */
-struct lc_notify_sock {
-	LIST_ENTRY(lc_notify_sock) entry;
-	curl_socket_t		 fd;
-	struct event		*ev;
-};
-
 struct lifecycle_notifier {
 	pthread_mutex_t		 mu;		/* guards the next block */
 	struct lc_delivery_list	 queue;		/* waiting for a transfer */
@@ -90,10 +82,7 @@ struct lifecycle_notifier {
 	/* jobs thread only (or with no loop running) */
 	struct lifecycle	*lc;
 	struct event_base	*base;
-	bool			 curl_lib;	/* curl_global_init done */
-	CURLM			*multi;
-	struct event		*curl_timer;
-	LIST_HEAD(lc_notify_socks, lc_notify_sock) socks;
+	struct common_curlev	*curl;		/* the HTTP transfers */
 	struct lc_delivery_list	 inflight;
 	size_t			 ninflight;
 	struct lc_delivery_list	 retrying;
@@ -277,97 +266,9 @@ lifecycle_notify(struct lifecycle *lc, enum lifecycle_event ev,
 	}
 }
 
-/* ---- libcurl multi on libevent ---------------------------------------------- */
+/* ---- attempts ---------------------------------------------------------------- */
 
-static void lc_notify_check(struct lifecycle_notifier *);
 static void lc_notify_pump(struct lifecycle_notifier *);
-
-static void
-lc_notify_io_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct lifecycle_notifier *n = arg;
-	int action = 0, running;
-
-	if (what & EV_READ)
-		action |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		action |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(n->multi, fd, action, &running);
-	lc_notify_check(n);
-}
-
-static void
-lc_notify_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct lifecycle_notifier *n = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(n->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	lc_notify_check(n);
-}
-
-/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, 0 means "as soon as
- * possible" (never call socket_action from in here). */
-static int
-lc_notify_timer_fn(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct lifecycle_notifier *n = userp;
-	struct timeval tv;
-
-	(void)multi;
-	if (timeout_ms < 0) {
-		event_del(n->curl_timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return event_add(n->curl_timer, &tv) == 0 ? 0 : -1;
-}
-
-/* CURLMOPT_SOCKETFUNCTION: watches or forgets one of curl's sockets. */
-static int
-lc_notify_sock_fn(CURL *easy, curl_socket_t fd, int what, void *userp,
-    void *socketp)
-{
-	struct lifecycle_notifier *n = userp;
-	struct lc_notify_sock *s = socketp;
-	short flags = EV_PERSIST;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			LIST_REMOVE(s, entry);
-			event_free(s->ev);
-			free(s);	/* curl forgets the socket itself */
-		}
-		return 0;
-	}
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			log_err("notify: watching an HTTP socket: out of "
-			    "memory");
-			return -1;
-		}
-		s->fd = fd;
-		LIST_INSERT_HEAD(&n->socks, s, entry);
-		curl_multi_assign(n->multi, fd, s);
-	} else {
-		event_free(s->ev);
-		s->ev = NULL;
-	}
-	if (what & CURL_POLL_IN)
-		flags |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		flags |= EV_WRITE;
-	if ((s->ev = event_new(n->base, fd, flags, lc_notify_io_cb, n)) ==
-	    NULL || event_add(s->ev, NULL) == -1) {
-		log_err("notify: watching HTTP socket %d failed", (int)fd);
-		return -1;
-	}
-	return 0;
-}
 
 /* The receiver's answer is not used: read and forget it. */
 static size_t
@@ -377,8 +278,6 @@ lc_notify_discard(char *p, size_t size, size_t nmemb, void *arg)
 	(void)arg;
 	return size * nmemb;
 }
-
-/* ---- attempts ---------------------------------------------------------------- */
 
 /* The delivery is over (delivered or given up): frees it and lets a
  * queued one in. */
@@ -475,7 +374,6 @@ lc_delivery_send(struct lc_delivery *d)
 	char ev_hdr[LC_NOTIFY_HEADER_MAX], id_hdr[LC_NOTIFY_HEADER_MAX];
 	struct curl_slist *h = NULL, *t;
 	long connect;
-	CURLMcode mrc;
 	CURL *e;
 
 	d->attempts++;
@@ -531,11 +429,8 @@ lc_delivery_send(struct lc_delivery *d)
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, d) != CURLE_OK)
 		goto fail;
-	if ((mrc = curl_multi_add_handle(n->multi, e)) != CURLM_OK) {
-		snprintf(d->errbuf, sizeof(d->errbuf), "%s",
-		    curl_multi_strerror(mrc));
+	if (common_curlev_add(n->curl, e) == -1)
 		goto fail;
-	}
 	TAILQ_INSERT_TAIL(&n->inflight, d, entry);
 	n->ninflight++;
 	return;
@@ -550,7 +445,8 @@ fail:
 	    "cannot set up the HTTP transfer");
 }
 
-/* A transfer ended with rc: logs the outcome and frees or retries. */
+/* A transfer ended with rc (its easy handle is out of the multi handle):
+ * logs the outcome and frees or retries. */
 static void
 lc_delivery_finish(struct lc_delivery *d, CURLcode rc)
 {
@@ -561,7 +457,6 @@ lc_delivery_finish(struct lc_delivery *d, CURLcode rc)
 	TAILQ_REMOVE(&n->inflight, d, entry);
 	n->ninflight--;
 	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_multi_remove_handle(n->multi, d->easy);
 	curl_easy_cleanup(d->easy);
 	d->easy = NULL;
 	curl_slist_free_all(d->headers);
@@ -583,28 +478,19 @@ lc_delivery_finish(struct lc_delivery *d, CURLcode rc)
 	lc_delivery_failed(d, why);
 }
 
-/* Collects finished transfers after curl did some work, then lets queued
- * deliveries take the free slots. */
+/* common_curlev's done callback: finishes the delivery whose transfer
+ * ended, then lets queued deliveries take the free slot. */
 static void
-lc_notify_check(struct lifecycle_notifier *n)
+lc_notify_done(CURL *easy, CURLcode rc, void *arg)
 {
+	struct lifecycle_notifier *n = arg;
 	struct lc_delivery *d;
-	CURLMsg *msg;
-	CURLcode rc;
-	char *priv;
-	int left;
+	char *priv = NULL;
 
-	while ((msg = curl_multi_info_read(n->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		rc = msg->data.result;
-		priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		d = (struct lc_delivery *)(void *)priv;
-		if (d == NULL || d->easy != msg->easy_handle)
-			continue;
-		lc_delivery_finish(d, rc);	/* msg is invalid now */
-	}
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+	d = (struct lc_delivery *)(void *)priv;
+	if (d != NULL && d->easy == easy)
+		lc_delivery_finish(d, rc);
 	lc_notify_pump(n);
 }
 
@@ -652,7 +538,6 @@ lifecycle_notifier_new(void)
 	TAILQ_INIT(&n->queue);
 	TAILQ_INIT(&n->inflight);
 	TAILQ_INIT(&n->retrying);
-	LIST_INIT(&n->socks);
 	return n;
 }
 
@@ -665,12 +550,11 @@ static size_t
 lc_notify_teardown(struct lifecycle_notifier *n)
 {
 	struct lc_delivery *d;
-	struct lc_notify_sock *s;
 	size_t cancelled = 0;
 
 	while ((d = TAILQ_FIRST(&n->inflight)) != NULL) {
 		TAILQ_REMOVE(&n->inflight, d, entry);
-		curl_multi_remove_handle(n->multi, d->easy);
+		common_curlev_remove(n->curl, d->easy);
 		lc_delivery_free(d);
 		cancelled++;
 	}
@@ -680,23 +564,11 @@ lc_notify_teardown(struct lifecycle_notifier *n)
 		lc_delivery_free(d);
 		cancelled++;
 	}
-	if (n->multi != NULL)
-		curl_multi_cleanup(n->multi);
-	n->multi = NULL;
-	while ((s = LIST_FIRST(&n->socks)) != NULL) {
-		LIST_REMOVE(s, entry);
-		event_free(s->ev);
-		free(s);
-	}
-	if (n->curl_timer != NULL)
-		event_free(n->curl_timer);
-	n->curl_timer = NULL;
+	common_curlev_free(n->curl);
+	n->curl = NULL;
 	if (n->wake != NULL)
 		event_free(n->wake);
 	n->wake = NULL;
-	if (n->curl_lib)
-		curl_global_cleanup();
-	n->curl_lib = false;
 	n->base = NULL;
 	return cancelled;
 }
@@ -717,27 +589,14 @@ lifecycle_notify_start(struct lifecycle *lc, struct event_base *jobs_base)
 	}
 	n->lc = lc;
 	n->base = jobs_base;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_err("notify: curl global init failed");
-		goto fail;
-	}
-	n->curl_lib = true;
 	if ((n->wake = event_new(jobs_base, -1, 0, lc_notify_wake_cb, n)) ==
-	    NULL || (n->curl_timer = evtimer_new(jobs_base,
-	    lc_notify_timer_cb, n)) == NULL) {
+	    NULL) {
 		log_err("notify: cannot create the delivery events");
 		goto fail;
 	}
-	if ((n->multi = curl_multi_init()) == NULL ||
-	    curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION,
-	    lc_notify_sock_fn) != CURLM_OK ||
-	    curl_multi_setopt(n->multi, CURLMOPT_SOCKETDATA, n) != CURLM_OK ||
-	    curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION,
-	    lc_notify_timer_fn) != CURLM_OK ||
-	    curl_multi_setopt(n->multi, CURLMOPT_TIMERDATA, n) != CURLM_OK) {
-		log_err("notify: curl multi handle setup failed");
+	if ((n->curl = common_curlev_new(jobs_base, "notify", lc_notify_done,
+	    n)) == NULL)
 		goto fail;
-	}
 	pthread_mutex_lock(&n->mu);
 	n->started = true;
 	queued = n->live;

@@ -4,9 +4,10 @@
  * and tls-alpn-01 (RFC 8737).
  *
  * Nothing here blocks. Names resolve through one c-ares channel, HTTP
- * goes through one libcurl multi handle, TLS through an OpenSSL state
- * machine on a non-blocking socket, and all three are driven by libevent
- * events on the event_base the validator was created with.
+ * goes through one libcurl multi handle (common_curlev), TLS through an
+ * OpenSSL state machine on a non-blocking socket, and all three are
+ * driven by libevent events on the event_base the validator was created
+ * with.
  *
  * A validation walks resolve -> connect/fetch (-> redirect -> resolve ...)
  * -> check. Whatever ends it (a check, an error, the overall timer) goes
@@ -151,26 +152,16 @@ struct validate_ares_sock {
 	struct event		*ev;
 };
 
-/* A socket libcurl asked us to watch (its socketp). */
-struct validate_curl_sock {
-	LIST_ENTRY(validate_curl_sock) entry;
-	curl_socket_t		 fd;
-	struct event		*ev;
-};
-
 struct acme_validator {
 	struct event_base	*base;
 	int			 http01_port;
 	int			 tlsalpn01_port;
 	int			 timeout_seconds;
 	bool			 ares_lib;	/* ares_library_init done */
-	bool			 curl_lib;	/* curl_global_init done */
 	ares_channel		 ares;
 	struct event		*ares_timer;
 	LIST_HEAD(validate_ares_socks, validate_ares_sock) ares_socks;
-	CURLM			*multi;
-	struct event		*curl_timer;
-	LIST_HEAD(validate_curl_socks, validate_curl_sock) curl_socks;
+	struct common_curlev	*curl;		/* http-01 transfers */
 	SSL_CTX			*tls;
 	TAILQ_HEAD(validate_list, validation) live;
 };
@@ -340,7 +331,7 @@ validate_stop_io(struct validation *val)
 		val->lookup = NULL;
 	}
 	if (val->easy != NULL) {
-		curl_multi_remove_handle(val->v->multi, val->easy);
+		common_curlev_remove(val->v->curl, val->easy);
 		curl_easy_cleanup(val->easy);
 		val->easy = NULL;
 	}
@@ -792,98 +783,6 @@ validate_addr_literal(struct validation *val, const char *text)
 	return val->naddrs == 1 ? 0 : -1;
 }
 
-/* ---- libcurl multi on libevent ----------------------------------------------- */
-
-static void validate_curl_check(struct acme_validator *);
-
-static void
-validate_curl_io_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct acme_validator *v = arg;
-	int action = 0, running;
-
-	if (what & EV_READ)
-		action |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		action |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(v->multi, fd, action, &running);
-	validate_curl_check(v);
-}
-
-static void
-validate_curl_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct acme_validator *v = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(v->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	validate_curl_check(v);
-}
-
-/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, 0 means "as soon as
- * possible" (never call socket_action from in here). */
-static int
-validate_curl_timer_fn(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct acme_validator *v = userp;
-	struct timeval tv;
-
-	(void)multi;
-	if (timeout_ms < 0) {
-		event_del(v->curl_timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return event_add(v->curl_timer, &tv) == 0 ? 0 : -1;
-}
-
-/* CURLMOPT_SOCKETFUNCTION: watches or forgets one of curl's sockets. */
-static int
-validate_curl_sock_fn(CURL *easy, curl_socket_t fd, int what, void *userp,
-    void *socketp)
-{
-	struct acme_validator *v = userp;
-	struct validate_curl_sock *s = socketp;
-	short flags = EV_PERSIST;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			LIST_REMOVE(s, entry);
-			event_free(s->ev);
-			free(s);	/* curl forgets the socket itself */
-		}
-		return 0;
-	}
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			log_err("acme: validator: watching an HTTP socket: out "
-			    "of memory");
-			return -1;
-		}
-		s->fd = fd;
-		LIST_INSERT_HEAD(&v->curl_socks, s, entry);
-		curl_multi_assign(v->multi, fd, s);
-	} else {
-		event_free(s->ev);
-		s->ev = NULL;
-	}
-	if (what & CURL_POLL_IN)
-		flags |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		flags |= EV_WRITE;
-	if ((s->ev = event_new(v->base, fd, flags, validate_curl_io_cb, v)) ==
-	    NULL || event_add(s->ev, NULL) == -1) {
-		log_err("acme: validator: watching HTTP socket %d failed",
-		    (int)fd);
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- http-01 --------------------------------------------------------------------- */
 
 static size_t
@@ -962,7 +861,6 @@ validate_http01_fetch(struct validation *val)
 	long remaining, connect_ms;
 	size_t left;
 	bool v6;
-	CURLMcode mrc;
 
 	if (val->next_addr >= val->naddrs) {
 		validate_fail(val, "connection", "no address left to try "
@@ -1039,9 +937,7 @@ validate_http01_fetch(struct validation *val)
 	    validate_http01_write) != CURLE_OK ||
 	    curl_easy_setopt(val->easy, CURLOPT_WRITEDATA, val) != CURLE_OK)
 		goto internal;
-	if ((mrc = curl_multi_add_handle(v->multi, val->easy)) != CURLM_OK) {
-		log_err("acme: validator: adding the transfer for %s: %s",
-		    val->url, curl_multi_strerror(mrc));
+	if (common_curlev_add(v->curl, val->easy) == -1) {
 		curl_easy_cleanup(val->easy);
 		val->easy = NULL;
 		validate_fail(val, "serverInternal", "cannot start the "
@@ -1196,8 +1092,8 @@ validate_http01_compare(struct validation *val)
 }
 
 /*
- * A finished transfer: another address after a failed connect, a
- * redirect, or the verdict on the answer.
+ * A finished transfer (out of the multi handle already): another address
+ * after a failed connect, a redirect, or the verdict on the answer.
  */
 static void
 validate_http01_done(struct validation *val, CURLcode rc)
@@ -1218,7 +1114,6 @@ validate_http01_done(struct validation *val, CURLcode rc)
 		else
 			snprintf(location, sizeof(location), "%s", redir);
 	}
-	curl_multi_remove_handle(val->v->multi, val->easy);
 	curl_easy_cleanup(val->easy);
 	val->easy = NULL;
 	curl_slist_free_all(val->headers);
@@ -1263,27 +1158,19 @@ validate_http01_done(struct validation *val, CURLcode rc)
 	validate_http01_compare(val);
 }
 
-/* Collects finished transfers after curl did some work. */
+/* common_curlev's done callback: hands a finished transfer to the
+ * validation it belongs to. */
 static void
-validate_curl_check(struct acme_validator *v)
+validate_curl_done(CURL *easy, CURLcode rc, void *arg)
 {
 	struct validation *val;
-	CURLMsg *msg;
-	CURLcode rc;
-	char *priv;
-	int left;
+	char *priv = NULL;
 
-	while ((msg = curl_multi_info_read(v->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		rc = msg->data.result;
-		priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		val = (struct validation *)(void *)priv;
-		if (val == NULL || val->easy != msg->easy_handle)
-			continue;
-		validate_http01_done(val, rc);	/* msg is invalid now */
-	}
+	(void)arg;
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+	val = (struct validation *)(void *)priv;
+	if (val != NULL && val->easy == easy)
+		validate_http01_done(val, rc);
 }
 
 /* ---- dns-01 --------------------------------------------------------------------- */
@@ -1842,7 +1729,6 @@ acme_validator_new(struct event_base *base,
 	if (v->timeout_seconds > VALIDATE_TIMEOUT_MAX)
 		v->timeout_seconds = VALIDATE_TIMEOUT_MAX;
 	LIST_INIT(&v->ares_socks);
-	LIST_INIT(&v->curl_socks);
 	TAILQ_INIT(&v->live);
 
 	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
@@ -1851,29 +1737,16 @@ acme_validator_new(struct event_base *base,
 		goto fail;
 	}
 	v->ares_lib = true;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_err("acme: validator: curl global init failed");
-		goto fail;
-	}
-	v->curl_lib = true;
 	if ((v->ares_timer = evtimer_new(base, validate_ares_timer_cb, v)) ==
-	    NULL || (v->curl_timer = evtimer_new(base, validate_curl_timer_cb,
-	    v)) == NULL) {
+	    NULL) {
 		log_err("acme: validator: creating timers failed");
 		goto fail;
 	}
 	if (validate_ares_init(v, cfg->dns_resolver) == -1)
 		goto fail;
-	if ((v->multi = curl_multi_init()) == NULL ||
-	    curl_multi_setopt(v->multi, CURLMOPT_SOCKETFUNCTION,
-	    validate_curl_sock_fn) != CURLM_OK ||
-	    curl_multi_setopt(v->multi, CURLMOPT_SOCKETDATA, v) != CURLM_OK ||
-	    curl_multi_setopt(v->multi, CURLMOPT_TIMERFUNCTION,
-	    validate_curl_timer_fn) != CURLM_OK ||
-	    curl_multi_setopt(v->multi, CURLMOPT_TIMERDATA, v) != CURLM_OK) {
-		log_err("acme: validator: curl multi handle setup failed");
+	if ((v->curl = common_curlev_new(base, "acme: validator",
+	    validate_curl_done, v)) == NULL)
 		goto fail;
-	}
 	if ((v->tls = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    SSL_CTX_set_min_proto_version(v->tls, TLS1_2_VERSION) != 1) {
 		log_err("acme: validator: TLS client context: %s",
@@ -1898,7 +1771,6 @@ acme_validator_free(struct acme_validator *v)
 {
 	struct validation *val;
 	struct validate_ares_sock *as;
-	struct validate_curl_sock *cs;
 
 	if (v == NULL)
 		return;
@@ -1913,20 +1785,10 @@ acme_validator_free(struct acme_validator *v)
 		event_free(as->ev);
 		free(as);
 	}
-	if (v->multi != NULL)
-		curl_multi_cleanup(v->multi);
-	while ((cs = LIST_FIRST(&v->curl_socks)) != NULL) {
-		LIST_REMOVE(cs, entry);
-		event_free(cs->ev);
-		free(cs);
-	}
+	common_curlev_free(v->curl);
 	if (v->ares_timer != NULL)
 		event_free(v->ares_timer);
-	if (v->curl_timer != NULL)
-		event_free(v->curl_timer);
 	SSL_CTX_free(v->tls);
-	if (v->curl_lib)
-		curl_global_cleanup();
 	if (v->ares_lib)
 		ares_library_cleanup();
 	free(v);

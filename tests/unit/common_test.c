@@ -1,13 +1,22 @@
 /* Unit tests for common/: encodings, buffers, ids, errors, time, files,
- * PEM/DER, logging, metrics and password hashing. */
+ * PEM/DER, logging, metrics, password hashing and the libcurl-on-libevent
+ * driver. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -1017,6 +1026,244 @@ test_password_malformed(void)
 	}
 }
 
+/* ---- common_curlev ---------------------------------------------------- */
+
+#define CURLEV_TEST_WAIT_MS	10000	/* a phase that should end sooner */
+#define CURLEV_TEST_SETTLE_MS	200	/* looking for calls that must not come */
+#define CURLEV_TEST_BODY_MAX	4096
+
+/* The test's event loop, its HTTP server and what done() saw. */
+struct curlev_test {
+	struct event_base	*base;
+	int			 ndone;		/* done() calls, all transfers */
+	int			 stop_at;	/* loopbreak at this many */
+	bool			 held;		/* the server got /hold */
+};
+
+/* One transfer the test makes. */
+struct curlev_test_xfer {
+	CURL			*easy;
+	int			 calls;		/* done() calls for it */
+	CURLcode		 rc;
+	long			 status;
+	struct common_buf	 body;
+};
+
+/* The server: "/hold" is never answered, anything else gets 200 with
+ * "answer to PATH". */
+static void
+curlev_test_serve(struct evhttp_request *req, void *arg)
+{
+	struct curlev_test *t = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	struct evbuffer *b;
+
+	if (strcmp(uri, "/hold") == 0) {
+		t->held = true;
+		event_base_loopbreak(t->base);
+		return;
+	}
+	if ((b = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_printf(b, "answer to %s", uri);
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static size_t
+curlev_test_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct curlev_test_xfer *x = arg;
+
+	return common_buf_add(&x->body, p, size * n) == 0 ? size * n : 0;
+}
+
+static void
+curlev_test_done(CURL *easy, CURLcode rc, void *arg)
+{
+	struct curlev_test *t = arg;
+	struct curlev_test_xfer *x;
+	char *priv = NULL;
+
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+	x = (struct curlev_test_xfer *)(void *)priv;
+	CHECK(x != NULL && x->easy == easy);
+	if (x == NULL)
+		return;
+	x->calls++;
+	x->rc = rc;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
+	if (++t->ndone >= t->stop_at)
+		event_base_loopbreak(t->base);
+}
+
+/* Points x's easy handle (made on first use) at path on the server. */
+static bool
+curlev_test_setup(struct curlev_test_xfer *x, int port, const char *path)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	if (x->easy == NULL && (x->easy = curl_easy_init()) == NULL)
+		return false;
+	common_buf_free(&x->body);
+	common_buf_init(&x->body, CURLEV_TEST_BODY_MAX);
+	x->rc = CURLE_OK;
+	x->status = 0;
+	return curl_easy_setopt(x->easy, CURLOPT_URL, url) == CURLE_OK &&
+	    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x) == CURLE_OK &&
+	    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION,
+	    curlev_test_write) == CURLE_OK &&
+	    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x) == CURLE_OK &&
+	    curl_easy_setopt(x->easy, CURLOPT_PROXY, "") == CURLE_OK &&
+	    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
+	    (long)CURLEV_TEST_WAIT_MS) == CURLE_OK;
+}
+
+static void
+curlev_test_xfer_free(struct curlev_test_xfer *x)
+{
+	if (x->easy != NULL)
+		curl_easy_cleanup(x->easy);
+	x->easy = NULL;
+	common_buf_free(&x->body);
+}
+
+static void
+curlev_test_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/* Runs the loop until something breaks it or ms pass. */
+static void
+curlev_test_loop(struct curlev_test *t, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct event *limit;
+
+	if ((limit = evtimer_new(t->base, curlev_test_timeout, t->base)) ==
+	    NULL || evtimer_add(limit, &tv) == -1) {
+		CHECK(!"cannot arm the loop's time limit");
+		if (limit != NULL)
+			event_free(limit);
+		return;
+	}
+	event_base_dispatch(t->base);
+	event_free(limit);
+}
+
+/* The port the server's socket is bound to; -1 on failure. */
+static int
+curlev_test_port(struct evhttp_bound_socket *bound)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	if (bound == NULL || getsockname(evhttp_bound_socket_get_fd(bound),
+	    (struct sockaddr *)&sin, &len) == -1)
+		return -1;
+	return ntohs(sin.sin_port);
+}
+
+/*
+ * A local libevent HTTP server and the driver share one loop: two
+ * transfers finish and each reaches done() exactly once, with its answer;
+ * a transfer removed before it ran never does; an easy handle handed back
+ * by done() can be added again; freeing the driver with a transfer in
+ * flight calls nothing and leaves the easy handle to its owner.
+ */
+static void
+test_curlev(void)
+{
+	struct curlev_test t;
+	struct curlev_test_xfer a, b, gone, hold;
+	struct common_curlev *c = NULL;
+	struct evhttp *http = NULL;
+	int port;
+
+	memset(&t, 0, sizeof(t));
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	memset(&gone, 0, sizeof(gone));
+	memset(&hold, 0, sizeof(hold));
+	/* The test owns easy handles beyond the driver's life. */
+	CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
+	CHECK((t.base = event_base_new()) != NULL);
+	if (t.base == NULL)
+		goto out;
+	CHECK((http = evhttp_new(t.base)) != NULL);
+	if (http == NULL)
+		goto out;
+	evhttp_set_gencb(http, curlev_test_serve, &t);
+	port = curlev_test_port(evhttp_bind_socket_with_handle(http,
+	    "127.0.0.1", 0));
+	CHECK(port > 0);
+	CHECK(common_curlev_new(NULL, "test", curlev_test_done, &t) == NULL);
+	CHECK(common_curlev_new(t.base, "test", NULL, &t) == NULL);
+	CHECK((c = common_curlev_new(t.base, "test", curlev_test_done, &t)) !=
+	    NULL);
+	if (port <= 0 || c == NULL)
+		goto out;
+
+	CHECK(curlev_test_setup(&a, port, "/one"));
+	CHECK(curlev_test_setup(&b, port, "/two"));
+	CHECK(curlev_test_setup(&gone, port, "/gone"));
+	CHECK(common_curlev_add(c, a.easy) == 0);
+	CHECK(common_curlev_add(c, b.easy) == 0);
+	CHECK(common_curlev_add(c, gone.easy) == 0);
+	common_curlev_remove(c, gone.easy);
+	common_curlev_remove(c, gone.easy);	/* not held: no-op */
+	common_curlev_remove(c, NULL);
+	t.stop_at = 2;
+	curlev_test_loop(&t, CURLEV_TEST_WAIT_MS);
+	CHECK(a.calls == 1 && a.rc == CURLE_OK && a.status == 200);
+	CHECK(b.calls == 1 && b.rc == CURLE_OK && b.status == 200);
+	CHECK_STR((const char *)a.body.data, "answer to /one");
+	CHECK_STR((const char *)b.body.data, "answer to /two");
+	/* Nothing more comes: not a second call, not the removed one. */
+	t.stop_at = 100;
+	curlev_test_loop(&t, CURLEV_TEST_SETTLE_MS);
+	CHECK(t.ndone == 2 && a.calls == 1 && b.calls == 1 &&
+	    gone.calls == 0);
+	common_curlev_remove(c, a.easy);	/* finished: no-op */
+
+	/* done() handed a back: it can go again. */
+	CHECK(curlev_test_setup(&a, port, "/again"));
+	CHECK(common_curlev_add(c, a.easy) == 0);
+	t.stop_at = 3;
+	curlev_test_loop(&t, CURLEV_TEST_WAIT_MS);
+	CHECK(a.calls == 2 && a.rc == CURLE_OK && a.status == 200);
+	CHECK_STR((const char *)a.body.data, "answer to /again");
+
+	/* Freed while /hold waits for an answer that never comes. */
+	CHECK(curlev_test_setup(&hold, port, "/hold"));
+	CHECK(common_curlev_add(c, hold.easy) == 0);
+	curlev_test_loop(&t, CURLEV_TEST_WAIT_MS);
+	CHECK(t.held);
+	common_curlev_free(c);
+	c = NULL;
+	curlev_test_loop(&t, CURLEV_TEST_SETTLE_MS);
+	CHECK(hold.calls == 0 && t.ndone == 3);
+	common_curlev_free(NULL);
+out:
+	common_curlev_free(c);
+	curlev_test_xfer_free(&a);
+	curlev_test_xfer_free(&b);
+	curlev_test_xfer_free(&gone);
+	curlev_test_xfer_free(&hold);
+	if (http != NULL)
+		evhttp_free(http);
+	if (t.base != NULL)
+		event_base_free(t.base);
+	curl_global_cleanup();
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_b64_vectors),
 	TEST(test_b64_roundtrip),
@@ -1045,5 +1292,6 @@ const struct test_case test_cases[] = {
 	TEST(test_password_bad_args),
 	TEST(test_password_tampered),
 	TEST(test_password_malformed),
+	TEST(test_curlev),
 	{ 0 },
 };
