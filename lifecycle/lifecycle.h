@@ -19,7 +19,9 @@
  *    "execute_at", "scheduled_by"} | null, "due_at" + "due_at_epoch"
  *    (renewal due: not_after - renew_before, not_before + fraction x
  *    lifetime, or for ACME/EST the ARI window start not_after -
- *    lifetime/3), "renewal_due" (bool: past due_at, pkid cannot renew),
+ *    lifetime/3; "due_at_epoch" becomes null once the scheduler has
+ *    done all that falls due for the version: retired from the due
+ *    index), "renewal_due" (bool: past due_at, pkid cannot renew),
  *    "renewal_state": {"next_attempt_at", "failures", "last_error",
  *    "last_attempt_at"} (scheduler, managed), and for the scheduler only
  *    "notified": {"renewal_window": n, "expiring": n} (versions whose
@@ -316,6 +318,48 @@ void lifecycle_notify_stop(struct lifecycle *lc);
  * (for metrics and tests). */
 size_t lifecycle_notify_pending(struct lifecycle *lc);
 
+/* ---- deployment through connectors (deploy.c) ---- */
+
+#define LIFECYCLE_WHO_DEPLOY		"system:deploy"	/* audit actor */
+#define LIFECYCLE_DEPLOY_QUEUE_MAX	1000	/* versions waiting */
+#define LIFECYCLE_DEPLOY_CONTEXTS_MAX	16	/* lifecycle contexts with a
+						   deployer at once */
+
+/*
+ * Starts deployments on the jobs thread's event base: from then on a
+ * pending version of a certificate with associations (a renewal) is
+ * deployed to every associated resource whose type has a connector
+ * (connectors/connectors.h), one certificate at a time. The results go
+ * into the version record, "deployments": [{"resource_id", "result":
+ * "ok"|"failed", "detail", "at"}], in one transaction with an audit
+ * record "version.deploy" (by LIFECYCLE_WHO_DEPLOY). When every
+ * connector succeeded the version is promoted (lifecycle_version_
+ * promote) and "renewed" emitted; when one failed the version becomes
+ * "failed", the current version stays current, "deployment_failed"
+ * is emitted with a detail naming the resource and the reason, and the
+ * certificate's "renewal_state" schedules the next renewal with the
+ * scheduler's backoff over its consecutive "deploy_failures". Versions
+ * whose resources have no connector ("other") stay pending until
+ * promoted by hand. Call once, after server_new, like
+ * lifecycle_notify_start. 0, or -1 when started already or the events
+ * cannot be created.
+ */
+int lifecycle_deploy_start(struct lifecycle *lc, struct event_base *jobs_base);
+/*
+ * Abandons deployments in flight (reload commands are killed; their
+ * versions stay pending) and removes the deployer's events. Call once
+ * the jobs thread no longer runs and before lifecycle_free (which does
+ * not know the deployer). Idempotent.
+ */
+void lifecycle_deploy_stop(struct lifecycle *lc);
+/* Asks for version n of certificate cert_id to be deployed (any thread;
+ * never blocks). A no-op before lifecycle_deploy_start: the version
+ * stays pending. lifecycle_cert_renew calls it for pending renewals. */
+void lifecycle_deploy_request(struct lifecycle *lc, const char *cert_id,
+    unsigned n);
+/* Deployments queued or in flight (for tests and metrics). */
+size_t lifecycle_deploy_pending(struct lifecycle *lc);
+
 /* ---- CRL schedule (crl.c) ---- */
 
 /* Asks for the CA's CRL to be rebuilt within crl.debounce_seconds
@@ -337,8 +381,11 @@ long lifecycle_crl_next_update_seconds(struct lifecycle *lc);
 /* ---- stages, renewal scheduler, deletion (cert.c, renew.c, delete.c) ---- */
 
 #define LIFECYCLE_WHO_SCHEDULER	"system:scheduler"	/* audit actor */
-#define LIFECYCLE_TICK_SCAN_MAX	1000	/* certificates examined per tick */
+#define LIFECYCLE_TICK_SCAN_MAX	1000	/* certificates handled per tick */
 #define LIFECYCLE_TICK_RENEW_MAX 100	/* renewal attempts per tick */
+#define LIFECYCLE_TICK_SWEEP_SECONDS 600 /* between the starts of two
+					   sweeps over the whole inventory
+					   (renew.c) */
 
 /*
  * Makes version n of a certificate its current version (roll back or
@@ -351,11 +398,16 @@ json_t *lifecycle_version_promote(struct lifecycle *lc, const char *id,
     unsigned n, const char *who, struct common_error *err);
 
 /*
- * One scheduler pass over at most LIFECYCLE_TICK_SCAN_MAX certificates
- * (continuing where the previous pass stopped): executes due deletions,
- * marks versions past notAfter "expired", renews due managed
- * certificates (first attempt at due_at + random jitter up to
- * lifecycle.renewal_jitter_seconds, failures retried with exponential
+ * One scheduler pass over the certificates whose dates call for
+ * something, found through the indexes by due_at_epoch (up to now) and
+ * by not_after_epoch (up to now + expiry_warning_days), plus a sweep of
+ * the whole inventory every LIFECYCLE_TICK_SWEEP_SECONDS for scheduled
+ * deletions and expired previous versions (renew.c says why); at most
+ * LIFECYCLE_TICK_SCAN_MAX certificates are handled per pass, the rest
+ * in the next. It executes due deletions, marks versions past notAfter
+ * "expired", renews due managed certificates (first attempt at due_at +
+ * random jitter up to lifecycle.renewal_jitter_seconds, failures
+ * retried with exponential
  * backoff between lifecycle.retry_min_seconds and retry_max_seconds, each
  * attempt audited as "certificate.renew" ok/failed by
  * LIFECYCLE_WHO_SCHEDULER), flags external, imported, ACME and EST

@@ -12,9 +12,10 @@
  *   4. lifecycle/  inventory over ca/ and store/ (stateless, shared)
  *   5. server/     listeners + N worker threads (handlers) + 1 jobs thread
  *                  (store checkpoints, the lifecycle scan that renews and
- *                  deletes, CRL rebuilds, webhook deliveries, ACME
- *                  validations); the main thread waits for SIGTERM/SIGINT
- *                  and drains
+ *                  deletes, then a live reload of pkid's own TLS
+ *                  certificate when it was renewed, CRL rebuilds, webhook
+ *                  deliveries, ACME validations); the main thread waits
+ *                  for SIGTERM/SIGINT and drains
  *   6. protocols/  mgmt registers /api/v1/ on the mgmt listener; acme
  *                  (/acme/) and est (/.well-known/est/) on the https one
  * and stops them in reverse order.
@@ -45,6 +46,7 @@
 #define MAIN_SERVER_RENEW_DAYS	30.0	/* renew the TLS cert at start */
 #define MAIN_CHECKPOINT_SECONDS	60
 #define MAIN_URL_MAX		256
+#define MAIN_SERIAL_MAX		80	/* hex serial + NUL */
 
 /* Everything serve and init hold, torn down by main_close(). */
 struct main_ctx {
@@ -59,6 +61,7 @@ struct main_ctx {
 	char			 http_url[MAIN_URL_MAX];
 	char			*issuing_ca_id;
 	char			*server_cert_id;
+	char			 tls_serial[MAIN_SERIAL_MAX];	/* served */
 };
 
 static void
@@ -362,19 +365,57 @@ main_close(struct main_ctx *mc)
 
 /* ---- serve ---------------------------------------------------------------- */
 
+/* The TLS context of version n of the server's certificate (with its
+ * key); the version's serial into serial. NULL on failure (logged). */
+static SSL_CTX *
+main_tls_load(struct main_ctx *mc, unsigned n, char *serial,
+    size_t seriallen)
+{
+	struct common_error err;
+	struct common_buf chain;
+	json_t *ver = NULL;
+	SSL_CTX *tls = NULL;
+
+	common_error_clear(&err);
+	common_buf_init(&chain, 1024 * 1024);
+	if ((ver = lifecycle_version_get(mc->lc, mc->server_cert_id, n, true,
+	    &err)) == NULL) {
+		log_err("serve: server TLS certificate %s version %u: %s",
+		    mc->server_cert_id, n, err.msg);
+		goto out;
+	}
+	if (common_buf_addstr(&chain, json_string_value(json_object_get(ver,
+	    "certificate"))) == -1 ||
+	    common_buf_addstr(&chain, json_string_value(json_object_get(ver,
+	    "chain"))) == -1)
+		goto out;
+	tls = server_tls_ctx((const char *)chain.data,
+	    json_string_value(json_object_get(ver, "private_key")));
+	snprintf(serial, seriallen, "%s", json_string_value(json_object_get(
+	    ver, "serial")) != NULL ? json_string_value(json_object_get(ver,
+	    "serial")) : "");
+out:
+	if (ver != NULL && json_string_value(json_object_get(ver,
+	    "private_key")) != NULL)	/* wipe the key before freeing it */
+		OPENSSL_cleanse((char *)json_string_value(json_object_get(ver,
+		    "private_key")), json_string_length(json_object_get(ver,
+		    "private_key")));
+	json_decref(ver);
+	common_buf_free(&chain);
+	return tls;
+}
+
 /* Loads the server's TLS certificate, renewing it first when it is within
  * MAIN_SERVER_RENEW_DAYS of expiry. */
 static SSL_CTX *
 main_tls(struct main_ctx *mc)
 {
 	struct common_error err;
-	json_t *cert = NULL, *ver = NULL, *renewed = NULL;
-	struct common_buf chain;
+	json_t *cert = NULL, *renewed = NULL;
 	SSL_CTX *tls = NULL;
 	json_int_t n, exp;
 
 	common_error_clear(&err);
-	common_buf_init(&chain, 1024 * 1024);
 	if ((cert = lifecycle_cert_get(mc->lc, mc->server_cert_id,
 	    &err)) == NULL)
 		goto fail;
@@ -388,31 +429,51 @@ main_tls(struct main_ctx *mc)
 	} else
 		n = json_integer_value(json_object_get(cert,
 		    "current_version"));
-	if ((ver = lifecycle_version_get(mc->lc, mc->server_cert_id,
-	    (unsigned)n, true, &err)) == NULL)
-		goto fail;
-	if (common_buf_addstr(&chain, json_string_value(json_object_get(ver,
-	    "certificate"))) == -1 ||
-	    common_buf_addstr(&chain, json_string_value(json_object_get(ver,
-	    "chain"))) == -1)
-		goto out;
-	tls = server_tls_ctx((const char *)chain.data,
-	    json_string_value(json_object_get(ver, "private_key")));
+	tls = main_tls_load(mc, (unsigned)n, mc->tls_serial,
+	    sizeof(mc->tls_serial));
 	goto out;
 fail:
 	log_err("serve: server TLS certificate %s: %s", mc->server_cert_id,
 	    err.msg);
 out:
-	if (ver != NULL && json_string_value(json_object_get(ver,
-	    "private_key")) != NULL)	/* wipe the key before freeing it */
-		OPENSSL_cleanse((char *)json_string_value(json_object_get(ver,
-		    "private_key")), json_string_length(json_object_get(ver,
-		    "private_key")));
-	json_decref(ver);
 	json_decref(cert);
 	json_decref(renewed);
-	common_buf_free(&chain);
 	return tls;
+}
+
+/* Jobs thread: when the scheduler renewed the server's TLS certificate
+ * (its current version's serial is not the one served), new connections
+ * get the new one; connections in flight keep theirs. */
+static void
+main_tls_refresh(struct main_ctx *mc)
+{
+	char serial[MAIN_SERIAL_MAX];
+	struct common_error err;
+	const char *cur;
+	json_t *cert;
+	SSL_CTX *tls = NULL;
+	unsigned n;
+
+	common_error_clear(&err);
+	if ((cert = lifecycle_cert_get(mc->lc, mc->server_cert_id,
+	    &err)) == NULL) {
+		log_warn("serve: server TLS certificate %s: %s",
+		    mc->server_cert_id, err.msg);
+		return;
+	}
+	cur = json_string_value(json_object_get(cert, "serial"));
+	n = (unsigned)json_integer_value(json_object_get(cert,
+	    "current_version"));
+	if (cur != NULL && n > 0 && strcmp(cur, mc->tls_serial) != 0 &&
+	    (tls = main_tls_load(mc, n, serial, sizeof(serial))) != NULL &&
+	    server_tls_reload(mc->srv, tls) == 0) {
+		log_info("serve: TLS certificate reloaded: %s version %u, "
+		    "serial %s (was %s)", mc->server_cert_id, n, serial,
+		    mc->tls_serial);
+		snprintf(mc->tls_serial, sizeof(mc->tls_serial), "%s", serial);
+	}
+	SSL_CTX_free(tls);
+	json_decref(cert);
 }
 
 static void
@@ -433,6 +494,7 @@ main_job_tick(void *arg)
 		log_warn("jobs: lifecycle scan failed");
 	if (lifecycle_ca_tick(mc->lc) == -1)
 		log_warn("jobs: CA deletion scan failed");
+	main_tls_refresh(mc);
 }
 
 /* Prints where everything is. Runs as the first job: the jobs thread

@@ -175,7 +175,8 @@ struct server {
 	size_t			 max_body_bytes;
 	int			 timeout_seconds;
 	int			 drain_seconds;
-	SSL_CTX			*tls;
+	pthread_mutex_t		 tls_lock;	/* tls (server_tls_reload) */
+	SSL_CTX			*tls;		/* for new TLS connections */
 
 	struct server_rt	 routes[SERVER_ROUTES_MAX +
 				    SERVER_BUILTIN_ROUTES];
@@ -1228,6 +1229,59 @@ server_builtin_routes(struct server *srv)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* The TLS context for a new connection, with a reference for the caller
+ * (SSL_CTX_free); NULL when none or the reference cannot be taken. */
+static SSL_CTX *
+server_tls_get(struct server *srv)
+{
+	SSL_CTX *tls;
+
+	pthread_mutex_lock(&srv->tls_lock);
+	tls = srv->tls;
+	if (tls != NULL && SSL_CTX_up_ref(tls) != 1)
+		tls = NULL;
+	pthread_mutex_unlock(&srv->tls_lock);
+	if (tls == NULL)
+		log_err("server: no TLS context for a new connection: %s",
+		    common_ssl_error());
+	return tls;
+}
+
+/*
+ * Makes tls (up-ref'd) the context of every TLS connection accepted from
+ * now on; connections in flight keep the one they began with (each holds
+ * a reference), and the old context is freed with the last of them.
+ * Thread-safe. 0, or -1 when tls is NULL or the server has no TLS
+ * listener.
+ */
+int
+server_tls_reload(struct server *srv, SSL_CTX *tls)
+{
+	SSL_CTX *old;
+
+	if (srv == NULL || tls == NULL) {
+		log_err("server: TLS reload: no context");
+		return -1;
+	}
+	if (SSL_CTX_up_ref(tls) != 1) {
+		log_err("server: TLS reload: cannot take a reference: %s",
+		    common_ssl_error());
+		return -1;
+	}
+	pthread_mutex_lock(&srv->tls_lock);
+	old = srv->tls;
+	if (old != NULL)
+		srv->tls = tls;	/* steal */
+	pthread_mutex_unlock(&srv->tls_lock);
+	if (old == NULL) {
+		log_err("server: TLS reload: no TLS listener");
+		SSL_CTX_free(tls);
+		return -1;
+	}
+	SSL_CTX_free(old);
+	return 0;
+}
+
 /* bevcb of the https and mgmt listeners: a TLS server bufferevent. On
  * failure evhttp falls back to a plain one, which server_dispatch()
  * refuses. */
@@ -1236,9 +1290,16 @@ server_bev_tls(struct event_base *base, void *arg)
 {
 	struct server_http *hh = arg;
 	struct bufferevent *bev;
+	SSL_CTX *tls;
 	SSL *ssl;
 
-	if ((ssl = SSL_new(hh->w->srv->tls)) == NULL) {
+	if ((tls = server_tls_get(hh->w->srv)) == NULL)
+		return NULL;
+	/* the connection holds its own reference (SSL_new takes one): a
+	 * reload leaves it on the context it started with */
+	ssl = SSL_new(tls);
+	SSL_CTX_free(tls);
+	if (ssl == NULL) {
 		log_err("listener %s: SSL_new: %s",
 		    server_listener_names[hh->l], common_ssl_error());
 		return NULL;
@@ -1903,6 +1964,7 @@ server_new(const struct conf *cf, SSL_CTX *tls)
 	}
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_mutex_init(&srv->jlock, NULL);
+	pthread_mutex_init(&srv->tls_lock, NULL);
 	for (l = 0; l < SERVER_LISTENER__MAX; l++)
 		srv->listens[l].fd = -1;
 	srv->workers_cf = cf->workers;
@@ -1983,5 +2045,6 @@ server_free(struct server *srv)
 	SSL_CTX_free(srv->tls);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->jlock);
+	pthread_mutex_destroy(&srv->tls_lock);
 	free(srv);
 }

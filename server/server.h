@@ -87,6 +87,11 @@ int server_timer(struct server *srv, int seconds, void (*fn)(void *arg),
 /* Builds the TLS context (TLS 1.2 and 1.3) from a certificate chain and
  * key in PEM. NULL on failure. */
 SSL_CTX *server_tls_ctx(const char *chain_pem, const char *key_pem);
+/* Makes tls (borrowed, up-ref'd) the context of the TLS connections
+ * accepted from now on, e.g. after the server certificate was renewed;
+ * connections in flight keep theirs. Thread-safe. 0, or -1 when tls is
+ * NULL or the server has no TLS listener. */
+int server_tls_reload(struct server *srv, SSL_CTX *tls);
 
 /* ---- helpers for handlers ---- */
 

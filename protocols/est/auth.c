@@ -5,7 +5,10 @@
  *                   hashes compared in constant time; a client bound to
  *                   labels may use only those ("" is the default label).
  *   cert            a TLS client certificate that chains to the label's
- *                   trust bundle (or, without one, to pkid's active CAs),
+ *                   trust bundle (or, without one, to pkid's active CAs:
+ *                   every still-valid version of their certificates, so
+ *                   certificates issued before a CA renewal with a new
+ *                   key keep working),
  *                   is valid now and, when a pkid CA issued it, is the
  *                   registry's unrevoked certificate of that serial.
  *   basic_or_cert   either; basic_and_cert: both.
@@ -31,10 +34,12 @@
 #include <event2/http.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "protocols/est/est.h"
 
 #define EST_CA_CERTS_MAX	1024	/* pkid CAs considered per check */
+#define EST_TIME_TEXT_MAX	32	/* an RFC 3339 time + NUL */
 
 enum est_basic_verdict {
 	EST_BASIC_NONE,		/* no Authorization header */
@@ -247,57 +252,207 @@ out:
 }
 
 /*
- * pkid's CA certificates: every CA that has one into *all, the active
- * ones also into *active (a new store). 0 or -1.
+ * pkid's CA certificates as trust anchors, shared by every request: the
+ * store of the still-valid certificate versions of the active CAs (so a
+ * client certificate issued before a CA renewal with a new key still
+ * authenticates while the old version is valid) and every version of
+ * every CA (to tell that a pkid CA issued a certificate). Building them
+ * parses every certificate, so it is done only when a digest of the CA
+ * list (ids, states, version serials and whether each version is still
+ * valid) differs from the one they were built from; each check reads the
+ * CA list, as the inventory is the truth. One cache per process (the
+ * est context has no slot for it) behind est_trust_lock; each user holds
+ * a reference, so a rebuild never frees anchors in use.
  */
-static int
-est_pkid_cas(struct est *e, STACK_OF(X509) **all, X509_STORE **active)
+struct est_trust {
+	unsigned char	 digest[SHA256_DIGEST_LENGTH];
+	X509_STORE	*anchors;	/* valid versions of active CAs */
+	STACK_OF(X509)	*all;		/* every version of every CA */
+	unsigned int	 refs;		/* the cache's and the users' */
+};
+
+static pthread_mutex_t est_trust_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct est_trust *est_trust_cur;	/* guarded by est_trust_lock */
+
+static const char *
+est_str(const json_t *o, const char *key)
 {
-	json_t *list = NULL, *rec;
-	const char *pem, *state;
-	X509 *x;
-	size_t i;
+	return json_string_value(json_object_get(o, key));
+}
+
+/* True when version v is still valid at now_text (RFC 3339, as the CA
+ * records write notAfter; the fixed-width text orders like time). A
+ * record without a readable date counts as valid: verification checks
+ * the validity itself. */
+static bool
+est_version_valid(const json_t *v, const char *now_text)
+{
+	const char *na = est_str(v, "not_after");
+
+	return na == NULL || strlen(na) != strlen(now_text) ||
+	    strcmp(na, now_text) > 0;
+}
+
+/* True when CA record rec is active: its valid versions are anchors. */
+static bool
+est_ca_active(const json_t *rec)
+{
+	const char *state = est_str(rec, "state");
+
+	return state != NULL && strcmp(state, "active") == 0;
+}
+
+/* Adds s and its terminating NUL to the digest (NULL as ""). 0 or -1. */
+static int
+est_digest_str(EVP_MD_CTX *md, const char *s)
+{
+	if (s == NULL)
+		s = "";
+	return EVP_DigestUpdate(md, s, strlen(s) + 1) == 1 ? 0 : -1;
+}
+
+/* The digest of what the trust anchors are built from in list. 0 or
+ * -1. */
+static int
+est_trust_digest(const json_t *list, const char *now_text,
+    unsigned char out[SHA256_DIGEST_LENGTH])
+{
+	const json_t *rec, *v;
+	EVP_MD_CTX *md;
+	size_t i, j;
 	int rc = -1;
 
-	*all = NULL;
-	if (active != NULL)
-		*active = NULL;
-	if ((list = ca_list(e->ca, NULL)) == NULL ||
-	    (*all = sk_X509_new_null()) == NULL ||
-	    (active != NULL && (*active = X509_STORE_new()) == NULL))
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		goto out;
 	json_array_foreach(list, i, rec) {
 		if (i >= EST_CA_CERTS_MAX)
 			break;
-		pem = json_string_value(json_object_get(rec, "certificate"));
-		state = json_string_value(json_object_get(rec, "state"));
-		if (pem == NULL || (x = common_x509_from_pem(pem,
-		    strlen(pem))) == NULL)
-			continue;
-		if (active != NULL && state != NULL &&
-		    strcmp(state, "active") == 0 &&
-		    X509_STORE_add_cert(*active, x) != 1) {
-			X509_free(x);
+		if (est_digest_str(md, est_str(rec, "id")) == -1 ||
+		    est_digest_str(md, est_ca_active(rec) ? "a" : "-") == -1)
 			goto out;
+		json_array_foreach(json_object_get(rec, "versions"), j, v) {
+			if (est_digest_str(md, est_str(v, "serial")) == -1 ||
+			    est_digest_str(md, est_version_valid(v,
+			    now_text) ? "v" : "x") == -1)
+				goto out;
 		}
-		if (sk_X509_push(*all, x) == 0) {
-			X509_free(x);
+		if (est_digest_str(md, "") == -1)	/* end of a CA */
 			goto out;
-		}
 	}
+	if (EVP_DigestFinal_ex(md, out, NULL) != 1)
+		goto out;
 	rc = 0;
 out:
-	if (rc == -1) {
-		log_err("est: reading pkid's CA certificates failed");
-		sk_X509_pop_free(*all, X509_free);
-		*all = NULL;
-		if (active != NULL) {
-			X509_STORE_free(*active);
-			*active = NULL;
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* Drops one reference (under est_trust_lock); frees t with the last. */
+static void
+est_trust_unref_locked(struct est_trust *t)
+{
+	if (t == NULL || --t->refs > 0)
+		return;
+	X509_STORE_free(t->anchors);
+	sk_X509_pop_free(t->all, X509_free);
+	free(t);
+}
+
+/* Builds the anchors of list (with one reference); NULL on failure. */
+static struct est_trust *
+est_trust_build(const json_t *list, const char *now_text,
+    const unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+	struct est_trust *t, *ret = NULL;
+	const json_t *rec, *v;
+	const char *pem;
+	X509 *x;
+	size_t i, j;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->refs = 1;
+	memcpy(t->digest, digest, sizeof(t->digest));
+	if ((t->anchors = X509_STORE_new()) == NULL ||
+	    (t->all = sk_X509_new_null()) == NULL)
+		goto out;
+	json_array_foreach(list, i, rec) {
+		if (i >= EST_CA_CERTS_MAX)
+			break;
+		json_array_foreach(json_object_get(rec, "versions"), j, v) {
+			if ((pem = est_str(v, "certificate")) == NULL ||
+			    (x = common_x509_from_pem(pem,
+			    strlen(pem))) == NULL)
+				continue;
+			/* the store takes its own reference */
+			if (est_ca_active(rec) && est_version_valid(v,
+			    now_text) && X509_STORE_add_cert(t->anchors,
+			    x) != 1) {
+				X509_free(x);
+				goto out;
+			}
+			if (sk_X509_push(t->all, x) == 0) {
+				X509_free(x);
+				goto out;
+			}
 		}
 	}
+	ret = t;	/* steal */
+	t = NULL;
+out:
+	est_trust_unref_locked(t);
+	return ret;
+}
+
+/*
+ * The current trust anchors of pkid's CAs, rebuilt first when the CA
+ * list changed since they were built. The caller holds a reference and
+ * gives it back with est_trust_put. NULL on failure (logged).
+ */
+static struct est_trust *
+est_trust_get(struct est *e)
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char now_text[EST_TIME_TEXT_MAX];
+	struct est_trust *t = NULL, *fresh;
+	json_t *list;
+
+	common_time_rfc3339(common_now(), now_text, sizeof(now_text));
+	if ((list = ca_list(e->ca, NULL)) == NULL ||
+	    est_trust_digest(list, now_text, digest) == -1) {
+		log_err("est: reading pkid's CA certificates failed");
+		goto out;
+	}
+	pthread_mutex_lock(&est_trust_lock);
+	if (est_trust_cur == NULL || memcmp(est_trust_cur->digest, digest,
+	    sizeof(digest)) != 0) {
+		if ((fresh = est_trust_build(list, now_text,
+		    digest)) == NULL) {
+			pthread_mutex_unlock(&est_trust_lock);
+			log_err("est: loading pkid's CA certificates failed");
+			goto out;
+		}
+		est_trust_unref_locked(est_trust_cur);
+		est_trust_cur = fresh;	/* steal */
+	}
+	t = est_trust_cur;
+	t->refs++;
+	pthread_mutex_unlock(&est_trust_lock);
+out:
 	json_decref(list);
-	return rc;
+	return t;
+}
+
+/* Gives back a reference of est_trust_get; accepts NULL. */
+static void
+est_trust_put(struct est_trust *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&est_trust_lock);
+	est_trust_unref_locked(t);
+	pthread_mutex_unlock(&est_trust_lock);
 }
 
 /* True when x's DER is the DER the registry record holds. */
@@ -355,8 +510,8 @@ bool
 est_cert_verify(struct est *e, const struct est_label *l, SSL *ssl,
     X509 *peer, char *reason, size_t reasonlen)
 {
-	STACK_OF(X509) *cas = NULL, *chain;
-	X509_STORE *own = NULL, *trust = l->trust;
+	struct est_trust *pk = NULL;
+	STACK_OF(X509) *chain;
 	X509_STORE_CTX *ctx = NULL;
 	X509 *issuer;
 	bool ok = false, ours = false;
@@ -366,19 +521,18 @@ est_cert_verify(struct est *e, const struct est_label *l, SSL *ssl,
 		snprintf(reason, reasonlen, "no TLS client certificate");
 		return false;
 	}
-	if (est_pkid_cas(e, &cas, trust == NULL ? &own : NULL) == -1) {
+	if ((pk = est_trust_get(e)) == NULL) {
 		snprintf(reason, reasonlen, "the client certificate cannot be "
 		    "checked now");
 		goto out;
 	}
-	if (trust == NULL)
-		trust = own;
 	/* The peer's chain (without the leaf on the server side) serves as
 	 * untrusted intermediates; an intermediate in the trust bundle is
 	 * an anchor of its own (PARTIAL_CHAIN), as for an IDevID issuer. */
 	if ((ctx = X509_STORE_CTX_new()) == NULL ||
-	    X509_STORE_CTX_init(ctx, trust, peer,
-	    ssl != NULL ? SSL_get_peer_cert_chain(ssl) : NULL) != 1) {
+	    X509_STORE_CTX_init(ctx, l->trust != NULL ? l->trust :
+	    pk->anchors, peer, ssl != NULL ? SSL_get_peer_cert_chain(ssl) :
+	    NULL) != 1) {
 		snprintf(reason, reasonlen, "the client certificate cannot be "
 		    "checked now");
 		goto out;
@@ -396,16 +550,16 @@ est_cert_verify(struct est *e, const struct est_label *l, SSL *ssl,
 	chain = X509_STORE_CTX_get0_chain(ctx);
 	if (sk_X509_num(chain) >= 2) {
 		issuer = sk_X509_value(chain, 1);
-		for (i = 0; i < sk_X509_num(cas) && !ours; i++)
-			ours = X509_cmp(sk_X509_value(cas, i), issuer) == 0;
+		for (i = 0; i < sk_X509_num(pk->all) && !ours; i++)
+			ours = X509_cmp(sk_X509_value(pk->all, i),
+			    issuer) == 0;
 	}
 	if (ours && !est_registry_ok(e, peer, reason, reasonlen))
 		goto out;
 	ok = true;
 out:
 	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(own);
-	sk_X509_pop_free(cas, X509_free);
+	est_trust_put(pk);
 	return ok;
 }
 

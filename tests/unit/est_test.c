@@ -17,7 +17,9 @@
  * certificate); manual approval (202, approve, idempotent re-post,
  * reject); tls-unique on TLS 1.2 (full and resumed handshakes), replay on
  * another connection and TLS 1.3 refused; each response is one TLS
- * record, and requests on a kept-alive connection show no Nagle stall.
+ * record, and requests on a kept-alive connection show no Nagle stall;
+ * client certificates issued before a new-key renewal of their CA still
+ * re-enroll.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -2266,6 +2268,127 @@ test_latency(void)
 	curl_easy_cleanup(cu);
 }
 
+/* The certificate of version n of CA ca_id (NULL when none). */
+static X509 *
+t_ca_version_cert(const char *ca_id, unsigned n)
+{
+	struct common_error err;
+	const json_t *v;
+	const char *pem;
+	json_t *rec;
+	X509 *x = NULL;
+	size_t i;
+
+	common_error_clear(&err);
+	if ((rec = ca_get(t_e.ca, NULL, ca_id, &err)) == NULL)
+		return NULL;
+	json_array_foreach(json_object_get(rec, "versions"), i, v) {
+		if (json_integer_value(json_object_get(v, "version")) !=
+		    (json_int_t)n)
+			continue;
+		pem = json_string_value(json_object_get(v, "certificate"));
+		if (pem != NULL)
+			x = common_x509_from_pem(pem, strlen(pem));
+	}
+	json_decref(rec);
+	return x;
+}
+
+/* Re-enrolls the holder of crt/key (same key k, same names) over mTLS
+ * alone; the new certificate or NULL. */
+static X509 *
+t_reenroll_cert(const char *cn, const char *sans, EVP_PKEY *k,
+    const char *crt, const char *key)
+{
+	struct t_resp r;
+	unsigned char *der;
+	size_t len;
+	X509 *x = NULL;
+
+	if ((der = t_csr(k, cn, sans, NULL, &len)) == NULL)
+		return NULL;
+	if (t_post("", "simplereenroll", der, len, 64, "\n", NULL, crt, key,
+	    &r) == 200)
+		x = t_check_issued(&r, k);
+	else
+		fprintf(stderr, "reenroll %s: %ld %s\n", cn, r.status,
+		    r.body != NULL ? r.body : "");
+	t_resp_free(&r);
+	free(der);
+	return x;
+}
+
+/*
+ * After the issuing CA is renewed with a new key, a client certificate
+ * issued under the old key still authenticates (the old version is a
+ * trust anchor while valid) and re-enrolls; the new certificate is
+ * signed by the new version, and it authenticates in turn (the anchors
+ * were refreshed).
+ */
+static void
+test_ca_renewal(void)
+{
+	static const char *cn = "ca-renewal";
+	static const char *sans = "DNS:ca-renewal.example.com";
+	struct common_error err;
+	char crt[T_PATH_MAX], key[T_PATH_MAX];
+	EVP_PKEY *k = NULL;
+	X509 *a = NULL, *b = NULL, *c = NULL, *v1 = NULL, *v2 = NULL;
+	json_t *rec;
+
+	if (!t_env())
+		return;
+	a = t_enroll("", cn, sans, &k);
+	CHECK(a != NULL);
+	if (a == NULL)
+		goto out;
+	/* authenticates once (the anchors are built before the renewal) */
+	t_write_pair("ca-renewal-a", a, k, crt, key, sizeof(crt));
+	b = t_reenroll_cert(cn, sans, k, crt, key);
+	CHECK(b != NULL);
+	if (b == NULL)
+		goto out;
+
+	common_error_clear(&err);
+	rec = lifecycle_ca_renew(t_e.lc, t_e.issuing_id, true, 0, "test",
+	    &err);
+	CHECK(rec != NULL && json_integer_value(json_object_get(rec,
+	    "current_version")) == 2);
+	if (rec == NULL)
+		fprintf(stderr, "CA renewal: %s\n", err.msg);
+	json_decref(rec);
+	v1 = t_ca_version_cert(t_e.issuing_id, 1);
+	v2 = t_ca_version_cert(t_e.issuing_id, 2);
+	CHECK(v1 != NULL && v2 != NULL);
+	if (v1 == NULL || v2 == NULL)
+		goto out;
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(v1), X509_get0_pubkey(v2)) != 1);
+	CHECK(X509_verify(b, X509_get0_pubkey(v1)) == 1);
+
+	/* the certificate issued under the old key re-enrolls ... */
+	t_write_pair("ca-renewal-b", b, k, crt, key, sizeof(crt));
+	c = t_reenroll_cert(cn, sans, k, crt, key);
+	CHECK(c != NULL);
+	if (c == NULL)
+		goto out;
+	/* ... and its successor chains to the new version */
+	CHECK(X509_verify(c, X509_get0_pubkey(v2)) == 1);
+	CHECK(X509_verify(c, X509_get0_pubkey(v1)) != 1);
+	CHECK(X509_check_issued(v2, c) == X509_V_OK);
+	X509_free(b);
+	t_write_pair("ca-renewal-c", c, k, crt, key, sizeof(crt));
+	b = t_reenroll_cert(cn, sans, k, crt, key);
+	CHECK(b != NULL);
+	CHECK(b != NULL && X509_verify(b, X509_get0_pubkey(v2)) == 1);
+out:
+	X509_free(v2);
+	X509_free(v1);
+	X509_free(c);
+	X509_free(b);
+	X509_free(a);
+	EVP_PKEY_free(k);
+}
+
 /* Last: stops the server and checks the store. */
 static void
 test_shutdown(void)
@@ -2298,6 +2421,7 @@ const struct test_case test_cases[] = {
 	TEST(test_tls_unique),
 	TEST(test_latency),
 	TEST(test_single_write),
+	TEST(test_ca_renewal),
 	TEST(test_shutdown),
 	{ 0 }
 };

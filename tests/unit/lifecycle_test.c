@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -2807,6 +2808,9 @@ test_sched_external(void)
 	CHECK(s_events(1, 0, 0, 0, 0));
 	g = s_get(eid);
 	CHECK(json_is_true(json_object_get(g, "renewal_due")));
+	/* done with what fell due: out of the due index, due_at kept */
+	CHECK(json_is_null(json_object_get(g, "due_at_epoch")));
+	CHECK_STR(jstr(g, "due_at"), jstr(e, "due_at"));
 	CHECK(jint(g, "current_version") == 1);
 	CHECK(s_nversions(eid) == 1);
 	CHECK(s_audit_has("certificate.renewal_due", eid, "ok",
@@ -3333,63 +3337,220 @@ test_sched_revoked(void)
 	s_clock_reset();
 }
 
-static int
-s_dummies_txn(struct store_txn *txn, void *arg)
+#define S_QUIET_ROWS	5000	/* not-due rows ahead of a due certificate */
+#define S_QUIET_BATCH	1000	/* rows per transaction */
+
+/* A batch of quiet rows to put or delete. */
+struct s_quiet {
+	bool	put;
+	int	from;
+	time_t	now;
+};
+
+static void
+s_quiet_id(int i, char *id, size_t len)
 {
-	bool put = *(bool *)arg;
-	char id[64], name[64];
+	snprintf(id, len, "cert-%016x", (unsigned)i);
+}
+
+/* Quiet row i: an imported certificate as lifecycle keeps it, due in
+ * thirty days, expiring in sixty, with an id that sorts before any
+ * random certificate id. */
+static json_t *
+s_quiet_rec(int i, time_t now)
+{
+	char id[64], name[64], due[LIFECYCLE_TIME_MAX], na[LIFECYCLE_TIME_MAX];
+	time_t tdue = now + 30 * S_DAY, tna = now + 60 * S_DAY;
+
+	s_quiet_id(i, id, sizeof(id));
+	snprintf(name, sizeof(name), "s-quiet-%d", i);
+	common_time_rfc3339(tdue, due, sizeof(due));
+	common_time_rfc3339(tna, na, sizeof(na));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s,"
+	    " s:s, s:I, s:s, s:I, s:I, s:b, s:n}", "id", id, "name", name,
+	    "mode", "imported", "origin", "mgmt", "state", "active",
+	    "stage", "current", "current_version", 1, "latest_version", 1,
+	    "serial", "0A", "due_at", due, "due_at_epoch", (json_int_t)tdue,
+	    "not_after", na, "not_after_epoch", (json_int_t)tna,
+	    "expiry_check_epoch", (json_int_t)tna, "renewal_due", 0,
+	    "deletion");
+}
+
+/* Puts (or deletes) rows [from, from + S_QUIET_BATCH). */
+static int
+s_quiet_txn(struct store_txn *txn, void *arg)
+{
+	const struct s_quiet *q = arg;
+	char id[64];
 	json_t *rec;
 	int i, rc = 0;
 
-	for (i = 0; i < LIFECYCLE_TICK_SCAN_MAX && rc == 0; i++) {
-		snprintf(id, sizeof(id), "cert-%016x", (unsigned)i);
-		if (!put) {
+	for (i = q->from; i < q->from + S_QUIET_BATCH && rc == 0; i++) {
+		s_quiet_id(i, id, sizeof(id));
+		if (!q->put) {
 			rc = store_cert_del(txn, id);
 			continue;
 		}
-		snprintf(name, sizeof(name), "s-dummy-%d", i);
-		rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "id", id,
-		    "name", name, "mode", "imported", "state", "active",
-		    "current_version", 0, "latest_version", 0);
+		rec = s_quiet_rec(i, q->now);
 		rc = rec != NULL ? store_cert_put(txn, id, rec) : -1;
 		json_decref(rec);
 	}
 	return rc;
 }
 
-/* A tick looks at LIFECYCLE_TICK_SCAN_MAX certificates; the next one
- * continues where it stopped. */
 static void
-test_sched_scan_bound(void)
+s_quiet_rows(bool put, time_t now)
 {
-	json_t *c;
-	char *pos;
-	bool put = true;
+	struct s_quiet q = { .put = put, .now = now };
+
+	for (q.from = 0; q.from < S_QUIET_ROWS; q.from += S_QUIET_BATCH)
+		CHECK(store_txn_run(s_st, s_quiet_txn, &q) == 0);
+}
+
+/*
+ * The scheduler finds due certificates through the index by due date:
+ * one far down the id order, behind thousands that are not due, is
+ * renewed by the first tick, and the quiet rows are not touched.
+ */
+static void
+test_sched_due_index(void)
+{
+	char qid[64];
+	json_t *c, *q = NULL, *want = NULL;
+	struct timespec t0, t1;
+	time_t put_at;
 	const char *id;
 
 	s_clock_reset();
-	if ((c = s_managed("s-scan", NULL, 1, 0.5)) == NULL)
-		return;
+	put_at = common_now();
+	s_quiet_rows(true, put_at);
+	if ((c = s_managed("s-due-index", NULL, 1, 0.5)) == NULL)
+		goto out;
 	id = jstr(c, "id");
-	CHECK(strcmp(id, "cert-00000000000003e7") > 0);
-	CHECK(store_txn_run(s_st, s_dummies_txn, &put) == 0);
+	s_quiet_id(S_QUIET_ROWS - 1, qid, sizeof(qid));
+	CHECK(strcmp(id, qid) > 0);
 	s_clock_to((time_t)jint(c, "due_at_epoch") + S_JITTER + 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	s_tick();
-	CHECK(s_events(0, 0, 0, 0, 0));
-	CHECK(s_nversions(id) == 1);
-	pos = store_meta_get(s_st, NULL, "lifecycle_scan_after");
-	CHECK(pos != NULL && strcmp(pos, "cert-00000000000003e7") == 0);
-	free(pos);
-	s_tick();
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr, "first tick over %d quiet rows and a due one: "
+	    "%.1f ms\n", S_QUIET_ROWS, (double)(t1.tv_sec - t0.tv_sec) *
+	    1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	CHECK(s_events(1, 1, 0, 0, 0));
 	CHECK(s_nversions(id) == 2);
-	pos = store_meta_get(s_st, NULL, "lifecycle_scan_after");
-	CHECK(pos == NULL || pos[0] == '\0');
-	free(pos);
-	put = false;
-	CHECK(store_txn_run(s_st, s_dummies_txn, &put) == 0);
+	s_tick();
+	CHECK(s_events(0, 0, 0, 0, 0));
+	/* version 1 (now previous) expires before version 2 is due: no
+	 * index leads there, the sweep does */
+	s_clock_to((time_t)jint(c, "not_after_epoch") + 1);
+	s_tick();
+	CHECK_STR(s_stage(id, 1), "expired");
+	CHECK_STR(s_stage(id, 2), "current");
+	CHECK(s_events(0, 0, 0, 0, 0));
+	/* the quiet rows were neither renewed nor rewritten */
+	s_quiet_id(0, qid, sizeof(qid));
+	q = store_cert_get(s_st, NULL, qid);
+	want = s_quiet_rec(0, put_at);
+	CHECK(q != NULL && want != NULL && json_equal(q, want));
+	CHECK(s_nversions(qid) == 0);
 	s_remove(id);
+out:
+	s_quiet_rows(false, put_at);
+	json_decref(want);
+	json_decref(q);
 	json_decref(c);
+	s_clock_reset();
+}
+
+/* Rows [0, n) scheduled for deletion at execute_at (deleted when put is
+ * false). */
+struct s_doomed {
+	bool	put;
+	int	n;
+	time_t	execute_at;
+};
+
+static int
+s_doomed_txn(struct store_txn *txn, void *arg)
+{
+	const struct s_doomed *d = arg;
+	char id[64], at[LIFECYCLE_TIME_MAX];
+	json_t *rec;
+	int i, rc = 0;
+
+	common_time_rfc3339(d->execute_at, at, sizeof(at));
+	for (i = 0; i < d->n && rc == 0; i++) {
+		s_quiet_id(i, id, sizeof(id));
+		if (!d->put) {
+			if (store_cert_del(txn, id) == -1 &&
+			    store_txn_failed(txn))
+				rc = -1;
+			continue;
+		}
+		if ((rec = s_quiet_rec(i, d->execute_at)) == NULL ||
+		    json_object_set_new(rec, "state",
+		    json_string("pending_deletion")) == -1 ||
+		    json_object_set_new(rec, "deletion", json_pack("{s:s, s:s,"
+		    " s:s}", "scheduled_at", at, "execute_at", at,
+		    "scheduled_by", S_WHO)) == -1)
+			rc = -1;
+		else
+			rc = store_cert_put(txn, id, rec);
+		json_decref(rec);
+	}
+	return rc;
+}
+
+/* Certificates whose ids start with the quiet rows' prefix. */
+static size_t
+s_doomed_left(void)
+{
+	struct store_page page;
+	json_t *list;
+	size_t n, i;
+	const char *id;
+
+	memset(&page, 0, sizeof(page));
+	page.limit = LIFECYCLE_PAGE_MAX;
+	if ((list = store_cert_list(s_st, NULL, &page, NULL)) == NULL)
+		return SIZE_MAX;
+	for (i = n = 0; i < json_array_size(list); i++) {
+		id = jstr(json_array_get(list, i), "id");
+		n += id != NULL && strncmp(id, "cert-0000000", 12) == 0;
+	}
+	json_decref(list);
+	return n;
+}
+
+/*
+ * A tick handles at most LIFECYCLE_TICK_SCAN_MAX certificates: with more
+ * deletions due than that, the sweep stops there and the next tick goes
+ * on where it stopped (before a new sweep would be due).
+ */
+static void
+test_sched_sweep_budget(void)
+{
+	struct s_doomed d = { .put = true, .n = LIFECYCLE_TICK_SCAN_MAX + 200 };
+	char *cursor;
+
+	s_clock_reset();
+	d.execute_at = common_now() - 1;
+	CHECK(store_txn_run(s_st, s_doomed_txn, &d) == 0);
+	/* a new sweep is due (or the clock was set back since the last) */
+	s_advance(LIFECYCLE_TICK_SWEEP_SECONDS);
+	s_tick();
+	CHECK(s_doomed_left() == 200);
+	cursor = store_meta_get(s_st, NULL, "lifecycle_scan_after");
+	CHECK(cursor != NULL && cursor[0] != '\0');
+	free(cursor);
+	s_tick();
+	CHECK(s_doomed_left() == 0);
+	cursor = store_meta_get(s_st, NULL, "lifecycle_scan_after");
+	CHECK(cursor != NULL && cursor[0] == '\0');
+	free(cursor);
+	CHECK(s_events(0, 0, 0, 0, 0));
+	d.put = false;
+	CHECK(store_txn_run(s_st, s_doomed_txn, &d) == 0);
 	s_clock_reset();
 }
 
@@ -3433,7 +3594,8 @@ const struct test_case test_cases[] = {
 	TEST(test_sched_history),
 	TEST(test_sched_deletion),
 	TEST(test_sched_revoked),
-	TEST(test_sched_scan_bound),
+	TEST(test_sched_due_index),
+	TEST(test_sched_sweep_budget),
 	TEST(test_sched_teardown),
 	{ NULL, NULL }
 };

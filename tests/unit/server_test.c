@@ -1,6 +1,7 @@
 /*
- * Unit tests for server/: TLS context, route table, listeners, routing,
- * limits, built-in routes, access log, jobs, timers, signals and drain.
+ * Unit tests for server/: TLS context and its live reload, route table,
+ * listeners, routing, limits, built-in routes, access log, jobs, timers,
+ * signals and drain.
  *
  * A real server runs on 127.0.0.1 with ephemeral ports in a thread and is
  * driven with libcurl. Its TLS certificate chain (root -> intermediate ->
@@ -55,6 +56,8 @@ struct t_pki {			/* made once per process */
 	char	*chain_pem;	/* leaf + intermediate */
 	char	*key_pem;	/* leaf key */
 	char	*other_key_pem;	/* a key that matches nothing */
+	char	*chain2_pem;	/* a second leaf (same intermediate) */
+	char	*key2_pem;
 };
 
 struct t_resp {
@@ -197,9 +200,9 @@ t_concat(const char *a, const char *b)
 static bool
 t_pki_make(void)
 {
-	EVP_PKEY *rk, *ik, *lk, *ok;
-	X509 *root = NULL, *inter = NULL, *leaf = NULL;
-	char *ip = NULL, *lp = NULL;
+	EVP_PKEY *rk, *ik, *lk, *ok, *l2k;
+	X509 *root = NULL, *inter = NULL, *leaf = NULL, *leaf2 = NULL;
+	char *ip = NULL, *lp = NULL, *l2p = NULL;
 
 	if (pki.chain_pem != NULL)
 		return true;
@@ -207,30 +210,40 @@ t_pki_make(void)
 	ik = EVP_EC_gen("P-256");
 	lk = EVP_EC_gen("P-256");
 	ok = EVP_EC_gen("P-256");
-	if (rk != NULL && ik != NULL && lk != NULL && ok != NULL) {
+	l2k = EVP_EC_gen("P-256");
+	if (rk != NULL && ik != NULL && lk != NULL && ok != NULL &&
+	    l2k != NULL) {
 		root = t_cert(rk, "test root", NULL, NULL, true);
 		inter = root ? t_cert(ik, "test inter", root, rk, true) : NULL;
 		leaf = inter ? t_cert(lk, "127.0.0.1", inter, ik, false) : NULL;
+		leaf2 = inter ? t_cert(l2k, "127.0.0.1", inter, ik, false) :
+		    NULL;
 	}
-	if (leaf != NULL) {
+	if (leaf != NULL && leaf2 != NULL) {
 		pki.root_pem = common_x509_to_pem(root);
 		ip = common_x509_to_pem(inter);
 		lp = common_x509_to_pem(leaf);
+		l2p = common_x509_to_pem(leaf2);
 		pki.chain_pem = ip && lp ? t_concat(lp, ip) : NULL;
 		pki.key_pem = common_privkey_to_pem(lk);
 		pki.other_key_pem = common_privkey_to_pem(ok);
+		pki.chain2_pem = ip && l2p ? t_concat(l2p, ip) : NULL;
+		pki.key2_pem = common_privkey_to_pem(l2k);
 	}
 	free(ip);
 	free(lp);
+	free(l2p);
 	X509_free(root);
 	X509_free(inter);
 	X509_free(leaf);
+	X509_free(leaf2);
 	EVP_PKEY_free(rk);
 	EVP_PKEY_free(ik);
 	EVP_PKEY_free(lk);
 	EVP_PKEY_free(ok);
+	EVP_PKEY_free(l2k);
 	return pki.root_pem && pki.chain_pem && pki.key_pem &&
-	    pki.other_key_pem;
+	    pki.other_key_pem && pki.chain2_pem && pki.key2_pem;
 }
 
 static void
@@ -240,6 +253,8 @@ t_pki_free(void)
 	free(pki.chain_pem);
 	free(pki.key_pem);
 	free(pki.other_key_pem);
+	free(pki.chain2_pem);
+	free(pki.key2_pem);
 	memset(&pki, 0, sizeof(pki));
 }
 
@@ -1476,6 +1491,164 @@ test_keepalive(void)
 	curl_easy_cleanup(h);
 }
 
+/* A TLS connection of our own to the https listener, verifying the
+ * server against the test root. */
+struct t_conn {
+	SSL_CTX	*ctx;
+	SSL	*ssl;
+	int	 fd;
+};
+
+static void
+t_conn_close(struct t_conn *c)
+{
+	if (c->ssl != NULL)
+		SSL_shutdown(c->ssl);
+	SSL_free(c->ssl);
+	SSL_CTX_free(c->ctx);
+	if (c->fd != -1)
+		close(c->fd);
+	c->ssl = NULL;
+	c->ctx = NULL;
+	c->fd = -1;
+}
+
+static bool
+t_conn_open(struct t_conn *c)
+{
+	const char *bound = server_bound(fx.srv, SERVER_HTTPS);
+	struct sockaddr_in sin;
+	X509 *root = NULL;
+	bool ok = false;
+
+	c->ssl = NULL;
+	c->fd = -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)atoi(strrchr(bound, ':') + 1));
+	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    (root = common_x509_from_pem(pki.root_pem,
+	    strlen(pki.root_pem))) == NULL ||
+	    X509_STORE_add_cert(SSL_CTX_get_cert_store(c->ctx), root) != 1)
+		goto out;
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	ok = (c->fd = socket(AF_INET, SOCK_STREAM, 0)) != -1 &&
+	    connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    (c->ssl = SSL_new(c->ctx)) != NULL &&
+	    SSL_set_fd(c->ssl, c->fd) == 1 && SSL_connect(c->ssl) == 1 &&
+	    SSL_get_verify_result(c->ssl) == X509_V_OK;
+out:
+	X509_free(root);
+	if (!ok)
+		t_conn_close(c);
+	return ok;
+}
+
+/* Serial of the certificate the server presented on c, or -1. */
+static long
+t_conn_serial(const struct t_conn *c)
+{
+	X509 *x = c->ssl != NULL ? SSL_get1_peer_certificate(c->ssl) : NULL;
+	long serial = x != NULL ?
+	    ASN1_INTEGER_get(X509_get0_serialNumber(x)) : -1;
+
+	X509_free(x);
+	return serial;
+}
+
+/* GET path on c (kept alive); the status, or -1. */
+static int
+t_conn_get(struct t_conn *c, const char *path)
+{
+	char req[256], buf[16384];
+	const char *end, *cl;
+	size_t have = 0;
+	int n, status = -1;
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "\r\n", path);
+	if (SSL_write(c->ssl, req, (int)strlen(req)) != (int)strlen(req))
+		return -1;
+	fx.requests++;
+	for (;;) {
+		if (have + 1 >= sizeof(buf) || (n = SSL_read(c->ssl,
+		    buf + have, (int)(sizeof(buf) - 1 - have))) <= 0)
+			return -1;
+		have += (size_t)n;
+		buf[have] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) == NULL ||
+		    (cl = strcasestr(buf, "\r\nContent-Length:")) == NULL ||
+		    cl > end)
+			continue;
+		if (have >= (size_t)(end + 4 - buf) + (size_t)atol(cl + 17))
+			break;
+	}
+	sscanf(buf, "HTTP/1.1 %d", &status);
+	return status;
+}
+
+/*
+ * server_tls_reload: a connection made after the reload is served the
+ * new certificate; one kept alive from before goes on with the old one
+ * (more requests on it work); the reload is refused without a context
+ * or on a server without TLS.
+ */
+static void
+test_tls_reload(void)
+{
+	struct t_conn old = { .fd = -1 }, fresh = { .fd = -1 };
+	struct conf *cf = t_conf("", "127.0.0.1:0", "");
+	struct server *plain = NULL;
+	struct t_resp r;
+	SSL_CTX *tls1 = NULL, *tls2 = NULL;
+	long s1, s2;
+
+	CHECK(fx_up());
+	if (!fx.up)
+		goto out;
+	CHECK((tls1 = server_tls_ctx(pki.chain_pem, pki.key_pem)) != NULL);
+	CHECK((tls2 = server_tls_ctx(pki.chain2_pem, pki.key2_pem)) != NULL);
+	if (tls1 == NULL || tls2 == NULL)
+		goto out;
+	CHECK(t_conn_open(&old));
+	CHECK(t_conn_get(&old, "/t/reload-1") == 200);
+	s1 = t_conn_serial(&old);
+
+	CHECK(server_tls_reload(fx.srv, tls2) == 0);
+	SSL_CTX_free(tls2);	/* the server holds its own reference */
+	tls2 = NULL;
+	CHECK(t_conn_open(&fresh));
+	s2 = t_conn_serial(&fresh);
+	CHECK(s1 > 0 && s2 > 0 && s1 != s2);
+	CHECK(t_conn_get(&fresh, "/t/reload-2") == 200);
+	/* the connection from before keeps working, on its certificate */
+	CHECK(t_conn_get(&old, "/t/reload-3") == 200);
+	CHECK(t_conn_get(&old, "/t/reload-4") == 200);
+	CHECK(t_conn_serial(&old) == s1);
+	/* curl verifying the new chain and host name */
+	t_get(fx.https, "/t/reload-5", &r);
+	CHECK(r.cc == CURLE_OK && r.status == 200);
+	free(r.body);
+
+	/* back to the first certificate for the tests that follow */
+	CHECK(server_tls_reload(fx.srv, tls1) == 0);
+	t_conn_close(&fresh);
+	CHECK(t_conn_open(&fresh));
+	CHECK(t_conn_serial(&fresh) == s1);
+
+	CHECK(server_tls_reload(fx.srv, NULL) == -1);
+	CHECK(cf != NULL && (plain = server_new(cf, NULL)) != NULL);
+	CHECK(plain != NULL && server_tls_reload(plain, tls1) == -1);
+out:
+	t_conn_close(&old);
+	t_conn_close(&fresh);
+	server_free(plain);
+	conf_free(cf);
+	SSL_CTX_free(tls1);
+	SSL_CTX_free(tls2);
+}
+
 struct t_jobrec {
 	pthread_t	 thread;
 	bool		 on_jobs_loop;
@@ -1633,6 +1806,7 @@ const struct test_case test_cases[] = {
 	TEST(test_public_files),
 	TEST(test_public_conditional),
 	TEST(test_keepalive),
+	TEST(test_tls_reload),
 	TEST(test_jobs_and_timer),
 	TEST(test_drain),
 	{ 0 },
