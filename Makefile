@@ -32,6 +32,7 @@ CONF_SRC	= $(wildcard conf/*.c)
 STORE_SRC	= $(wildcard store/*.c)
 CA_SRC		= $(wildcard ca/*.c)
 LIFECYCLE_SRC	= $(wildcard lifecycle/*.c)
+CONNECTORS_SRC	= $(wildcard connectors/*.c)
 SERVER_SRC	= $(filter-out server/main.c,$(wildcard server/*.c))
 MGMT_SRC	= $(wildcard protocols/mgmt/*.c)
 ACME_SRC	= $(wildcard protocols/acme/*.c)
@@ -44,13 +45,14 @@ LIB_CONF	= $(BUILD)/libconf.a
 LIB_STORE	= $(BUILD)/libstore.a
 LIB_CA		= $(BUILD)/libca.a
 LIB_LIFECYCLE	= $(BUILD)/liblifecycle.a
+LIB_CONNECTORS	= $(BUILD)/libconnectors.a
 LIB_SERVER	= $(BUILD)/libserver.a
 LIB_MGMT	= $(BUILD)/libmgmt.a
 LIB_ACME	= $(BUILD)/libacme.a
 LIB_EST		= $(BUILD)/libest.a
 
 # Link order: highest layer first.
-LIBS_ALL = $(LIB_MGMT) $(LIB_ACME) $(LIB_EST) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+LIBS_ALL = $(LIB_MGMT) $(LIB_ACME) $(LIB_EST) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
 
 .PHONY: all deps run test unit integration asan bench lint clean
 all: $(BIN)/pkid $(BIN)/pkictl
@@ -64,6 +66,7 @@ $(LIB_CONF): $(call obj,$(CONF_SRC))
 $(LIB_STORE): $(call obj,$(STORE_SRC))
 $(LIB_CA): $(call obj,$(CA_SRC))
 $(LIB_LIFECYCLE): $(call obj,$(LIFECYCLE_SRC))
+$(LIB_CONNECTORS): $(call obj,$(CONNECTORS_SRC))
 $(LIB_SERVER): $(call obj,$(SERVER_SRC))
 $(LIB_MGMT): $(call obj,$(MGMT_SRC))
 $(LIB_ACME): $(call obj,$(ACME_SRC))
@@ -88,20 +91,21 @@ UNIT_TESTS = $(BUILD)/tests/common_test $(BUILD)/tests/conf_test \
 	     $(BUILD)/tests/mgmt_test $(BUILD)/tests/acme_validate_test \
 	     $(BUILD)/tests/acme_test $(BUILD)/tests/est_test \
 	     $(BUILD)/tests/lifecycle_query_test $(BUILD)/tests/notify_test \
-	     $(BUILD)/tests/lifecycle_ca_test
+	     $(BUILD)/tests/lifecycle_ca_test $(BUILD)/tests/connectors_test
 $(BUILD)/tests/common_test: $(call obj,tests/unit/common_test.c) $(UNIT_HARNESS) $(LIB_COMMON)
 $(BUILD)/tests/conf_test: $(call obj,tests/unit/conf_test.c) $(UNIT_HARNESS) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/store_test: $(call obj,tests/unit/store_test.c) $(UNIT_HARNESS) $(LIB_STORE) $(LIB_COMMON)
 $(BUILD)/tests/ca_test: $(call obj,tests/unit/ca_test.c) $(UNIT_HARNESS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
-$(BUILD)/tests/lifecycle_test: $(call obj,tests/unit/lifecycle_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
-$(BUILD)/tests/lifecycle_query_test: $(call obj,tests/unit/lifecycle_query_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
-$(BUILD)/tests/lifecycle_ca_test: $(call obj,tests/unit/lifecycle_ca_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
-$(BUILD)/tests/notify_test: $(call obj,tests/unit/notify_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/lifecycle_test: $(call obj,tests/unit/lifecycle_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BUILD)/tests/lifecycle_query_test: $(call obj,tests/unit/lifecycle_query_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+$(BUILD)/tests/lifecycle_ca_test: $(call obj,tests/unit/lifecycle_ca_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/notify_test: $(call obj,tests/unit/notify_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/connectors_test: $(call obj,tests/unit/connectors_test.c) $(UNIT_HARNESS) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/server_test: $(call obj,tests/unit/server_test.c) $(UNIT_HARNESS) $(LIB_SERVER) $(LIB_CONF) $(LIB_COMMON)
 $(BUILD)/tests/mgmt_test: $(call obj,tests/unit/mgmt_test.c) $(UNIT_HARNESS) $(LIBS_ALL)
-$(BUILD)/tests/acme_validate_test: $(call obj,tests/unit/acme_validate_test.c) $(UNIT_HARNESS) $(LIB_ACME) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
-$(BUILD)/tests/acme_test: $(call obj,tests/unit/acme_test.c) $(UNIT_HARNESS) $(LIB_ACME) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
-$(BUILD)/tests/est_test: $(call obj,tests/unit/est_test.c) $(UNIT_HARNESS) $(LIB_EST) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/acme_validate_test: $(call obj,tests/unit/acme_validate_test.c) $(UNIT_HARNESS) $(LIB_ACME) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/acme_test: $(call obj,tests/unit/acme_test.c) $(UNIT_HARNESS) $(LIB_ACME) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+$(BUILD)/tests/est_test: $(call obj,tests/unit/est_test.c) $(UNIT_HARNESS) $(LIB_EST) $(LIB_SERVER) $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
 $(UNIT_TESTS): $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -135,9 +139,9 @@ $(BUILD)/tools/est_tlsunique: $(call obj,tests/tools/est_tlsunique.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs openssl 2>/dev/null)
 
 # ---- benchmarks (bench/README.md) ----
-# `make bench` builds pkid and the load generators
-# and runs bench/run: every benchmark bounded in time, results in
-# bench/results/*.json, the table in bench/README.md regenerated.
+# `make bench` builds pkid and the load generators and runs bench/run:
+# every benchmark bounded in time, results in bench/results/*.json, the
+# table in bench/README.md regenerated.
 # BENCH_ONLY="issue store" runs some; BENCH_STORE_ROWS sizes bench/store.
 # The tools go to $(BUILD)/bench/bin/ ($(BUILD)/bench/<tool>/ holds their
 # objects).
@@ -146,9 +150,9 @@ BENCH_TOOLS	+= $(BENCH_DIR)/estload $(BENCH_DIR)/issue $(BENCH_DIR)/store
 BENCH_ONLY	?=
 $(BENCH_DIR)/estload: $(call obj,$(wildcard bench/estload/*.c)) $(LIB_COMMON)
 $(BENCH_DIR)/issue: $(call obj,$(wildcard bench/issue/*.c)) \
-	    $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+	    $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
 $(BENCH_DIR)/store: $(call obj,$(wildcard bench/store/*.c)) \
-	    $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
+	    $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_COMMON)
 $(BENCH_DIR)/estload $(BENCH_DIR)/issue $(BENCH_DIR)/store:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -196,7 +200,7 @@ FUZZ_MAKE	 = $(MAKE) --no-print-directory BUILD=$(FUZZ_DIR) \
 FUZZ_ENV	 = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_BINS	 = $(patsubst %,$(BUILD)/fuzz/%_fuzz,$(FUZZ_DRIVERS))
-FUZZ_LIBS	 = $(LIB_LIFECYCLE) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
+FUZZ_LIBS	 = $(LIB_LIFECYCLE) $(LIB_CONNECTORS) $(LIB_CA) $(LIB_STORE) $(LIB_CONF) $(LIB_COMMON)
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins fuzz-clean
 # Archives in a group: a driver may add higher layers as prerequisites.
@@ -239,7 +243,7 @@ fuzz-clean:
 clean: fuzz-clean
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --std=c11 -I. common conf store ca lifecycle server protocols cli
+	cppcheck --quiet --error-exitcode=1 --std=c11 -I. common conf store ca lifecycle connectors server protocols cli
 
 clean:
 	rm -rf $(BUILD) build-asan $(BIN)

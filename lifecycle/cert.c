@@ -2210,6 +2210,9 @@ lifecycle_cert_renew(struct lifecycle *lc, const char *id, const char *who,
 	if (lifecycle_txn_run(lc, lc_renew_txn, &ch, err) == -1)
 		goto out;
 	lifecycle_notify(lc, LIFECYCLE_EV_RENEWED, ch.event);
+	/* pending because of associations: deploy it (deploy.c) */
+	if (lc_streq(lc_str(ch.out, "stage"), "pending"))
+		lifecycle_deploy_request(lc, id, lc_uint(ch.out, "version"));
 	res = ch.out;	/* steal */
 	ch.out = NULL;
 out:

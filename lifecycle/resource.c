@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connectors/connectors.h"
 #include "lifecycle/lifecycle.h"
 
 #define LC_CONFLICT_TAIL	", ..."	/* marks a cut list of associations */
@@ -88,6 +89,29 @@ lifecycle_assoc_conflict(struct lifecycle *lc, struct store_txn *txn,
 
 /* ---- resources ---- */
 
+#define LC_SECRET_SHOWN	"(hidden)"	/* in place of a webhook secret */
+
+/*
+ * Hides the secret of a resource's config (the webhook connector's HMAC
+ * key) in rec, a record about to be answered: the stored record keeps it
+ * for the connector. 0, or -1 on allocation failure.
+ */
+static int
+lc_resource_redact(json_t *rec)
+{
+	json_t *config = json_object_get(rec, "config"), *copy;
+
+	if (!json_is_object(config) || json_object_get(config, "secret") ==
+	    NULL)
+		return 0;
+	if ((copy = json_deep_copy(config)) == NULL ||
+	    json_object_set_new(copy, "secret",
+	    json_string(LC_SECRET_SHOWN)) == -1 ||
+	    json_object_set_new(rec, "config", copy) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 lc_resource_create_txn(struct store_txn *txn, void *arg,
     struct common_error *err)
@@ -106,9 +130,10 @@ lc_resource_create_txn(struct store_txn *txn, void *arg,
 }
 
 /*
- * Creates a resource from {"name", "type", "config"}. Returns the stored
- * record {"id", "name", "type", "config", "created_at"} (new reference)
- * or NULL with err.
+ * Creates a resource from {"name", "type", "config"}; the config of a
+ * type with a connector is checked by it (connector_validate). Returns
+ * the stored record {"id", "name", "type", "config", "created_at"} (new
+ * reference; a webhook secret shown as "(hidden)") or NULL with err.
  */
 json_t *
 lifecycle_resource_create(struct lifecycle *lc, const json_t *req,
@@ -136,6 +161,10 @@ lifecycle_resource_create(struct lifecycle *lc, const json_t *req,
 		goto out;
 	}
 	config = json_object_get(req, "config");
+	/* the connector of the type (nginx, haproxy, webhook) checks it */
+	if (connector_validate(type, json_is_object(config) ? config : NULL,
+	    err) == -1)
+		goto out;
 	if (common_random_id("res-", id, sizeof(id)) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL,
 		    "could not make a resource id");
@@ -150,7 +179,10 @@ lifecycle_resource_create(struct lifecycle *lc, const json_t *req,
 		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (lifecycle_txn_run(lc, lc_resource_create_txn, &l, err) == -1) {
+	if (lifecycle_txn_run(lc, lc_resource_create_txn, &l, err) == -1 ||
+	    lc_resource_redact(l.rec) == -1) {
+		/* keeps the transaction's error when it set one */
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 		json_decref(l.rec);
 		l.rec = NULL;
 	}
@@ -172,6 +204,11 @@ lifecycle_resource_get(struct lifecycle *lc, const char *id,
 	if ((rec = store_resource_get(lifecycle_store(lc), NULL, id)) ==
 	    NULL)
 		common_error_set(err, COMMON_E_NOTFOUND, "no resource %s", id);
+	else if (lc_resource_redact(rec) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
+		json_decref(rec);
+		rec = NULL;
+	}
 out:
 	return rec;
 }
@@ -183,7 +220,8 @@ lifecycle_resource_list(struct lifecycle *lc, const char *page_token,
 {
 	struct store_page page = { page_token, 0, NULL, NULL };
 	char *next = NULL;
-	json_t *items, *res = NULL;
+	json_t *items, *res = NULL, *r;
+	size_t i;
 
 	if (lifecycle_page_check(page_token, limit, &page.limit, err) == -1)
 		goto out;
@@ -193,6 +231,13 @@ lifecycle_resource_list(struct lifecycle *lc, const char *page_token,
 		    "could not list resources");
 		goto out;
 	}
+	json_array_foreach(items, i, r)
+		if (lc_resource_redact(r) == -1) {
+			common_error_set(err, COMMON_E_INTERNAL,
+			    "out of memory");
+			json_decref(items);
+			goto out;
+		}
 	if ((res = lifecycle_page_result("resources", items, next)) == NULL)
 		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 out:

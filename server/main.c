@@ -352,6 +352,7 @@ main_close(struct main_ctx *mc)
 	acme_free(mc->acme);
 	mgmt_free(mc->mgmt);
 	/* both run on the jobs base that server_free() frees */
+	lifecycle_deploy_stop(mc->lc);
 	lifecycle_notify_stop(mc->lc);
 	lifecycle_crl_stop(mc->lc);
 	server_free(mc->srv);
@@ -567,7 +568,8 @@ main_serve(struct main_ctx *mc)
 	    main_job_tick, mc) == -1)
 		goto out;
 	if (lifecycle_notify_start(mc->lc, server_jobs_base(mc->srv)) == -1 ||
-	    lifecycle_crl_start(mc->lc, server_jobs_base(mc->srv)) == -1)
+	    lifecycle_crl_start(mc->lc, server_jobs_base(mc->srv)) == -1 ||
+	    lifecycle_deploy_start(mc->lc, server_jobs_base(mc->srv)) == -1)
 		goto out;
 	if (server_job(mc->srv, main_banner, mc) == -1)
 		goto out;
