@@ -298,6 +298,15 @@ int ca_cert_add_urls(X509 *x, const struct ca_ctx *ctx, const char *issuer_id);
 int ca_cert_add_ext(X509 *x, int nid, const char *value);
 /* The certificate of a CA record; NULL when absent or malformed. */
 X509 *ca_record_cert(const json_t *ca_rec);
+/* The certificate of PEM text pem, decoded once per distinct text (a
+ * bounded cache shared by all threads; entries are keyed by the whole
+ * text, so a changed record never reads a stale certificate). New
+ * reference, to be read only (X509_free); with canon, also its PEM as
+ * common_x509_to_pem() writes it (to free()). NULL when pem is NULL or
+ * malformed, or on allocation failure. ca_record_cert() goes through it. */
+X509 *ca_cert_cached(const char *pem, char **canon);
+/* Empties that cache (ca_ctx_free). */
+void ca_cert_cache_flush(void);
 /* Looks the CA up and checks it is active and holds a certificate; with
  * *cert and *key (when not NULL) set to new references. NULL with err. */
 json_t *ca_active_get(struct ca_ctx *ctx, struct store_txn *txn,

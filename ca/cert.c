@@ -4,6 +4,8 @@
  * digest, and the lookup of an active CA with its certificate and key.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,31 @@
 #define SERIAL_TRIES	8	/* fresh serials tried on a collision */
 #define URL_MAX		1024
 #define SECONDS_PER_DAY	86400.0
+#define CERT_CACHE_MAX	64	/* parsed CA certificates kept */
+#define FNV_OFFSET	1469598103934665603ULL
+#define FNV_PRIME	1099511628211ULL
+
+/*
+ * Parsed CA certificates, keyed by their PEM text: issuance, chains and
+ * downloads read the same few CA certificates thousands of times, and
+ * decoding PEM (an OpenSSL 3 decoder per call) dominated them. An entry
+ * is immutable and named by its whole text, so it can never be stale: a
+ * renewal or an import brings new text, hence a new entry; old ones age
+ * out (least recently used). Shared by every thread under one lock;
+ * callers get their own reference (X509 objects are safe to read from
+ * several threads).
+ */
+struct cert_cached {
+	uint64_t	 hash;		/* FNV-1a of pem */
+	char		*pem;		/* the record's text; NULL: free slot */
+	X509		*x;
+	char		*canon;		/* x re-encoded as PEM */
+	uint64_t	 used;		/* cert_cache_tick when last read */
+};
+
+static pthread_mutex_t cert_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cert_cached cert_cache[CERT_CACHE_MAX];
+static uint64_t cert_cache_tick;
 
 const EVP_MD *
 ca_sign_md(const EVP_PKEY *key)
@@ -312,15 +339,119 @@ out:
 }
 
 /* Parses the "certificate" PEM of a CA record; NULL when absent. */
+static uint64_t
+cert_cache_hash(const char *s, size_t len)
+{
+	uint64_t h = FNV_OFFSET;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
+	return h;
+}
+
+/* The entry for pem (lock held), NULL when absent. */
+static struct cert_cached *
+cert_cache_find(const char *pem, size_t len, uint64_t h)
+{
+	size_t i;
+
+	for (i = 0; i < CERT_CACHE_MAX; i++)
+		if (cert_cache[i].pem != NULL && cert_cache[i].hash == h &&
+		    strncmp(cert_cache[i].pem, pem, len + 1) == 0)
+			return &cert_cache[i];
+	return NULL;
+}
+
+static void
+cert_cache_clear(struct cert_cached *e)
+{
+	free(e->pem);
+	X509_free(e->x);
+	free(e->canon);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Hands out e's certificate (and canonical PEM) to a caller (lock held).
+ * -1 on allocation failure. */
+static int
+cert_cache_take(struct cert_cached *e, X509 **x, char **canon)
+{
+	if (canon != NULL && (*canon = strdup(e->canon)) == NULL)
+		return -1;
+	X509_up_ref(e->x);
+	*x = e->x;
+	e->used = ++cert_cache_tick;
+	return 0;
+}
+
+X509 *
+ca_cert_cached(const char *pem, char **canon)
+{
+	struct cert_cached *e, fresh;
+	size_t len, i;
+	uint64_t h;
+	X509 *x = NULL;
+
+	if (canon != NULL)
+		*canon = NULL;
+	if (pem == NULL)
+		return NULL;
+	len = strlen(pem);
+	h = cert_cache_hash(pem, len);
+	pthread_mutex_lock(&cert_cache_lock);
+	if ((e = cert_cache_find(pem, len, h)) != NULL &&
+	    cert_cache_take(e, &x, canon) == -1)
+		x = NULL;
+	pthread_mutex_unlock(&cert_cache_lock);
+	if (e != NULL)
+		return x;
+
+	/* Parsed outside the lock: other threads keep reading. */
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.hash = h;
+	if ((fresh.x = common_x509_from_pem(pem, len)) == NULL)
+		return NULL;
+	if ((fresh.pem = strdup(pem)) == NULL ||
+	    (fresh.canon = common_x509_to_pem(fresh.x)) == NULL) {
+		cert_cache_clear(&fresh);
+		return NULL;
+	}
+	pthread_mutex_lock(&cert_cache_lock);
+	if ((e = cert_cache_find(pem, len, h)) == NULL) {
+		/* a free slot, else the least recently used */
+		e = &cert_cache[0];
+		for (i = 0; i < CERT_CACHE_MAX && e->pem != NULL; i++)
+			if (cert_cache[i].pem == NULL ||
+			    cert_cache[i].used < e->used)
+				e = &cert_cache[i];
+		cert_cache_clear(e);
+		*e = fresh;
+		memset(&fresh, 0, sizeof(fresh));
+	}
+	if (cert_cache_take(e, &x, canon) == -1)
+		x = NULL;
+	pthread_mutex_unlock(&cert_cache_lock);
+	cert_cache_clear(&fresh);	/* another thread was first */
+	return x;
+}
+
+void
+ca_cert_cache_flush(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&cert_cache_lock);
+	for (i = 0; i < CERT_CACHE_MAX; i++)
+		cert_cache_clear(&cert_cache[i]);
+	pthread_mutex_unlock(&cert_cache_lock);
+}
+
 X509 *
 ca_record_cert(const json_t *ca_rec)
 {
-	const char *pem = json_string_value(json_object_get(ca_rec,
-	    "certificate"));
-
-	if (pem == NULL)
-		return NULL;
-	return common_x509_from_pem(pem, strlen(pem));
+	return ca_cert_cached(json_string_value(json_object_get(ca_rec,
+	    "certificate")), NULL);
 }
 
 /*

@@ -232,6 +232,7 @@ ca_ctx_free(struct ca_ctx *ctx)
 		free(k);
 	}
 	pthread_mutex_destroy(&ctx->lock);
+	ca_cert_cache_flush();
 	OPENSSL_cleanse(ctx->master, sizeof(ctx->master));
 	free(ctx->data_dir);
 	free(ctx->base_url);

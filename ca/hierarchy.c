@@ -841,10 +841,12 @@ hier_version_valid(const json_t *v, time_t now)
  * child is NULL, else the one that issued child (name and key id match),
  * preferring the current version, then the newest. The current version
  * when none matches (a chain pkid did not build). Its number goes to
- * *picked; NULL when the record holds no readable certificate.
+ * *picked, its PEM text (borrowed from rec) to *src; NULL when the record
+ * holds no readable certificate.
  */
 static X509 *
-hier_path_cert(const json_t *rec, X509 *child, json_int_t *picked)
+hier_path_cert(const json_t *rec, X509 *child, json_int_t *picked,
+    const char **src)
 {
 	json_int_t cur = json_integer_value(json_object_get(rec,
 	    "current_version")), num, best = 0;
@@ -853,6 +855,7 @@ hier_path_cert(const json_t *rec, X509 *child, json_int_t *picked)
 	size_t i;
 
 	*picked = cur;
+	*src = json_string_value(json_object_get(rec, "certificate"));
 	if (child != NULL) {
 		json_array_foreach(json_object_get(rec, "versions"), i, v) {
 			num = json_integer_value(json_object_get(v,
@@ -866,6 +869,8 @@ hier_path_cert(const json_t *rec, X509 *child, json_int_t *picked)
 				X509_free(found);
 				found = x;
 				best = num;
+				*src = json_string_value(json_object_get(v,
+				    "certificate"));
 			} else
 				X509_free(x);
 		}
@@ -917,6 +922,7 @@ hier_bundle(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	char next[CA_ID_MAX], *pem = NULL, *tail = NULL, *result = NULL;
 	X509 *child = NULL, *x;
 	json_int_t picked;
+	const char *src;
 	time_t now = common_now();
 	int depth;
 
@@ -942,8 +948,11 @@ hier_bundle(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 			    "certificate yet (pending)", id);
 			goto out;
 		}
-		if ((x = hier_path_cert(rec, child, &picked)) == NULL ||
-		    (pem = common_x509_to_pem(x)) == NULL) {
+		x = hier_path_cert(rec, child, &picked, &src);
+		/* x's PEM as common_x509_to_pem() writes it, kept with
+		 * the parsed certificate */
+		X509_free(ca_cert_cached(src, &pem));
+		if (x == NULL || pem == NULL) {
 			X509_free(x);
 			log_err("ca %s: record holds no readable certificate",
 			    id);

@@ -121,6 +121,7 @@ enum store_index {
 	STORE_I_ACME_ORDER_ACCOUNT,
 	STORE_I_ACME_AUTHZ_IDENT,
 	STORE_I_AUDIT_OBJECT,
+	STORE_I_ACME_ORDER_SERIAL,
 	STORE_I__MAX
 };
 
@@ -185,6 +186,10 @@ static const struct store_index_def store_indexes[STORE_I__MAX] = {
 	    STORE_IK_IDENT, "account_id", "identifier" },
 	[STORE_I_AUDIT_OBJECT] = { "audit by object", "audit-object.db",
 	    STORE_T_AUDIT, false, STORE_IK_STRING, "object", NULL },
+	/* only orders that hold a certificate are indexed */
+	[STORE_I_ACME_ORDER_SERIAL] = { "acme_order by certificate_serial",
+	    "acme-order-serial.db", STORE_T_ACME_ORDER, false,
+	    STORE_IK_STRING, "certificate_serial", NULL },
 };
 
 /* The certificate orders of store.h and the index behind each (the
@@ -3313,6 +3318,21 @@ json_t *
 store_acme_order_get(struct store *st, struct store_txn *txn, const char *id)
 {
 	return store_get_json(st, txn, STORE_T_ACME_ORDER, id);
+}
+
+json_t *
+store_acme_order_by_serial(struct store *st, struct store_txn *txn,
+    const char *serial)
+{
+	struct store_read r = { .index = STORE_I_ACME_ORDER_SERIAL,
+	    .key = serial };
+
+	if ((r.klen = store_id_len(serial)) == 0)
+		return NULL;
+	if (store_read_run(st, txn, store_op_index_get, &r) != 0)
+		return NULL;
+	free(r.raw);
+	return r.out;
 }
 
 /*

@@ -300,6 +300,11 @@ json_t *store_acme_order_get(struct store *st, struct store_txn *txn,
  * failure or a malformed token. */
 json_t *store_acme_orders_by_account(struct store *st, struct store_txn *txn,
     const char *account_id, const char *after, size_t limit, char **next);
+/* The order record whose "certificate_serial" is exactly serial (new
+ * reference; through the index acme_order by certificate_serial), NULL
+ * when none. */
+json_t *store_acme_order_by_serial(struct store *st, struct store_txn *txn,
+    const char *serial);
 
 /* ---- acme_authz ---- */
 

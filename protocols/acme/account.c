@@ -592,8 +592,10 @@ acme_account_post(struct acme_req *r, const char *id)
 		    "cannot update account %s", id);
 		goto out;
 	}
-	if (c.deactivate)
+	if (c.deactivate) {
+		acme_keycache_forget(r->a->keys, id);
 		log_info("acme: account %s deactivated", id);
+	}
 	account_reply(r, 200, c.out);
 out:
 	acme_prob_clear(&c.prob);
@@ -785,6 +787,7 @@ acme_key_change(struct acme_req *r)
 		    "cannot change the key of account %s", r->account_id);
 		goto out;
 	}
+	acme_keycache_forget(r->a->keys, r->account_id);
 	log_info("acme: account %s changed its key to %s", r->account_id,
 	    thumb);
 	account_reply(r, 200, c.out);

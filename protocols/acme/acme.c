@@ -330,7 +330,7 @@ acme_handle(struct evhttp_request *req, void *arg)
 		acme_dispatch_none(&r);
 	else
 		acme_dispatch(&r);
-	if (!r.replied)
+	if (!r.replied && !r.deferred)
 		acme_problem(&r, 500, "serverInternal",
 		    "the request was not answered");
 	acme_req_clear(&r);
@@ -418,6 +418,10 @@ acme_new(struct server *srv, struct lifecycle *lc, const struct conf *cf,
 	}
 	if ((a->nonces = acme_nonces_new()) == NULL)
 		goto out;
+	if ((a->keys = acme_keycache_new()) == NULL) {
+		log_err("acme: account key cache: out of memory");
+		goto out;
+	}
 	a->route.name = ACME_ROUTE_NAME;
 	a->route.prefix = ACME_PREFIX;
 	a->route.listeners = SERVER_ON(SERVER_HTTPS);
@@ -447,6 +451,7 @@ acme_free(struct acme *a)
 		return;
 	acme_authz_jobs_free(a);
 	acme_nonces_free(a->nonces);
+	acme_keycache_free(a->keys);
 	pthread_mutex_destroy(&a->base_lock);
 	free(a->ca_id);
 	free(a);

@@ -110,6 +110,8 @@ int acme_validator_start(struct acme_validator *v,
 #define ACME_ARI_RETRY_AFTER	21600	/* seconds, renewalInfo answers */
 #define ACME_JOB_STALE_MIN	60	/* seconds before a lost validation
 					   is started again */
+#define ACME_CHALL_WAIT_MS	2000	/* longest a challenge response is
+					   held for its validation result */
 
 #define ACME_CT_JSON		"application/json"
 #define ACME_CT_PROBLEM		"application/problem+json"
@@ -119,6 +121,7 @@ int acme_validator_start(struct acme_validator *v,
 
 struct acme_nonces;
 struct acme_vjob;
+struct acme_keycache;
 
 struct acme {
 	struct server		*srv;		/* borrowed */
@@ -131,6 +134,7 @@ struct acme {
 	char			 base[ACME_URL_MAX]; /* "https://h:p", "" until
 						       known */
 	struct acme_nonces	*nonces;
+	struct acme_keycache	*keys;		/* account keys, parsed */
 	struct acme_validator	*validator;	/* jobs thread only */
 	struct acme_vjob	*vjobs;		/* in flight; jobs thread */
 	struct server_route	 route;
@@ -156,6 +160,8 @@ struct acme_req {
 	const char		*seg[ACME_SEGMENTS_MAX]; /* after /acme/ */
 	size_t			 nseg;
 	bool			 replied;
+	bool			 deferred;	/* a handler answers later, on
+						   this worker (authz.c) */
 	/* after acme_req_auth(): */
 	json_t			*payload;	/* NULL for POST-as-GET */
 	json_t			*account;	/* kid requests: the record */
@@ -257,6 +263,21 @@ int acme_req_auth(struct acme_req *r, enum acme_auth mode);
 int acme_req_post_as_get(struct acme_req *r);
 /* The algorithms accepted for account keys, NULL-terminated. */
 extern const char *const acme_jws_algs[];
+
+#define ACME_KEYCACHE_MAX	1024	/* account keys kept parsed */
+
+/* A bounded, thread-safe cache of account public keys (the JWK ->
+ * EVP_PKEY conversion of every kid request), keyed by account id and
+ * the key's RFC 7638 thumbprint, least recently used out. */
+struct acme_keycache *acme_keycache_new(void);
+void acme_keycache_free(struct acme_keycache *kc);
+/* The key of account id whose stored JWK has thumbprint thumb (new
+ * reference), parsed from jwk on a miss; NULL with p set when jwk is
+ * unusable. */
+EVP_PKEY *acme_keycache_get(struct acme_keycache *kc, const char *id,
+    const char *thumb, const json_t *jwk, struct acme_prob *p);
+/* Drops the key of account id (key change, deactivation). */
+void acme_keycache_forget(struct acme_keycache *kc, const char *id);
 
 /* directory.c */
 void acme_directory(struct acme_req *r);

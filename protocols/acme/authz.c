@@ -16,10 +16,23 @@
  * authorizations are valid, invalid with an error when one failed). A
  * validation lost to a restart is started again when the client polls
  * after ACME_JOB_STALE_MIN (or three validation timeouts).
+ *
+ * The response to a challenge is held (never blocking the worker) until
+ * its validation is recorded or a short bound passes, then answered with
+ * the challenge as it is then (RFC 8555 §7.5.1 lets the server answer
+ * with the updated object): a client whose responder answers at once
+ * sees "valid" and goes straight on to finalize instead of polling after
+ * Retry-After. The jobs thread hands the result back to the request's
+ * worker with event_active() on an event of that worker's base; the
+ * request itself is only touched on its worker.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
 
 #include "protocols/acme/acme.h"
 
@@ -36,10 +49,29 @@ static const char *const authz_chall_names[ACME_CHALL__MAX] = {
 	[ACME_CHALL_TLSALPN01] = "tls-alpn-01",
 };
 
+/*
+ * A challenge response held until its validation is recorded. Shared by
+ * the worker that owns the request and the job: refs (2, then 1, then 0)
+ * and ev are guarded by lock. ev lives on the worker's base; only the
+ * worker frees it (after setting it NULL under lock), so the jobs thread
+ * activates it only while it exists. Whoever drops the last reference
+ * frees the rest, which touches no event.
+ */
+struct authz_wait {
+	pthread_mutex_t		 lock;
+	int			 refs;
+	struct event		*ev;		/* NULL once answered */
+	struct acme_req		 r;		/* worker only: no owned
+						   members */
+	char			 authz_id[ACME_ID_MAX];
+	enum acme_chall_type	 type;
+};
+
 /* One validation on its way (jobs thread). */
 struct acme_vjob {
 	struct acme_vjob	*next;		/* a->vjobs, in flight */
 	struct acme		*a;
+	struct authz_wait	*wait;		/* held response or NULL */
 	char			 authz_id[ACME_ID_MAX];
 	enum acme_chall_type	 type;
 	char			 ident_type[AUTHZ_IDTYPE_MAX];
@@ -166,6 +198,168 @@ authz_view(const struct acme_req *r, const json_t *az, const char *status)
 	if (v != NULL && json_is_true(json_object_get(az, "wildcard")))
 		json_object_set_new(v, "wildcard", json_true());
 	return v;
+}
+
+/* ---- held challenge responses ------------------------------------------ */
+
+/* Drops one reference; the last one frees w (its event is gone by then
+ * or was never made). */
+static void
+authz_wait_unref(struct authz_wait *w)
+{
+	bool last;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+/* Jobs thread: the validation of the held challenge was recorded (or
+ * given up); wakes the worker and drops the job's reference. */
+static void
+authz_wait_signal(struct authz_wait *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (w->ev != NULL)
+		event_active(w->ev, EV_READ, 0);
+	pthread_mutex_unlock(&w->lock);
+	authz_wait_unref(w);
+}
+
+/* Answers a challenge response with the challenge as stored now: valid or
+ * invalid when the validation finished, else processing with
+ * Retry-After. */
+static void
+authz_chall_answer(struct acme_req *r, const char *authz_id,
+    enum acme_chall_type type, const json_t *az)
+{
+	char up[ACME_URL_MAX];
+	const char *cs;
+	json_t *ch;
+
+	if ((ch = authz_chall_find(az, authz_chall_names[type])) == NULL) {
+		acme_problem(r, 404, "malformed",
+		    "authorization %s offers no %s challenge", authz_id,
+		    authz_chall_names[type]);
+		return;
+	}
+	if (acme_url(r, up, sizeof(up), "authz/%s", authz_id) == 0)
+		acme_link(r, up, "up");
+	cs = authz_str(ch, "status");
+	if (cs != NULL && strcmp(cs, "processing") == 0)
+		acme_retry_after(r, acme_retry_seconds(r->a));
+	acme_reply_json(r, 200, authz_chall_view(r, authz_id, ch), NULL);
+}
+
+/* Worker: the validation result arrived or the bound passed. Answers the
+ * held request, frees the event (no activation can follow: ev is NULL
+ * under lock first) and drops the worker's reference. */
+static void
+authz_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct authz_wait *w = arg;
+	struct event *ev;
+	json_t *az;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->lock);
+	ev = w->ev;
+	w->ev = NULL;
+	pthread_mutex_unlock(&w->lock);
+	event_free(ev);
+	if ((az = store_acme_authz_get(w->r.a->st, NULL, w->authz_id)) ==
+	    NULL)
+		acme_problem(&w->r, 500, "serverInternal",
+		    "cannot read authorization %s", w->authz_id);
+	else
+		authz_chall_answer(&w->r, w->authz_id, w->type, az);
+	json_decref(az);
+	authz_wait_unref(w);
+}
+
+/* How long a challenge response is held: ACME_CHALL_WAIT_MS, at most the
+ * validation timeout and half the drain time (a held request must be
+ * answered while its worker still runs). 0: not held. */
+static long
+authz_wait_ms(const struct acme *a)
+{
+	long ms = ACME_CHALL_WAIT_MS;
+	long v = (long)a->cf->acme.validation_timeout_seconds * 1000;
+	long d = (long)a->cf->server.drain_seconds * 1000 / 2;
+
+	if (v < ms)
+		ms = v;
+	if (d < ms)
+		ms = d;
+	return ms > 0 ? ms : 0;
+}
+
+/* Worker: prepares holding r's response for the validation of challenge
+ * type of authz_id: the event on this worker's base is armed with the
+ * bound. Two references (worker, job). NULL when not held (the caller
+ * answers at once). */
+static struct authz_wait *
+authz_wait_new(struct acme_req *r, const char *authz_id,
+    enum acme_chall_type type)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(
+	    r->req);
+	struct event_base *base;
+	struct authz_wait *w;
+	struct timeval tv;
+	long ms = authz_wait_ms(r->a);
+
+	if (ms == 0 || evcon == NULL ||
+	    (base = evhttp_connection_get_base(evcon)) == NULL)
+		return NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&w->lock, NULL) != 0) {
+		free(w);
+		return NULL;
+	}
+	w->refs = 2;
+	w->type = type;
+	snprintf(w->authz_id, sizeof(w->authz_id), "%s", authz_id);
+	w->r = *r;
+	/* the copy owns nothing: the handler's r releases these */
+	w->r.payload = w->r.account = w->r.jwk = NULL;
+	w->r.account_id = NULL;
+	w->r.key = NULL;
+	memset(w->r.seg, 0, sizeof(w->r.seg));
+	w->r.nseg = 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if ((w->ev = event_new(base, -1, 0, authz_wait_cb, w)) == NULL ||
+	    event_add(w->ev, &tv) == -1) {
+		if (w->ev != NULL)
+			event_free(w->ev);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* Worker: gives up a hold whose job was not queued (before any other
+ * thread saw it). */
+static void
+authz_wait_cancel(struct authz_wait *w)
+{
+	if (w == NULL)
+		return;
+	event_free(w->ev);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
 }
 
 /* ---- jobs thread: validation -------------------------------------------- */
@@ -358,6 +552,7 @@ authz_job_finish(struct acme_vjob *job,
 		    authz_chall_names[job->type], job->ident_type,
 		    job->ident_value, res->valid ? "valid" : "invalid",
 		    res->valid ? "" : ": ", res->valid ? "" : res->detail);
+	authz_wait_signal(job->wait);
 	free(job);
 }
 
@@ -425,6 +620,8 @@ acme_authz_jobs_free(struct acme *a)
 	a->validator = NULL;
 	while ((job = a->vjobs) != NULL) {
 		a->vjobs = job->next;
+		/* the workers are gone: no wake-up, only the reference */
+		authz_wait_unref(job->wait);
 		free(job);
 	}
 }
@@ -438,6 +635,8 @@ struct authz_kick {
 					   to; NULL: only restart lost ones */
 	json_t			*out;	/* authz record after the txn */
 	struct acme_vjob	*job;	/* to queue after commit */
+	bool			 hold;	/* hold the response for the result */
+	bool			 held;	/* it is held: no reply now */
 	struct acme_prob	 prob;
 };
 
@@ -570,15 +769,24 @@ authz_kick(struct authz_kick *c)
 		return -1;
 	}
 	if (c->job != NULL) {
+		/* Held only for the challenge the client responded to (a
+		 * lost validation of another one may be restarting). */
+		if (c->hold && c->type != NULL &&
+		    strcmp(authz_chall_names[c->job->type], c->type) == 0)
+			c->job->wait = authz_wait_new(c->r, c->id,
+			    c->job->type);
 		/* A full queue leaves the challenge processing; the stale
 		 * check starts it again on a later poll. */
 		if (server_job(c->r->a->srv, authz_job_run, c->job) == -1) {
 			log_warn("acme: authz %s: validation not queued, it "
 			    "will be retried", c->id);
+			authz_wait_cancel(c->job->wait);
 			free(c->job);
-		} else
+		} else {
 			log_info("acme: authz %s: %s validation queued",
 			    c->id, authz_chall_names[c->job->type]);
+			c->held = c->job->wait != NULL;
+		}
 		c->job = NULL;	/* owned by the jobs thread now */
 	}
 	return 0;
@@ -691,9 +899,6 @@ acme_chall_post(struct acme_req *r, const char *authz_id, const char *type)
 {
 	enum acme_chall_type t;
 	struct authz_kick k;
-	char up[ACME_URL_MAX];
-	const char *cs;
-	json_t *ch;
 
 	memset(&k, 0, sizeof(k));
 	if (authz_chall_type(type, &t) == -1) {
@@ -706,19 +911,14 @@ acme_chall_post(struct acme_req *r, const char *authz_id, const char *type)
 	k.r = r;
 	k.id = authz_id;
 	k.type = r->payload != NULL ? authz_chall_names[t] : NULL;
+	k.hold = r->payload != NULL;
 	if (authz_kick(&k) == -1)
 		goto out;
-	if ((ch = authz_chall_find(k.out, authz_chall_names[t])) == NULL) {
-		acme_problem(r, 404, "malformed",
-		    "authorization %s offers no %s challenge", authz_id, type);
+	if (k.held) {
+		r->deferred = true;	/* authz_wait_cb answers */
 		goto out;
 	}
-	if (acme_url(r, up, sizeof(up), "authz/%s", authz_id) == 0)
-		acme_link(r, up, "up");
-	cs = authz_str(ch, "status");
-	if (cs != NULL && strcmp(cs, "processing") == 0)
-		acme_retry_after(r, acme_retry_seconds(r->a));
-	acme_reply_json(r, 200, authz_chall_view(r, authz_id, ch), NULL);
+	authz_chall_answer(r, authz_id, t, k.out);
 out:
 	json_decref(k.out);
 	acme_prob_clear(&k.prob);

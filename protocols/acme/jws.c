@@ -6,6 +6,8 @@
  * header. Order of checks: content type, JWS shape, alg, jwk/kid (account
  * lookup and status), signature, nonce, url, payload.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -588,6 +590,132 @@ jws_content_type_ok(const char *ct)
 }
 
 /* Looks the kid account up: kid must be base + /acme/acct/<id>. */
+/* ---- account key cache -------------------------------------------------- */
+
+struct keycache_ent {
+	char		 id[ACME_ID_MAX];	/* "": free slot */
+	char		 thumb[ACME_THUMB_MAX];
+	EVP_PKEY	*key;
+	uint64_t	 used;			/* tick of the last hit */
+};
+
+/* Entries are found by a linear scan: at ACME_KEYCACHE_MAX entries it
+ * costs less than one JWK conversion, and keeps eviction trivial. */
+struct acme_keycache {
+	pthread_mutex_t		 lock;
+	uint64_t		 tick;
+	struct keycache_ent	 ent[ACME_KEYCACHE_MAX];
+};
+
+struct acme_keycache *
+acme_keycache_new(void)
+{
+	struct acme_keycache *kc;
+
+	if ((kc = calloc(1, sizeof(*kc))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&kc->lock, NULL) != 0) {
+		free(kc);
+		return NULL;
+	}
+	return kc;
+}
+
+void
+acme_keycache_free(struct acme_keycache *kc)
+{
+	size_t i;
+
+	if (kc == NULL)
+		return;
+	for (i = 0; i < ACME_KEYCACHE_MAX; i++)
+		EVP_PKEY_free(kc->ent[i].key);
+	pthread_mutex_destroy(&kc->lock);
+	free(kc);
+}
+
+/* The entry of (id, thumb), lock held; NULL when absent. */
+static struct keycache_ent *
+keycache_find(struct acme_keycache *kc, const char *id, const char *thumb)
+{
+	size_t i;
+
+	for (i = 0; i < ACME_KEYCACHE_MAX; i++)
+		if (kc->ent[i].id[0] != '\0' &&
+		    strcmp(kc->ent[i].id, id) == 0 &&
+		    strcmp(kc->ent[i].thumb, thumb) == 0)
+			return &kc->ent[i];
+	return NULL;
+}
+
+EVP_PKEY *
+acme_keycache_get(struct acme_keycache *kc, const char *id,
+    const char *thumb, const json_t *jwk, struct acme_prob *p)
+{
+	struct keycache_ent *e;
+	EVP_PKEY *key = NULL;
+	size_t i;
+
+	/* Without a usable thumbprint there is nothing to key on. */
+	if (kc == NULL || id == NULL || thumb == NULL ||
+	    strlen(id) >= ACME_ID_MAX || strlen(thumb) >= ACME_THUMB_MAX ||
+	    *thumb == '\0')
+		return acme_jwk_key(jwk, p);
+	pthread_mutex_lock(&kc->lock);
+	if ((e = keycache_find(kc, id, thumb)) != NULL &&
+	    EVP_PKEY_up_ref(e->key) == 1) {
+		key = e->key;
+		e->used = ++kc->tick;
+	}
+	pthread_mutex_unlock(&kc->lock);
+	if (key != NULL)
+		return key;
+
+	/* Converted outside the lock. */
+	if ((key = acme_jwk_key(jwk, p)) == NULL)
+		return NULL;
+	pthread_mutex_lock(&kc->lock);
+	if (keycache_find(kc, id, thumb) == NULL &&
+	    EVP_PKEY_up_ref(key) == 1) {
+		/* the entry of an older key of id, a free slot, or the
+		 * least recently used */
+		e = &kc->ent[0];
+		for (i = 0; i < ACME_KEYCACHE_MAX; i++) {
+			if (strcmp(kc->ent[i].id, id) == 0) {
+				e = &kc->ent[i];
+				break;
+			}
+			if (e->id[0] != '\0' && (kc->ent[i].id[0] == '\0' ||
+			    kc->ent[i].used < e->used))
+				e = &kc->ent[i];
+		}
+		EVP_PKEY_free(e->key);
+		snprintf(e->id, sizeof(e->id), "%s", id);
+		snprintf(e->thumb, sizeof(e->thumb), "%s", thumb);
+		e->key = key;
+		e->used = ++kc->tick;
+	}
+	pthread_mutex_unlock(&kc->lock);
+	return key;
+}
+
+void
+acme_keycache_forget(struct acme_keycache *kc, const char *id)
+{
+	size_t i;
+
+	if (kc == NULL || id == NULL)
+		return;
+	pthread_mutex_lock(&kc->lock);
+	for (i = 0; i < ACME_KEYCACHE_MAX; i++)
+		if (kc->ent[i].id[0] != '\0' &&
+		    strcmp(kc->ent[i].id, id) == 0) {
+			EVP_PKEY_free(kc->ent[i].key);
+			memset(&kc->ent[i], 0, sizeof(kc->ent[i]));
+		}
+	pthread_mutex_unlock(&kc->lock);
+}
+
 static int
 jws_kid_account(struct acme_req *r, const char *kid, struct acme_prob *p)
 {
@@ -620,13 +748,13 @@ jws_kid_account(struct acme_req *r, const char *kid, struct acme_prob *p)
 		    status != NULL ? status : "not valid");
 		return -1;
 	}
-	if ((r->key = acme_jwk_key(json_object_get(r->account, "jwk"),
-	    p)) == NULL) {
+	thumb = json_string_value(json_object_get(r->account, "thumbprint"));
+	if ((r->key = acme_keycache_get(r->a->keys, r->account_id, thumb,
+	    json_object_get(r->account, "jwk"), p)) == NULL) {
 		acme_prob_set(p, 500, "serverInternal",
 		    "account %s: stored key unusable", id);
 		return -1;
 	}
-	thumb = json_string_value(json_object_get(r->account, "thumbprint"));
 	snprintf(r->thumbprint, sizeof(r->thumbprint), "%s",
 	    thumb != NULL ? thumb : "");
 	return 0;

@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,9 @@
 #define ORDER_LABEL_MAX		63	/* bytes of a DNS label */
 #define ORDER_CN_MAX		64	/* RFC 5280 ub-common-name */
 #define ORDER_SCAN_PAGE		1000	/* orders read per page in scans */
+#define ORDER_PEM_COLS		64	/* base64 columns of a PEM body */
+#define ORDER_PEM_BEGIN		"-----BEGIN CERTIFICATE-----\n"
+#define ORDER_PEM_END		"-----END CERTIFICATE-----\n"
 #define ORDER_IP_TEXT_MAX	INET6_ADDRSTRLEN
 #define ORDER_SHOW_MAX		80	/* bytes of client input quoted */
 #define ORDER_CSR_MAX		ACME_JWS_MAX
@@ -503,31 +507,30 @@ json_t *
 acme_order_by_serial(struct acme *a, const char *account_id,
     const char *serial)
 {
-	json_t *page = NULL, *o, *found = NULL;
-	char *next = NULL, *after = NULL;
-	const char *s;
+	char up[ACME_SERIAL_MAX];
+	const char *s, *owner;
+	json_t *o;
 	size_t i;
 
-	do {
-		free(after);
-		after = next;
-		next = NULL;
-		json_decref(page);
-		if ((page = store_acme_orders_by_account(a->st, NULL,
-		    account_id, after, ORDER_SCAN_PAGE, &next)) == NULL)
-			break;
-		json_array_foreach(page, i, o) {
-			if ((s = order_str(o, "certificate_serial")) != NULL &&
-			    strcasecmp(s, serial) == 0) {
-				found = json_incref(o);
-				break;
-			}
-		}
-	} while (found == NULL && next != NULL);
-	json_decref(page);
-	free(after);
-	free(next);
-	return found;
+	/* Serials are stored as upper-case hex; a client may send either. */
+	for (i = 0; serial[i] != '\0' && i + 1 < sizeof(up); i++)
+		up[i] = (char)toupper((unsigned char)serial[i]);
+	up[i] = '\0';
+	if (serial[i] != '\0')
+		return NULL;	/* longer than any serial */
+	if ((o = store_acme_order_by_serial(a->st, NULL, up)) == NULL &&
+	    strcmp(up, serial) != 0)
+		o = store_acme_order_by_serial(a->st, NULL, serial);
+	if (o == NULL)
+		return NULL;
+	s = order_str(o, "certificate_serial");
+	owner = order_str(o, "account_id");
+	if (s == NULL || strcasecmp(s, serial) != 0 || owner == NULL ||
+	    strcmp(owner, account_id) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* The AKI keyIdentifier of x as bytes (to free()); -1 when absent. */
@@ -1407,6 +1410,28 @@ order_serial_ok(const char *s)
 	return i > 0 && i < ACME_SERIAL_MAX;
 }
 
+/* True when der[0..len) is exactly one DER SEQUENCE holding a
+ * SEQUENCE (the shape of a Certificate): a damaged registry row is
+ * refused rather than sent. */
+static bool
+order_der_is_cert(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	long n;
+	int tag, cls, ret;
+
+	if (len == 0 || len > LONG_MAX)
+		return false;
+	ret = ASN1_get_object(&p, &n, &tag, &cls, (long)len);
+	if ((ret & 0x80) || ret != V_ASN1_CONSTRUCTED ||
+	    tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL ||
+	    (size_t)(p - der) + (size_t)n != len)
+		return false;
+	ret = ASN1_get_object(&p, &n, &tag, &cls, n);
+	return !(ret & 0x80) && ret == V_ASN1_CONSTRUCTED &&
+	    tag == V_ASN1_SEQUENCE;
+}
+
 /* POST-as-GET /acme/cert/<serial>: the leaf and its chain up to the root
  * as application/pem-certificate-chain; only for the ordering account. */
 void
@@ -1416,11 +1441,9 @@ acme_cert_download(struct acme_req *r, const char *serial)
 	struct common_buf b;
 	json_t *o = NULL, *issued = NULL;
 	unsigned char *der = NULL;
-	const unsigned char *dp;
-	const char *b64, *ca_id;
-	char *leaf = NULL, *chain = NULL;
+	const char *b64, *ca_id, *hex;
+	char *body = NULL, *chain = NULL;
 	size_t derlen = 0;
-	X509 *x = NULL;
 
 	common_buf_init(&b, STORE_RECORD_MAX);
 	if (acme_req_auth(r, ACME_AUTH_KID) == -1 ||
@@ -1443,16 +1466,23 @@ acme_cert_download(struct acme_req *r, const char *serial)
 			    serial);
 		goto out;
 	}
+	/* The registry row as ca_issue wrote it (its key is the order's
+	 * upper-case serial): the DER goes out as PEM as it is, without
+	 * decoding the certificate. */
 	common_error_clear(&err);
-	if ((issued = lifecycle_issued_get(r->a->lc, serial, &err)) == NULL ||
+	hex = order_str(o, "certificate_serial");
+	if ((issued = store_issued_get(r->a->st, NULL, hex)) == NULL ||
 	    (b64 = order_str(issued, "der")) == NULL ||
 	    (ca_id = order_str(issued, "ca_id")) == NULL ||
 	    common_b64_decode(b64, strlen(b64), false, &der, &derlen) == -1 ||
-	    (dp = der, x = d2i_X509(NULL, &dp, (long)derlen)) == NULL ||
-	    (leaf = common_x509_to_pem(x)) == NULL) {
+	    !order_der_is_cert(der, derlen) ||
+	    (body = common_b64_encode(der, derlen, false, ORDER_PEM_COLS)) ==
+	    NULL) {
+		log_err("acme: certificate %s: registry row unreadable",
+		    serial);
 		acme_problem(r, 500, "serverInternal",
-		    "certificate %s cannot be read: %s", serial,
-		    err.msg[0] != '\0' ? err.msg : "bad registry record");
+		    "certificate %s cannot be read: bad registry record",
+		    serial);
 		goto out;
 	}
 	common_error_clear(&err);
@@ -1461,7 +1491,9 @@ acme_cert_download(struct acme_req *r, const char *serial)
 		    "chain of CA %s cannot be read: %s", ca_id, err.msg);
 		goto out;
 	}
-	if (common_buf_addstr(&b, leaf) == -1 ||
+	if (common_buf_addstr(&b, ORDER_PEM_BEGIN) == -1 ||
+	    common_buf_addstr(&b, body) == -1 ||
+	    common_buf_addstr(&b, ORDER_PEM_END) == -1 ||
 	    common_buf_addstr(&b, chain) == -1) {
 		acme_problem(r, 500, "serverInternal",
 		    "certificate chain too large");
@@ -1470,9 +1502,8 @@ acme_cert_download(struct acme_req *r, const char *serial)
 	acme_reply(r, 200, ACME_CT_PEM_CHAIN, b.data, b.len);
 out:
 	common_buf_free(&b);
-	X509_free(x);
 	free(der);
-	free(leaf);
+	free(body);
 	free(chain);
 	json_decref(issued);
 	json_decref(o);

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@
 struct t_resp_ent {
 	char	token[T_TOKEN_MAX];
 	char	body[T_KEYAUTH_MAX];
+	int	delay_ms;	/* answer this late (0: at once) */
 };
 
 struct t_env {
@@ -122,6 +124,15 @@ t_key_free(struct t_key *k)
 
 /* ---- the http-01 responder ---------------------------------------------- */
 
+/* A delayed responder answer (the body is already in the buffer). */
+static void
+t_responder_late(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_send_reply(arg, 200, "OK", NULL);
+}
+
 static void
 t_responder_cb(struct evhttp_request *req, void *arg)
 {
@@ -129,7 +140,9 @@ t_responder_cb(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(
 	    evhttp_request_get_evhttp_uri(req));
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct timeval tv;
 	size_t i;
+	int delay;
 
 	(void)arg;
 	if (path != NULL && strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
@@ -139,8 +152,14 @@ t_responder_cb(struct evhttp_request *req, void *arg)
 			    1) == 0) {
 				evbuffer_add(out, E.rtab[i].body,
 				    strlen(E.rtab[i].body));
+				delay = E.rtab[i].delay_ms;
 				pthread_mutex_unlock(&E.rlock);
-				evhttp_send_reply(req, 200, "OK", NULL);
+				tv.tv_sec = delay / 1000;
+				tv.tv_usec = (delay % 1000) * 1000;
+				if (delay == 0 || event_base_once(E.rbase, -1,
+				    EV_TIMEOUT, t_responder_late, req, &tv) ==
+				    -1)
+					evhttp_send_reply(req, 200, "OK", NULL);
 				return;
 			}
 		}
@@ -150,7 +169,7 @@ t_responder_cb(struct evhttp_request *req, void *arg)
 }
 
 static void
-t_responder_set(const char *token, const char *body)
+t_responder_set_delayed(const char *token, const char *body, int delay_ms)
 {
 	pthread_mutex_lock(&E.rlock);
 	if (E.nr < T_RESP_MAX) {
@@ -158,9 +177,16 @@ t_responder_set(const char *token, const char *body)
 		    token);
 		snprintf(E.rtab[E.nr].body, sizeof(E.rtab[E.nr].body), "%s",
 		    body);
+		E.rtab[E.nr].delay_ms = delay_ms;
 		E.nr++;
 	}
 	pthread_mutex_unlock(&E.rlock);
+}
+
+static void
+t_responder_set(const char *token, const char *body)
+{
+	t_responder_set_delayed(token, body, 0);
 }
 
 static void *
@@ -921,7 +947,7 @@ t_http01(struct t_key *k, const json_t *o, const char *body)
 	char ka[T_KEYAUTH_MAX], up[T_URL_MAX], link[T_URL_MAX];
 	const char *azurl = json_string_value(json_array_get(
 	    json_object_get(o, "authorizations"), 0));
-	const char *churl = NULL, *token = NULL;
+	const char *churl = NULL, *token = NULL, *cs;
 	json_t *az = NULL, *c;
 	size_t i;
 
@@ -945,11 +971,19 @@ t_http01(struct t_key *k, const json_t *o, const char *body)
 	snprintf(up, sizeof(up), "%s", churl);
 	t_resp_free(&r);
 
+	/* the responder answers at once: the response waits for the
+	 * validation's result instead of saying "processing" */
 	CHECK(t_post(k, up, "{}", &r) == 200);
-	CHECK_STR(t_str(r.json, "status"), "processing");
+	cs = t_str(r.json, "status") != NULL ? t_str(r.json, "status") : "";
+	CHECK(strcmp(cs, "valid") == 0 || strcmp(cs, "invalid") == 0);
+	if (body != NULL)	/* a wrong key authorization */
+		CHECK_STR(cs, "invalid");
+	CHECK(strcmp(cs, "valid") != 0 || t_str(r.json, "validated") != NULL);
+	CHECK(strcmp(cs, "invalid") != 0 || json_is_object(json_object_get(
+	    r.json, "error")));
 	snprintf(link, sizeof(link), "<%s>;rel=\"up\"", azurl);
 	CHECK(t_hdr_has(&r, "Link", link));
-	CHECK(t_hdr_has(&r, "Retry-After", "1"));
+	CHECK(t_hdr(&r, "Retry-After", link, sizeof(link)) == NULL);
 	t_resp_free(&r);
 	/* a second response to a started challenge changes nothing */
 	CHECK(t_post(k, up, "{}", &r) == 200);
@@ -1566,12 +1600,32 @@ test_order_flow(void)
 	if (r.body != NULL)
 		leaf = t_chain_verify(r.body, r.len, "127.0.0.1");
 	CHECK(leaf != NULL);
+	if (leaf != NULL) {
+		/* the leaf first, written as OpenSSL writes PEM */
+		char *lp = common_x509_to_pem(leaf);
+
+		CHECK(lp != NULL && r.body != NULL && r.len > strlen(lp) &&
+		    strncmp(r.body, lp, strlen(lp)) == 0);
+		free(lp);
+	}
 	t_resp_free(&r);
 	if (leaf == NULL)
 		goto out;
 	CHECK(EVP_PKEY_eq(X509_get0_pubkey(leaf), ck) == 1);
 	common_x509_serial_hex(leaf, serial, sizeof(serial));
 	CHECK(strstr(certurl, serial) != NULL);
+	/* the serial in lower case names the same certificate */
+	{
+		char lower[T_URL_MAX], *p;
+
+		snprintf(lower, sizeof(lower), "%s", certurl);
+		for (p = strrchr(lower, '/'); p != NULL && *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		CHECK(t_post(&k, lower, NULL, &r) == 200);
+		CHECK(t_hdr_has(&r, "Content-Type",
+		    "application/pem-certificate-chain"));
+		t_resp_free(&r);
+	}
 	/* in the registry, from ACME */
 	common_error_clear(&err);
 	issued = lifecycle_issued_get(E.lc, serial, &err);
@@ -2494,6 +2548,66 @@ test_jwk_thumbprint(void)
 	json_decref(jwk);
 }
 
+/* The account key cache: hits share one key, a new thumbprint of the
+ * same account replaces its entry, forget drops it, a bad JWK is refused,
+ * and entries survive (or are re-parsed right) past the cache's size. */
+static void
+test_keycache(void)
+{
+	struct acme_keycache *kc = acme_keycache_new();
+	struct t_key a, b;
+	struct acme_prob p;
+	char ta[ACME_THUMB_MAX], tb[ACME_THUMB_MAX], id[ACME_ID_MAX];
+	EVP_PKEY *k1 = NULL, *k2 = NULL, *k3 = NULL, *k4 = NULL, *k;
+	json_t *bad;
+	int i;
+
+	memset(&p, 0, sizeof(p));
+	t_key_new(&a, false);
+	t_key_new(&b, false);
+	CHECK(kc != NULL && a.jwk != NULL && b.jwk != NULL);
+	if (kc == NULL || a.jwk == NULL || b.jwk == NULL)
+		goto out;
+	CHECK(acme_jwk_thumbprint(a.jwk, ta, sizeof(ta)) == 0);
+	CHECK(acme_jwk_thumbprint(b.jwk, tb, sizeof(tb)) == 0);
+	k1 = acme_keycache_get(kc, "acct-1", ta, a.jwk, &p);
+	k2 = acme_keycache_get(kc, "acct-1", ta, a.jwk, &p);
+	CHECK(k1 != NULL && k1 == k2);		/* parsed once */
+	CHECK(k1 != NULL && EVP_PKEY_eq(k1, a.k) == 1);
+	/* the account's key changed: a new entry with the new key */
+	k3 = acme_keycache_get(kc, "acct-1", tb, b.jwk, &p);
+	CHECK(k3 != NULL && k3 != k1 && EVP_PKEY_eq(k3, b.k) == 1);
+	/* forgotten: parsed afresh */
+	acme_keycache_forget(kc, "acct-1");
+	k4 = acme_keycache_get(kc, "acct-1", tb, b.jwk, &p);
+	CHECK(k4 != NULL && k4 != k3 && EVP_PKEY_eq(k4, b.k) == 1);
+	/* an unusable stored key */
+	bad = json_pack("{s:s,s:s}", "kty", "EC", "crv", "P-256");
+	CHECK(acme_keycache_get(kc, "acct-2", "thumb", bad, &p) == NULL);
+	CHECK(p.status != 0);
+	acme_prob_clear(&p);
+	json_decref(bad);
+	/* more accounts than entries: every answer is the right key */
+	for (i = 0; i < ACME_KEYCACHE_MAX + 16; i++) {
+		snprintf(id, sizeof(id), "acct-x%d", i);
+		k = acme_keycache_get(kc, id, i % 2 ? ta : tb, i % 2 ?
+		    a.jwk : b.jwk, &p);
+		CHECK(k != NULL && EVP_PKEY_eq(k, i % 2 ? a.k : b.k) == 1);
+		EVP_PKEY_free(k);
+	}
+	k = acme_keycache_get(kc, "acct-1", tb, b.jwk, &p);
+	CHECK(k != NULL && EVP_PKEY_eq(k, b.k) == 1);
+	EVP_PKEY_free(k);
+out:
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(k3);
+	EVP_PKEY_free(k4);
+	acme_keycache_free(kc);
+	t_key_free(&a);
+	t_key_free(&b);
+}
+
 static void
 test_certid_parse(void)
 {
@@ -2772,6 +2886,153 @@ out:
 	t_key_free(&k);
 }
 
+/* A responder slower than the hold: the challenge response comes back
+ * "processing" with Retry-After once ACME_CHALL_WAIT_MS passed, and the
+ * validation still completes. */
+static void
+test_chall_slow_responder(void)
+{
+	struct t_resp r;
+	struct t_key k;
+	char loc[T_URL_MAX], ka[T_KEYAUTH_MAX], churl[T_URL_MAX];
+	const char *azurl, *token = NULL, *cu = NULL;
+	json_t *o = NULL, *az = NULL, *c;
+	uint64_t t0, ms;
+	size_t i;
+
+	if (!t_env() || !t_account(&k, false))
+		return;
+	o = t_order(&k, "[{\"type\":\"ip\",\"value\":\"127.0.0.1\"}]", loc,
+	    sizeof(loc));
+	if (o == NULL)
+		goto out;
+	azurl = json_string_value(json_array_get(json_object_get(o,
+	    "authorizations"), 0));
+	CHECK(t_post(&k, azurl, NULL, &r) == 200);
+	json_array_foreach(json_object_get(r.json, "challenges"), i, c)
+		if (strcmp(t_str(c, "type"), "http-01") == 0) {
+			token = t_str(c, "token");
+			cu = t_str(c, "url");
+		}
+	CHECK(token != NULL && cu != NULL);
+	if (token == NULL || cu == NULL) {
+		t_resp_free(&r);
+		goto out;
+	}
+	snprintf(churl, sizeof(churl), "%s", cu);
+	t_keyauth(&k, token, ka, sizeof(ka));
+	t_responder_set_delayed(token, ka, ACME_CHALL_WAIT_MS + 1000);
+	t_resp_free(&r);
+
+	t0 = common_mono_ms();
+	CHECK(t_post(&k, churl, "{}", &r) == 200);
+	ms = common_mono_ms() - t0;
+	CHECK_STR(t_str(r.json, "status"), "processing");
+	CHECK(t_hdr_has(&r, "Retry-After", "1"));
+	CHECK(ms >= ACME_CHALL_WAIT_MS - 100);
+	CHECK(ms < ACME_CHALL_WAIT_MS + 1000);
+	t_resp_free(&r);
+	az = t_poll(&k, azurl, "valid");
+	CHECK_STR(t_str(az, "status"), "valid");
+	/* once recorded, the challenge answers valid at once */
+	CHECK(t_post(&k, churl, "{}", &r) == 200);
+	CHECK_STR(t_str(r.json, "status"), "valid");
+	t_resp_free(&r);
+out:
+	json_decref(o);
+	json_decref(az);
+	t_key_free(&k);
+}
+
+/* POSTs a JWS by k to url and hangs up after timeout_ms without reading
+ * an answer; true when the client indeed gave up. */
+static bool
+t_post_abandon(struct t_key *k, const char *url, const char *payload,
+    long timeout_ms)
+{
+	struct curl_slist *h = NULL;
+	struct t_resp r;
+	char *jws = t_jws(k, url, payload, NULL);
+	CURLcode cc = CURLE_OK;
+	CURL *cu;
+
+	memset(&r, 0, sizeof(r));
+	if (jws == NULL || (cu = curl_easy_init()) == NULL) {
+		free(jws);
+		return false;
+	}
+	h = curl_slist_append(h, "Content-Type: application/jose+json");
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_CAINFO, E.cafile);
+	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, t_body_cb);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(cu, CURLOPT_POSTFIELDS, jws);
+	curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)strlen(jws));
+	curl_easy_setopt(cu, CURLOPT_HTTPHEADER, h);
+	cc = curl_easy_perform(cu);
+	curl_easy_cleanup(cu);	/* closes the connection */
+	curl_slist_free_all(h);
+	free(jws);
+	t_resp_free(&r);
+	return cc == CURLE_OPERATION_TIMEDOUT;
+}
+
+/* The client hangs up while its challenge response is held: the hold
+ * still ends (answering nobody), the server goes on serving, and the
+ * validation is recorded. */
+static void
+test_chall_client_gone(void)
+{
+	struct t_resp r;
+	struct t_key k;
+	char loc[T_URL_MAX], ka[T_KEYAUTH_MAX], churl[T_URL_MAX];
+	const char *azurl, *token = NULL, *cu = NULL;
+	json_t *o = NULL, *az = NULL, *c;
+	size_t i;
+
+	if (!t_env() || !t_account(&k, false))
+		return;
+	o = t_order(&k, "[{\"type\":\"ip\",\"value\":\"127.0.0.1\"}]", loc,
+	    sizeof(loc));
+	if (o == NULL)
+		goto out;
+	azurl = json_string_value(json_array_get(json_object_get(o,
+	    "authorizations"), 0));
+	CHECK(t_post(&k, azurl, NULL, &r) == 200);
+	json_array_foreach(json_object_get(r.json, "challenges"), i, c)
+		if (strcmp(t_str(c, "type"), "http-01") == 0) {
+			token = t_str(c, "token");
+			cu = t_str(c, "url");
+		}
+	CHECK(token != NULL && cu != NULL);
+	if (token == NULL || cu == NULL) {
+		t_resp_free(&r);
+		goto out;
+	}
+	snprintf(churl, sizeof(churl), "%s", cu);
+	t_keyauth(&k, token, ka, sizeof(ka));
+	t_responder_set_delayed(token, ka, ACME_CHALL_WAIT_MS / 2);
+	t_resp_free(&r);
+
+	CHECK(t_post_abandon(&k, churl, "{}", ACME_CHALL_WAIT_MS / 8));
+	/* while it is held, and after it ended, others are served */
+	CHECK(t_post(&k, loc, NULL, &r) == 200);
+	t_resp_free(&r);
+	usleep((useconds_t)ACME_CHALL_WAIT_MS * 1000 + 200 * 1000);
+	az = t_poll(&k, azurl, "valid");
+	CHECK_STR(t_str(az, "status"), "valid");
+	CHECK(t_post(&k, loc, NULL, &r) == 200);
+	CHECK_STR(t_str(r.json, "status"), "ready");
+	t_resp_free(&r);
+out:
+	json_decref(o);
+	json_decref(az);
+	t_key_free(&k);
+}
+
 static void
 test_stop(void)
 {
@@ -2783,6 +3044,7 @@ const struct test_case test_cases[] = {
 	TEST(test_nonce_unit),
 	TEST(test_jwk_thumbprint),
 	TEST(test_jws_algs),
+	TEST(test_keycache),
 	TEST(test_certid_parse),
 	TEST(test_directory),
 	TEST(test_nonce_http),
@@ -2799,6 +3061,8 @@ const struct test_case test_cases[] = {
 	TEST(test_replaces),
 	TEST(test_orders_paging),
 	TEST(test_lost_validation),
+	TEST(test_chall_slow_responder),
+	TEST(test_chall_client_gone),
 	TEST(test_stop),
 	{ 0 }
 };

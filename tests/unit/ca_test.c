@@ -2568,6 +2568,94 @@ out:
  * each key's CRL lists exactly its own revoked certificates, so a relying
  * party checking CRLs accepts and refuses the right leaves of both keys.
  */
+/* The parsed-certificate cache: one decode per distinct PEM text, the
+ * canonical PEM alongside, refusals, eviction past its size, and no stale
+ * CA certificate after a renewal (issuance and bundles use the new one). */
+static void
+test_cert_cache(void)
+{
+	static const char *const sans[] = { "cache.example.com" };
+	static const char broken[] = "-----BEGIN CERTIFICATE-----\nAAAA\n"
+	    "-----END CERTIFICATE-----\n";
+	struct common_error err = { 0 };
+	json_t *root = NULL, *sub = NULL, *s2 = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	X509 *a = NULL, *b = NULL, *leaf, *s1x = NULL, *s2x = NULL, *l2 = NULL;
+	X509 *again;
+	STACK_OF(X509) *bundle = NULL;
+	char *canon = NULL, *pem, *direct, subj[32];
+	const char *subpem;
+	int i;
+
+	root = t_ca("Cache Root", "root", NULL, "CN=Cache Root",
+	    CA_KEY_ECDSA_P256, 90, -1, NULL, &err);
+	sub = t_ca("Cache Sub", "subordinate", root ? t_id(root) : "",
+	    "CN=Cache Sub", CA_KEY_ECDSA_P256, 60, 0, NULL, &err);
+	CHECK(root != NULL && sub != NULL && k != NULL);
+	if (root == NULL || sub == NULL || k == NULL)
+		goto out;
+	subpem = json_string_value(json_object_get(sub, "certificate"));
+	a = ca_cert_cached(subpem, &canon);
+	b = ca_cert_cached(subpem, NULL);
+	CHECK(a != NULL && a == b);	/* decoded once, shared */
+	direct = a != NULL ? common_x509_to_pem(a) : NULL;
+	CHECK(canon != NULL && direct != NULL && strcmp(canon, direct) == 0);
+	free(direct);
+	CHECK(ca_cert_cached(NULL, NULL) == NULL);
+	CHECK(ca_cert_cached("not a certificate", NULL) == NULL);
+	CHECK(ca_cert_cached(broken, NULL) == NULL);
+
+	/* more distinct texts than the cache holds: each reads back right */
+	for (i = 0; i < 80; i++) {
+		snprintf(subj, sizeof(subj), "CN=cache%d", i);
+		leaf = t_issue(t_id(sub), k, subj, sans, 1,
+		    CA_PROFILE_TLS_SERVER, 1, &err);
+		pem = leaf != NULL ? common_x509_to_pem(leaf) : NULL;
+		again = pem != NULL ? ca_cert_cached(pem, NULL) : NULL;
+		CHECK(again != NULL && X509_cmp(again, leaf) == 0);
+		X509_free(again);
+		X509_free(leaf);
+		free(pem);
+	}
+	again = ca_cert_cached(subpem, NULL);	/* evicted or not: right */
+	CHECK(again != NULL && X509_cmp(again, a) == 0);
+	X509_free(again);
+
+	/* renewal with a new key: the next leaf and bundle use version 2 */
+	s1x = t_ver_cert(t_id(sub), 1);
+	bundle = t_bundle(t_id(sub), false);
+	CHECK(bundle != NULL && sk_X509_num(bundle) == 2 &&
+	    X509_cmp(sk_X509_value(bundle, 0), s1x) == 0);
+	sk_X509_pop_free(bundle, X509_free);
+	s2 = t_renew(t_id(sub), true, 0, NULL, &err);
+	CHECK(s2 != NULL);
+	if (s2 == NULL)
+		goto out;
+	s2x = t_ver_cert(t_id(sub), 0);
+	l2 = t_issue(t_id(sub), k, "CN=after", sans, 1, CA_PROFILE_TLS_SERVER,
+	    1, &err);
+	CHECK(l2 != NULL && s2x != NULL && s1x != NULL);
+	if (l2 == NULL || s2x == NULL || s1x == NULL)
+		goto out;
+	CHECK(t_aki_is_ski(l2, s2x) && !t_aki_is_ski(l2, s1x));
+	CHECK(X509_verify(l2, X509_get0_pubkey(s2x)) == 1);
+	bundle = t_bundle(t_id(sub), false);
+	CHECK(bundle != NULL && sk_X509_num(bundle) == 2 &&
+	    X509_cmp(sk_X509_value(bundle, 0), s2x) == 0);
+	sk_X509_pop_free(bundle, X509_free);
+out:
+	X509_free(a);
+	X509_free(b);
+	X509_free(s1x);
+	X509_free(s2x);
+	X509_free(l2);
+	free(canon);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(sub);
+	json_decref(s2);
+}
+
 static void
 test_renew_new_key(void)
 {
@@ -3389,6 +3477,7 @@ const struct test_case test_cases[] = {
 	TEST(test_concurrent_issue),
 	TEST(test_renew_same_key),
 	TEST(test_renew_new_key),
+	TEST(test_cert_cache),
 	TEST(test_renew_sub_after_root),
 	TEST(test_renew_key_and_refusals),
 	TEST(test_disable_enable),

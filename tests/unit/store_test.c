@@ -138,7 +138,7 @@ t_verify_files(const char *dir)
 		n++;
 	}
 	closedir(d);
-	CHECK(n == 28);		/* 15 tables + 13 indexes */
+	CHECK(n == 29);		/* 15 tables + 14 indexes */
 }
 
 /* ---- tables -------------------------------------------------------------- */
@@ -1313,6 +1313,33 @@ test_acme_orders(void)
 	j = store_acme_orders_by_account(st, NULL, "acct-a", NULL, 100, NULL);
 	CHECK_STR(t_join(j, "status"), "pending,pending,valid,pending,"
 	    "pending,pending,pending");
+	json_decref(j);
+	/* The serial index finds the order holding a certificate, follows
+	 * rewrites and ignores orders without one. */
+	j = store_acme_order_by_serial(st, NULL, "0A1B");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "order-04");
+	json_decref(j);
+	CHECK(store_acme_order_by_serial(st, NULL, "0a1b") == NULL);
+	CHECK(store_acme_order_by_serial(st, NULL, "0A1") == NULL);
+	CHECK(store_acme_order_by_serial(st, NULL, "") == NULL);
+	CHECK(store_acme_order_by_serial(st, NULL, NULL) == NULL);
+	txn = store_txn_begin(st);
+	j = t_order("order-07", "acct-b", "valid");
+	json_object_set_new(j, "certificate_serial", json_string("FF01"));
+	CHECK(store_acme_order_put(txn, "order-07", j) == 0);
+	json_decref(j);
+	j = t_order("order-04", "acct-a", "valid");
+	json_object_set_new(j, "certificate_serial", json_string("0A1C"));
+	CHECK(store_acme_order_put(txn, "order-04", j) == 0);
+	json_decref(j);
+	CHECK(store_txn_commit(txn) == 0);
+	CHECK(store_acme_order_by_serial(st, NULL, "0A1B") == NULL);
+	j = store_acme_order_by_serial(st, NULL, "0A1C");
+	CHECK_STR(json_string_value(json_object_get(j, "id")), "order-04");
+	json_decref(j);
+	j = store_acme_order_by_serial(st, NULL, "FF01");
+	CHECK_STR(json_string_value(json_object_get(j, "account_id")),
+	    "acct-b");
 	json_decref(j);
 	CHECK(store_acme_order_get(st, NULL, "order-99") == NULL);
 	CHECK(store_check(st) == 0);
