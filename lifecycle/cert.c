@@ -1505,6 +1505,7 @@ lc_issue_parse(struct lifecycle *lc, const struct lifecycle_issue_req *req,
 		if (lifecycle_name_check("name", req->name, err) == -1)
 			return -1;
 		c->name = strdup(req->name);
+		c->derived_name = req->name_is_hint;
 	} else {
 		c->name = lc_derive_name(req);
 		c->derived_name = true;

@@ -107,6 +107,9 @@ struct lifecycle_issue_req {
 	enum ca_profile		 profile;
 	double			 validity_days;
 	const char		*origin;	/* "acme" | "est" | "mgmt" */
+	bool			 name_is_hint;	/* name may take a " (<id>)"
+						   suffix when taken, as a
+						   derived one does */
 };
 json_t *lifecycle_issue(struct lifecycle *lc,
     const struct lifecycle_issue_req *req, const char *who,

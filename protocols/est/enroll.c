@@ -280,33 +280,25 @@ est_cn(const X509_NAME *name)
 }
 
 /*
- * The name of a new inventory entry inside txn: "<base> (est <label>)",
- * with a random suffix when another entry has it (lifecycle refuses a
- * taken name that the caller chose). 0 or -1.
+ * The name of a new inventory entry: "<base> (est <label>)". lifecycle
+ * adds " (<cert-id>)" when another entry has it (name_is_hint).
  */
-static int
-est_entry_name(struct est_issue *is, struct store_txn *txn, char *out,
-    size_t outlen)
+static void
+est_entry_name(const struct est_issue *is, char *out, size_t outlen)
 {
 	const struct est_label *l = is->r->label;
-	char suffix[EST_NAME_SUFFIX_MAX], rnd[32];
-	json_t *rec;
+	char suffix[EST_NAME_SUFFIX_MAX];
 	size_t room;
 
 	if (l->name[0] == '\0')
 		snprintf(suffix, sizeof(suffix), " (est)");
 	else
 		snprintf(suffix, sizeof(suffix), " (est %s)", l->name);
-	room = LIFECYCLE_NAME_MAX - strlen(suffix) - sizeof(rnd);
+	/* room for lifecycle's " (cert-<16 hex>)" too, so that a suffixed
+	 * name keeps the label */
+	room = LIFECYCLE_NAME_MAX - strlen(suffix) -
+	    sizeof(" (cert-0123456789abcdef)");
 	snprintf(out, outlen, "%.*s%s", (int)room, is->name_base, suffix);
-	if ((rec = store_cert_by_name(is->r->e->st, txn, out)) == NULL)
-		return store_txn_failed(txn) ? -1 : 0;
-	json_decref(rec);
-	if (common_random_id("", rnd, sizeof(rnd)) == -1)
-		return -1;
-	snprintf(out, outlen, "%.*s%s %.8s", (int)room, is->name_base, suffix,
-	    rnd);
-	return 0;
 }
 
 /* serverkeygen: the label's key into is->genkey. 0 or -1 (logged). */
@@ -372,12 +364,9 @@ est_issue_now(struct est_issue *is, struct store_txn *txn)
 	ir.validity_days = r->label->cf->validity_days;
 	ir.origin = "est";
 	if (is->cert_id == NULL) {
-		if (est_entry_name(is, txn, name, sizeof(name)) == -1) {
-			common_error_set(&is->err, COMMON_E_INTERNAL,
-			    "cannot name the inventory entry");
-			return -1;
-		}
+		est_entry_name(is, name, sizeof(name));
 		ir.name = name;
+		ir.name_is_hint = true;
 	}
 	if ((is->out = lifecycle_issue_txn(r->e->lc, txn, &ir, r->who,
 	    &is->err)) == NULL) {

@@ -1498,6 +1498,25 @@ test_issue(void)
 	r = lifecycle_issue(lc, &req, "acme:acct-1", &err);
 	CHECK(r == NULL && err.code == COMMON_E_CONFLICT);
 	json_decref(r);
+	/* ... unless the caller marks it a hint (EST's "<cn> (est label)") */
+	req.name_is_hint = true;
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "acme:acct-1", &err);
+	CHECK(r != NULL);
+	if (r != NULL) {
+		json_t *c3;
+		char want[128];
+
+		audit_expected++;
+		common_error_clear(&err);
+		c3 = lifecycle_cert_get(lc, jstr(r, "certificate_id"), &err);
+		snprintf(want, sizeof(want), "acme1.example.com (%s)",
+		    jstr(r, "certificate_id"));
+		CHECK_STR(jstr(c3, "name"), want);
+		json_decref(c3);
+	}
+	json_decref(r);
+	req.name_is_hint = false;
 	req.name = NULL;
 
 	/* into the existing entry: version 2, the first becomes previous */
