@@ -151,17 +151,21 @@ issue_record(struct store_txn *txn, X509 *x, const char *serial,
 	size_t len = 0;
 	char *b64 = NULL;
 	json_t *rec = NULL;
-	time_t na;
+	time_t na, nb;
 	int rc = -1;
 
 	if (common_asn1_time(X509_get0_notAfter(x), &na) == -1 ||
+	    common_asn1_time(X509_get0_notBefore(x), &nb) == -1 ||
 	    common_x509_to_der(x, &der, &len) == -1 ||
 	    (b64 = common_b64_encode(der, len, false, 0)) == NULL)
 		goto oom;
-	rec = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s,s:I}",
+	/* not_before too, so that readers of the registry (ARI, EST,
+	 * downloads) never decode the certificate for it */
+	rec = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:s,s:I}",
 	    "serial", serial, "ca_id", ca_id, "origin", req->origin,
 	    "cert_id", req->cert_id != NULL ? json_string(req->cert_id) :
 	    json_null(), "version", (json_int_t)req->version,
+	    "not_before", (json_int_t)nb,
 	    "not_after", (json_int_t)na, "status", "valid", "der", b64,
 	    "ca_version", ca_version);
 	if (rec == NULL)

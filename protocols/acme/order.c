@@ -1466,12 +1466,12 @@ acme_cert_download(struct acme_req *r, const char *serial)
 			    serial);
 		goto out;
 	}
-	/* The registry row as ca_issue wrote it (its key is the order's
-	 * upper-case serial): the DER goes out as PEM as it is, without
-	 * decoding the certificate. */
+	/* The registry row (lifecycle_issued_get): the DER goes out as PEM
+	 * as it is, without decoding the certificate. */
 	common_error_clear(&err);
 	hex = order_str(o, "certificate_serial");
-	if ((issued = store_issued_get(r->a->st, NULL, hex)) == NULL ||
+	if (hex == NULL ||
+	    (issued = lifecycle_issued_get(r->a->lc, hex, &err)) == NULL ||
 	    (b64 = order_str(issued, "der")) == NULL ||
 	    (ca_id = order_str(issued, "ca_id")) == NULL ||
 	    common_b64_decode(b64, strlen(b64), false, &der, &derlen) == -1 ||

@@ -1084,6 +1084,10 @@ test_issue_profiles(void)
 			    "version")) == 3);
 			CHECK(json_integer_value(json_object_get(issued,
 			    "not_after")) == t_time(X509_get0_notAfter(x)));
+			CHECK(json_is_integer(json_object_get(issued,
+			    "not_before")) && json_integer_value(
+			    json_object_get(issued, "not_before")) ==
+			    t_time(X509_get0_notBefore(x)));
 			CHECK(common_b64_decode(json_string_value(
 			    json_object_get(issued, "der")) ? json_string_value(
 			    json_object_get(issued, "der")) : "", json_string_length(
