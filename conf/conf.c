@@ -1083,6 +1083,31 @@ conf_get_profile(struct conf_parse *p, const char *prefix, json_t *obj,
 }
 
 /*
+ * The members of object v that are not comments ("_..."), counted into
+ * *count: the shape of acme.profiles, est.labels and lifecycle.profiles.
+ * -1 (reported at k->path) when v is not an object.
+ */
+static int
+conf_named_count(struct conf_parse *p, const struct conf_key *k, json_t *v,
+    size_t *count)
+{
+	const char *name;
+	json_t *e;
+
+	*count = 0;
+	if (!json_is_object(v)) {
+		conf_fail(p, k->path, "expected object, got %s",
+		    conf_json_type(v));
+		return -1;
+	}
+	json_object_foreach(v, name, e) {
+		if (name[0] != '_')
+			(*count)++;
+	}
+	return 0;
+}
+
+/*
  * acme.profiles: an object of k->min..k->max profiles keyed by name. A
  * file that sets it replaces the built-in set as a whole, so an operator
  * can withdraw a profile.
@@ -1098,15 +1123,8 @@ conf_get_profiles(struct conf_parse *p, struct conf *c,
 	size_t n = 0, count = 0;
 	int rc = -1;
 
-	if (!json_is_object(v)) {
-		conf_fail(p, k->path, "expected object, got %s",
-		    conf_json_type(v));
+	if (conf_named_count(p, k, v, &count) == -1)
 		goto out;
-	}
-	json_object_foreach(v, name, e) {
-		if (name[0] != '_')
-			count++;
-	}
 	if (count < (size_t)k->min || count > (size_t)k->max) {
 		conf_fail(p, k->path, "expected %d to %d profiles, got %zu",
 		    (int)k->min, (int)k->max, count);
@@ -1404,15 +1422,8 @@ conf_get_est_labels(struct conf_parse *p, struct conf *c,
 	size_t n = 0, count = 0;
 	int rc = -1;
 
-	if (!json_is_object(v)) {
-		conf_fail(p, k->path, "expected object, got %s",
-		    conf_json_type(v));
+	if (conf_named_count(p, k, v, &count) == -1)
 		goto out;
-	}
-	json_object_foreach(v, name, e) {
-		if (name[0] != '_')
-			count++;
-	}
 	if (count > (size_t)k->max) {
 		conf_fail(p, k->path, "at most %d labels, got %zu",
 		    (int)k->max, count);
@@ -1604,15 +1615,8 @@ conf_get_lc_profiles(struct conf_parse *p, struct conf *c,
 	size_t n = 0, count = 0;
 	int rc = -1;
 
-	if (!json_is_object(v)) {
-		conf_fail(p, k->path, "expected object, got %s",
-		    conf_json_type(v));
+	if (conf_named_count(p, k, v, &count) == -1)
 		goto out;
-	}
-	json_object_foreach(v, name, e) {
-		if (name[0] != '_')
-			count++;
-	}
 	/* Names are distinct profiles, so count <= k->max follows from the
 	 * name check; the allocation is sized for the worst case anyway. */
 	if ((list = calloc((size_t)k->max, sizeof(*list))) == NULL) {
