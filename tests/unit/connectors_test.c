@@ -118,57 +118,6 @@ t_rcv_main(void *arg)
 	return NULL;
 }
 
-/* A self-signed certificate for 127.0.0.1 (PEM written to file). */
-static X509 *
-t_self_signed(EVP_PKEY **keyp, const char *file)
-{
-	X509 *x = NULL;
-	EVP_PKEY *k = NULL;
-	X509_EXTENSION *ext;
-	X509V3_CTX v3;
-	X509_NAME *n;
-	char *pem = NULL;
-	bool ok = false;
-
-	if ((k = EVP_EC_gen("P-256")) == NULL || (x = X509_new()) == NULL ||
-	    X509_set_version(x, 2) != 1 ||
-	    ASN1_INTEGER_set(X509_get_serialNumber(x), 4242) != 1 ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL ||
-	    X509_set_pubkey(x, k) != 1)
-		goto out;
-	n = X509_get_subject_name(x);
-	if (X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"127.0.0.1", -1, -1, 0) != 1 ||
-	    X509_set_issuer_name(x, n) != 1)
-		goto out;
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
-	    "IP:127.0.0.1")) == NULL)
-		goto out;
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-	    "critical,CA:TRUE")) == NULL)
-		goto out;
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (X509_sign(x, k, EVP_sha256()) <= 0 ||
-	    (pem = common_x509_to_pem(x)) == NULL ||
-	    common_file_write(file, pem, strlen(pem), 0644) == -1)
-		goto out;
-	ok = true;
-out:
-	free(pem);
-	if (!ok) {
-		X509_free(x);
-		EVP_PKEY_free(k);
-		return NULL;
-	}
-	*keyp = k;
-	return x;
-}
-
 static bool
 t_rcv_start(void)
 {
@@ -181,7 +130,7 @@ t_rcv_start(void)
 
 	snprintf(rcv.cert_file, sizeof(rcv.cert_file), "%s/receiver.pem",
 	    test_tmpdir());
-	if ((cert = t_self_signed(&key, rcv.cert_file)) == NULL)
+	if ((cert = test_self_signed(&key, rcv.cert_file)) == NULL)
 		goto out;
 	if ((rcv.ssl = SSL_CTX_new(TLS_server_method())) == NULL ||
 	    SSL_CTX_use_certificate(rcv.ssl, cert) != 1 ||

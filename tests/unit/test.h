@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 struct test_case {
 	const char	*name;
 	void		(*fn)(void);
@@ -29,6 +32,10 @@ extern int test_failed_checks;
 /* A fresh empty directory for this test binary (removed at exit unless
  * PKID_TEST_KEEP is set); the returned path is static. */
 const char *test_tmpdir(void);
+/* A self-signed P-256 CA certificate for IP 127.0.0.1 (for test TLS
+ * peers), its PEM written to pem_file; the key into *keyp. Each call
+ * gets another serial. NULL on failure. Caller frees both. */
+X509 *test_self_signed(EVP_PKEY **keyp, const char *pem_file);
 
 #define CHECK(cond) do { \
 	if (!(cond)) { \
