@@ -207,6 +207,7 @@ struct store {
 	DB	*db[STORE_T__MAX];	/* primaries */
 	DB	*idx[STORE_I__MAX];	/* secondaries */
 	int	 lock_fd;		/* flock'd DIR/pkid.lock, -1 if none */
+	bool	 nosync;		/* STORE_F_NOSYNC: commits not fsync'd */
 	char	 dir[PATH_MAX];
 };
 
@@ -855,6 +856,7 @@ store_txn_begin(struct store *st)
 int
 store_txn_commit(struct store_txn *txn)
 {
+	struct store *st;
 	int rc;
 
 	if (txn == NULL)
@@ -863,10 +865,25 @@ store_txn_commit(struct store_txn *txn)
 		store_txn_abort(txn);
 		return -1;
 	}
-	/* DB_TXN->commit releases the handle even when it fails. */
-	if ((rc = txn->tid->commit(txn->tid, 0)) != 0)
-		log_err("store: %s: txn commit: %s", txn->st->dir,
-		    db_strerror(rc));
+	st = txn->st;
+	/*
+	 * Group commit: the commit record is written without waiting for
+	 * the disk, which releases the txn's locks at once, and the log is
+	 * then flushed before the caller hears "committed". Committers that
+	 * arrive while a flush is running share the next one (BDB waits on
+	 * the flush in progress and skips a flush that already covered its
+	 * records), and a txn waiting for a page this one wrote no longer
+	 * waits for this one's fsync too. A reader can see such a commit a
+	 * fraction of a millisecond before it is durable; its writer is not
+	 * answered until it is. DB_TXN->commit releases the handle even
+	 * when it fails.
+	 */
+	if ((rc = txn->tid->commit(txn->tid, st->nosync ? 0 :
+	    DB_TXN_NOSYNC)) != 0)
+		log_err("store: %s: txn commit: %s", st->dir, db_strerror(rc));
+	else if (!st->nosync && (rc = st->env->log_flush(st->env, NULL)) != 0)
+		log_err("store: %s: txn commit: log flush (the commit is not "
+		    "durable): %s", st->dir, db_strerror(rc));
 	free(txn);
 	return rc == 0 ? 0 : -1;
 }
@@ -2202,6 +2219,7 @@ store_open_flags(const char *dir, unsigned int flags)
 		goto out;
 	}
 	st->lock_fd = -1;
+	st->nosync = (flags & STORE_F_NOSYNC) != 0;
 	if (common_path(st->dir, sizeof(st->dir), "%s", dir) == -1) {
 		log_err("store: %s: path too long", dir);
 		goto out;

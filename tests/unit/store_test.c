@@ -1864,34 +1864,55 @@ test_rollback(void)
 }
 
 struct t_dl {
-	struct store	*st;
-	const char	*first;
-	const char	*second;
-	atomic_int	*calls;
-	int		 failures;
+	struct store		*st;
+	bool			 meta_first;	/* meta row, then ca row */
+	atomic_int		*calls;
+	pthread_barrier_t	*crossed;	/* first try: both hold one */
+	int			 tries;
+	int			 failures;
 };
 
+/* Adds one to the counter in the meta row or in the ca row "ca-cnt":
+ * two tables, so two different pages and locks. */
 static int
-t_incr(struct store_txn *txn, const char *name)
+t_incr(struct store_txn *txn, bool meta)
 {
-	char buf[32], *v = store_meta_get(NULL, txn, name);
-	long n = v != NULL ? strtol(v, NULL, 10) : 0;
+	char buf[32], *v = NULL;
+	json_t *rec = NULL;
+	long n;
+	int rc;
 
-	free(v);
-	snprintf(buf, sizeof(buf), "%ld", n + 1);
-	return store_meta_put(txn, name, buf);
+	if (meta) {
+		v = store_meta_get(NULL, txn, "cnt");
+		n = v != NULL ? strtol(v, NULL, 10) : 0;
+		free(v);
+		snprintf(buf, sizeof(buf), "%ld", n + 1);
+		return store_meta_put(txn, "cnt", buf);
+	}
+	rec = store_ca_get(NULL, txn, "ca-cnt");
+	n = rec != NULL ? (long)json_integer_value(json_object_get(rec,
+	    "n")) : 0;
+	json_decref(rec);
+	rec = json_pack("{s:I}", "n", (json_int_t)(n + 1));
+	rc = store_ca_put(txn, "ca-cnt", rec);
+	json_decref(rec);
+	return rc;
 }
 
+/* Takes the two locks in this thread's order; on the very first try
+ * both threads meet at the barrier holding their first lock, so the
+ * second locks cross and one side must deadlock and be rerun. */
 static int
 t_dl_txn(struct store_txn *txn, void *arg)
 {
 	struct t_dl *d = arg;
 
 	atomic_fetch_add(d->calls, 1);
-	if (t_incr(txn, d->first) == -1)
+	if (t_incr(txn, d->meta_first) == -1)
 		return -1;
-	usleep(2000);	/* let the other thread take its first lock */
-	return t_incr(txn, d->second);
+	if (d->tries++ == 0)
+		pthread_barrier_wait(d->crossed);
+	return t_incr(txn, !d->meta_first);
 }
 
 static void *
@@ -1909,30 +1930,34 @@ t_dl_thread(void *arg)
 static void
 test_deadlock_retry(void)
 {
-	char dir[T_PATH_MAX], *a, *b;
+	char dir[T_PATH_MAX], *a;
 	struct store *st = t_open("deadlock", dir, sizeof(dir));
+	pthread_barrier_t crossed;
 	atomic_int calls = 0;
-	struct t_dl d1 = { st, "cnt-a", "cnt-b", &calls, 0 };
-	struct t_dl d2 = { st, "cnt-b", "cnt-a", &calls, 0 };
+	struct t_dl d1 = { st, true, &calls, &crossed, 0, 0 };
+	struct t_dl d2 = { st, false, &calls, &crossed, 0, 0 };
+	json_t *b;
 	pthread_t t1, t2;
 
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
+	CHECK(pthread_barrier_init(&crossed, NULL, 2) == 0);
 	CHECK(pthread_create(&t1, NULL, t_dl_thread, &d1) == 0);
 	CHECK(pthread_create(&t2, NULL, t_dl_thread, &d2) == 0);
 	pthread_join(t1, NULL);
 	pthread_join(t2, NULL);
+	pthread_barrier_destroy(&crossed);
 	CHECK(d1.failures == 0);
 	CHECK(d2.failures == 0);
-	a = store_meta_get(st, NULL, "cnt-a");
-	b = store_meta_get(st, NULL, "cnt-b");
+	a = store_meta_get(st, NULL, "cnt");
+	b = store_ca_get(st, NULL, "ca-cnt");
 	CHECK(a != NULL && atoi(a) == 2 * T_DEADLOCK_ROUNDS);
-	CHECK(b != NULL && atoi(b) == 2 * T_DEADLOCK_ROUNDS);
+	CHECK(json_integer_value(json_object_get(b, "n")) ==
+	    2 * T_DEADLOCK_ROUNDS);
 	free(a);
-	free(b);
-	/* Opposite lock order with a pause in between: some runs must
-	 * have deadlocked and been rerun. */
+	json_decref(b);
+	/* The first tries crossed their locks: one was rerun. */
 	fprintf(stderr, "deadlock test: %d runs for %d commits\n",
 	    atomic_load(&calls), 2 * T_DEADLOCK_ROUNDS);
 	CHECK(atomic_load(&calls) > 2 * T_DEADLOCK_ROUNDS);
