@@ -288,6 +288,11 @@ int ca_cert_serial(struct store *st, struct store_txn *txn, X509 *x,
  * issuer has expired. */
 int ca_cert_validity(X509 *x, double days, const X509 *issuer,
     struct common_error *err);
+/* Sets x's SubjectPublicKeyInfo to key (of class alg) with the bytes
+ * X509_set_pubkey writes, without OpenSSL 3's encoder/decoder round trip
+ * for the usual keys; x then holds no EVP_PKEY (X509_get0_pubkey(x) is
+ * NULL). 0 or -1. */
+int ca_cert_set_spki(X509 *x, EVP_PKEY *key, enum ca_key_alg alg);
 /* Adds SKI (SHA-1 of the key bits) and AKI keyid (issuer's SKI; issuer
  * NULL: x's own). 0 or -1. */
 int ca_cert_add_key_ids(X509 *x, X509 *issuer);

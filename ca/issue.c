@@ -231,7 +231,7 @@ ca_issue(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		goto out;
 	if (X509_set_subject_name(x, subj) != 1 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(cacert)) != 1 ||
-	    X509_set_pubkey(x, req->pubkey) != 1)
+	    ca_cert_set_spki(x, req->pubkey, alg) == -1)
 		goto internal;
 	if (ca_cert_validity(x, req->validity_days, cacert, err) == -1)
 		goto out;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -101,6 +102,28 @@ t_id(const json_t *rec)
 	return json_string_value(json_object_get(rec, "id"));
 }
 
+/*
+ * x as its readers see it: decoded from its DER, the way lifecycle stores
+ * and hands out certificates (ca_issue's own object carries no EVP_PKEY).
+ * Frees x; NULL on failure.
+ */
+static X509 *
+t_reread(X509 *x)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	X509 *y = NULL;
+
+	if (x != NULL && common_x509_to_der(x, &der, &len) == 0) {
+		p = der;
+		y = d2i_X509(NULL, &p, (long)len);
+	}
+	free(der);
+	X509_free(x);
+	return y;
+}
+
 static X509 *
 t_issue(const char *ca_id, EVP_PKEY *key, const char *subject,
     const char *const *sans, size_t nsans, enum ca_profile profile,
@@ -129,7 +152,7 @@ t_issue(const char *ca_id, EVP_PKEY *key, const char *subject,
 		}
 	} else
 		store_txn_abort(txn);
-	return x;
+	return t_reread(x);
 }
 
 static int
@@ -3457,6 +3480,121 @@ out:
 	json_decref(sub);
 }
 
+/* DER of x's SubjectPublicKeyInfo, to free(); NULL on failure. */
+static unsigned char *
+t_spki_der(X509 *x, int *len)
+{
+	unsigned char *der = NULL, *p;
+
+	*len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), NULL);
+	if (*len <= 0 || (der = malloc((size_t)*len)) == NULL)
+		return NULL;
+	p = der;
+	if (i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &p) != *len) {
+		free(der);
+		return NULL;
+	}
+	return der;
+}
+
+/* True when a and b both carry extension nid with the same bytes. */
+static bool
+t_ext_same(X509 *a, X509 *b, int nid)
+{
+	const ASN1_OCTET_STRING *da, *db;
+	X509_EXTENSION *ea, *eb;
+
+	ea = X509_get_ext(a, X509_get_ext_by_NID(a, nid, -1));
+	eb = X509_get_ext(b, X509_get_ext_by_NID(b, nid, -1));
+	if (ea == NULL || eb == NULL)
+		return false;
+	da = X509_EXTENSION_get_data(ea);
+	db = X509_EXTENSION_get_data(eb);
+	return X509_EXTENSION_get_critical(ea) ==
+	    X509_EXTENSION_get_critical(eb) &&
+	    ASN1_STRING_cmp(da, db) == 0;
+}
+
+/* The key of an SPKI DER as a CSR carries it (decoded, not generated). */
+static EVP_PKEY *
+t_key_from_spki(EVP_PKEY *key, int form)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *out = NULL;
+	int len;
+
+	if (form != 0 && EVP_PKEY_set_utf8_string_param(key,
+	    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	    OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED) != 1)
+		return NULL;
+	if ((len = i2d_PUBKEY(key, &der)) <= 0)
+		return NULL;
+	p = der;
+	out = d2i_PUBKEY(NULL, &p, len);
+	OPENSSL_free(der);
+	return out;
+}
+
+/*
+ * ca_cert_set_spki writes the SubjectPublicKeyInfo X509_set_pubkey
+ * writes, byte for byte, for every leaf key class, generated or decoded
+ * (as from a CSR), and falls back for a compressed EC point; and the SKI
+ * ca_issue derives from it is the one of the old path.
+ */
+static void
+test_spki_direct(void)
+{
+	static const enum ca_key_alg algs[] = {
+		CA_KEY_ECDSA_P256, CA_KEY_ECDSA_P384, CA_KEY_RSA2048,
+		CA_KEY_RSA3072, CA_KEY_ED25519,
+	};
+	unsigned char *a, *b;
+	int alen, blen, form;
+	size_t i;
+	EVP_PKEY *gen, *k;
+	X509 *xa, *xb;
+
+	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		gen = ca_key_generate(algs[i]);
+		CHECK(gen != NULL);
+		if (gen == NULL)
+			continue;
+		for (form = 0; form < 3; form++) {
+			/* 0: generated; 1: decoded; 2: compressed EC point */
+			if (form == 2 && algs[i] != CA_KEY_ECDSA_P256 &&
+			    algs[i] != CA_KEY_ECDSA_P384)
+				break;
+			k = form == 0 ? gen : t_key_from_spki(gen, form - 1);
+			CHECK(k != NULL);
+			if (k == NULL)
+				continue;
+			xa = X509_new();
+			xb = X509_new();
+			CHECK(xa != NULL && xb != NULL);
+			CHECK(X509_set_pubkey(xa, k) == 1);
+			CHECK(ca_cert_set_spki(xb, k, algs[i]) == 0);
+			a = t_spki_der(xa, &alen);
+			b = t_spki_der(xb, &blen);
+			CHECK(a != NULL && b != NULL && alen == blen &&
+			    memcmp(a, b, (size_t)alen) == 0);
+			/* the direct path leaves no key behind, the
+			 * fallback keeps OpenSSL's */
+			CHECK((X509_get0_pubkey(xb) == NULL) == (form != 2));
+			CHECK(ca_cert_add_key_ids(xa, NULL) == 0 &&
+			    ca_cert_add_key_ids(xb, NULL) == 0);
+			CHECK(t_ext_same(xa, xb, NID_subject_key_identifier));
+			free(a);
+			free(b);
+			X509_free(xa);
+			X509_free(xb);
+			if (k != gen)
+				EVP_PKEY_free(k);
+		}
+		EVP_PKEY_free(gen);
+	}
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_enum_names),
 	TEST(test_subject),
@@ -3471,6 +3609,7 @@ const struct test_case test_cases[] = {
 	TEST(test_issue_profiles),
 	TEST(test_issue_refusals),
 	TEST(test_ed25519_leaf),
+	TEST(test_spki_direct),
 	TEST(test_policy),
 	TEST(test_csr_parse),
 	TEST(test_revoke_and_crl),
