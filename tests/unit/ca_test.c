@@ -3480,6 +3480,158 @@ out:
 	json_decref(sub);
 }
 
+/* Number of certificates in PEM text. */
+static int
+t_pem_count(const char *pem)
+{
+	STACK_OF(X509) *sk;
+	int n;
+
+	if (pem == NULL || (sk = common_x509s_from_pem(pem, strlen(pem),
+	    CA_CHAIN_MAX)) == NULL)
+		return -1;
+	n = sk_X509_num(sk);
+	sk_X509_pop_free(sk, X509_free);
+	return n;
+}
+
+/* True when x was signed by the key of version n of CA id. */
+static bool
+t_signed_by(X509 *x, const char *id, unsigned n)
+{
+	X509 *ca = t_ver_cert(id, n);
+	bool ok;
+
+	ok = x != NULL && ca != NULL &&
+	    X509_verify(x, X509_get0_pubkey(ca)) == 1;
+	ERR_clear_error();
+	X509_free(ca);
+	return ok;
+}
+
+/*
+ * The issuer and bundle caches never serve a stale CA: after a renewal
+ * with a new key (of the CA, then of its parent), a disable and enable,
+ * and a renewal that issued in its own transaction and was rolled back,
+ * each issuance and bundle reflects the committed records.
+ */
+static void
+test_issuer_cache_stale(void)
+{
+	static const char *const sans[] = { "cache.example.com" };
+	struct common_error err = { 0 };
+	struct ca_renew_req rr;
+	struct ca_issue_req req;
+	struct store_txn *txn;
+	json_t *root, *sub = NULL, *r;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	char *b1 = NULL, *b2 = NULL, *b3 = NULL;
+	X509 *x, *rv2;
+	char want[T_PATH_MAX];
+
+	root = t_ca("Cache Root", "root", NULL, "CN=Cache Root",
+	    CA_KEY_ECDSA_P256, 30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root != NULL)
+		sub = t_ca("Cache Sub", "subordinate", t_id(root),
+		    "CN=Cache Sub", CA_KEY_ECDSA_P256, 20, -1, NULL, &err);
+	CHECK(sub != NULL && k != NULL);
+	if (sub == NULL || k == NULL)
+		goto out;
+	/* filled, then served from the caches */
+	x = t_issue(t_id(sub), k, "CN=c1", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 1) &&
+	    t_issued_ca_version(x) == 1);
+	X509_free(x);
+	x = t_issue(t_id(sub), k, "CN=c2", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 1));
+	X509_free(x);
+	b1 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	CHECK(t_pem_count(b1) == 2);
+	free(ca_bundle_pem(ctx, NULL, t_id(sub), &err));
+
+	/* renewal of the CA with a new key */
+	r = t_renew(t_id(sub), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	x = t_issue(t_id(sub), k, "CN=c3", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 2) &&
+	    !t_signed_by(x, t_id(sub), 1) && t_issued_ca_version(x) == 2);
+	X509_free(x);
+	b2 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	CHECK(t_pem_count(b2) == 3 && b1 != NULL && b2 != NULL &&
+	    strcmp(b1, b2) != 0);
+
+	/* renewal of the parent: the child's bundle gains its new version */
+	r = t_renew(t_id(root), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	b3 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	rv2 = t_ver_cert(t_id(root), 2);
+	CHECK(t_pem_count(b3) == 4 && rv2 != NULL);
+	X509_free(rv2);
+
+	/* disabled, then enabled again */
+	CHECK(t_set_state(t_id(sub), "disabled", &err) == 0);
+	snprintf(want, sizeof(want), "CA %s is disabled", t_id(sub));
+	common_error_clear(&err);
+	x = t_issue(t_id(sub), k, "CN=c4", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+	X509_free(x);
+	CHECK(t_set_state(t_id(sub), "active", &err) == 0);
+	x = t_issue(t_id(sub), k, "CN=c5", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 2));
+	X509_free(x);
+
+	/* a renewal that issues in its own transaction and aborts: the
+	 * transaction sees its new key, later ones the committed one */
+	memset(&rr, 0, sizeof(rr));
+	rr.new_key = true;
+	memset(&req, 0, sizeof(req));
+	req.pubkey = k;
+	req.subject = "CN=c7";
+	req.sans = sans;
+	req.nsans = 1;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 1;
+	req.origin = "mgmt";
+	txn = store_txn_begin(st);
+	r = ca_renew(ctx, txn, t_id(sub), &rr, &err);
+	CHECK(r != NULL && json_integer_value(json_object_get(r,
+	    "current_version")) == 3);
+	json_decref(r);
+	x = t_reread(ca_issue(ctx, txn, t_id(sub), &req, &err));
+	CHECK(x != NULL);
+	/* twice: the second would come from the cache if the first had
+	 * filled it */
+	X509_free(t_reread(ca_issue(ctx, txn, t_id(sub), &req, &err)));
+	free(ca_bundle_pem(ctx, txn, t_id(sub), &err));
+	store_txn_abort(txn);
+	CHECK(x != NULL && !t_signed_by(x, t_id(sub), 2));
+	X509_free(x);
+	x = t_issue(t_id(sub), k, "CN=c8", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 2) &&
+	    t_issued_ca_version(x) == 2);
+	X509_free(x);
+	free(b1);
+	b1 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	CHECK(b1 != NULL && b3 != NULL && strcmp(b1, b3) == 0);
+out:
+	free(b1);
+	free(b2);
+	free(b3);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(sub);
+}
+
 /* DER of x's SubjectPublicKeyInfo, to free(); NULL on failure. */
 static unsigned char *
 t_spki_der(X509 *x, int *len)
@@ -3609,7 +3761,6 @@ const struct test_case test_cases[] = {
 	TEST(test_issue_profiles),
 	TEST(test_issue_refusals),
 	TEST(test_ed25519_leaf),
-	TEST(test_spki_direct),
 	TEST(test_policy),
 	TEST(test_csr_parse),
 	TEST(test_revoke_and_crl),
@@ -3627,6 +3778,8 @@ const struct test_case test_cases[] = {
 	TEST(test_delete),
 	TEST(test_migrate_old_record),
 	TEST(test_trust_bundle),
+	TEST(test_spki_direct),
+	TEST(test_issuer_cache_stale),
 	TEST(test_teardown),
 	{ 0 },
 };
