@@ -487,6 +487,8 @@ struct ca_issuer {
 	json_int_t	 version;	/* current_version */
 	char		 crl_stem[CA_FILE_NAME_MAX];
 	char		 cert_stem[CA_FILE_NAME_MAX];
+	X509_EXTENSION	*cdp;		/* CRL distribution point of leaves */
+	X509_EXTENSION	*aia;		/* their caIssuers URL */
 };
 
 /* The issuer of CA ca_id for txn: from the context's cache, else built

@@ -3,6 +3,7 @@
  * profile, policy, serial registry) and the parsing of PKCS#10 requests
  * into the subject and SAN strings an issuance request takes.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,64 @@ static const struct {
 	[CA_PROFILE_TLS_CLIENT] = { false, "clientAuth" },
 	[CA_PROFILE_CODE_SIGNING] = { false, "codeSigning" },
 };
+
+#define ISSUE_BC	"critical,CA:FALSE"
+#define ISSUE_KU	"critical,digitalSignature"
+#define ISSUE_KU_RSA	"critical,digitalSignature,keyEncipherment"
+
+/*
+ * The leaf extensions that never vary (basicConstraints, both key
+ * usages, each profile's EKU), built once from the same openssl.cnf text
+ * ca_cert_add_ext parses: parsing it per certificate cost more than
+ * copying the result. A NULL entry (allocation failure at start) falls
+ * back to parsing.
+ */
+static pthread_once_t issue_exts_once = PTHREAD_ONCE_INIT;
+static X509_EXTENSION *issue_ext_bc;
+static X509_EXTENSION *issue_ext_ku[2];		/* [rsa] */
+static X509_EXTENSION *issue_ext_eku[CA_PROFILE__MAX];
+
+/* One constant extension of value (no certificate context needed). */
+static X509_EXTENSION *
+issue_ext_build(int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, NULL, NULL, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_nconf_nid(NULL, &v3, nid, value)) == NULL)
+		ERR_clear_error();
+	return ext;
+}
+
+static void
+issue_exts_init(void)
+{
+	int p;
+
+	issue_ext_bc = issue_ext_build(NID_basic_constraints, ISSUE_BC);
+	issue_ext_ku[0] = issue_ext_build(NID_key_usage, ISSUE_KU);
+	issue_ext_ku[1] = issue_ext_build(NID_key_usage, ISSUE_KU_RSA);
+	for (p = 0; p < CA_PROFILE__MAX; p++)
+		issue_ext_eku[p] = issue_ext_build(NID_ext_key_usage,
+		    issue_profiles[p].eku);
+}
+
+/* Adds a copy of the prebuilt ext, else the extension parsed from
+ * value. 0 or -1 (logged). */
+static int
+issue_ext_add(X509 *x, X509_EXTENSION *ext, int nid, const char *value)
+{
+	if (ext == NULL)
+		return ca_cert_add_ext(x, nid, value);
+	if (X509_add_ext(x, ext, -1) != 1) {
+		log_err("certificate: extension %s: %s", OBJ_nid2sn(nid),
+		    common_ssl_error());
+		return -1;
+	}
+	return 0;
+}
 
 /*
  * Appends to path the records of rec's ancestors that pkid holds, read
@@ -65,6 +124,24 @@ issue_ancestors(struct ca_ctx *ctx, struct store_txn *txn, const json_t *rec,
 	return 0;
 }
 
+/* Builds the CDP and AIA extensions of is's leaves once (on failure
+ * they stay NULL and each leaf builds its own). */
+static void
+issue_urls(struct ca_ctx *ctx, struct ca_issuer *is)
+{
+	X509 *tmpl;
+
+	if ((tmpl = X509_new()) == NULL)
+		return;
+	if (ca_cert_add_urls_stem(tmpl, ctx, is->crl_stem, is->cert_stem) ==
+	    0 && X509_get_ext_count(tmpl) == 2) {
+		is->cdp = X509_EXTENSION_dup(X509_get_ext(tmpl, 0));
+		is->aia = X509_EXTENSION_dup(X509_get_ext(tmpl, 1));
+	}
+	ERR_clear_error();
+	X509_free(tmpl);
+}
+
 void
 ca_issuer_free(struct ca_issuer *is)
 {
@@ -73,6 +150,8 @@ ca_issuer_free(struct ca_issuer *is)
 	json_decref(is->path);
 	X509_free(is->cert);
 	EVP_PKEY_free(is->key);
+	X509_EXTENSION_free(is->cdp);
+	X509_EXTENSION_free(is->aia);
 	free(is);
 }
 
@@ -120,6 +199,7 @@ ca_issuer_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	}
 	is->version = json_integer_value(json_object_get(rec,
 	    "current_version"));
+	issue_urls(ctx, is);
 	ca_ctx_issuer_put(ctx, txn, ca_id, is, gen);
 	result = is;	/* steal */
 	is = NULL;
@@ -187,16 +267,16 @@ issue_extensions(struct ca_ctx *ctx, X509 *x, const struct ca_issuer *is,
 {
 	bool rsa = alg == CA_KEY_RSA2048 || alg == CA_KEY_RSA3072 ||
 	    alg == CA_KEY_RSA4096;
+	bool kenc = rsa && issue_profiles[req->profile].key_encipherment;
 
-	if (ca_cert_add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ==
+	pthread_once(&issue_exts_once, issue_exts_init);
+	if (issue_ext_add(x, issue_ext_bc, NID_basic_constraints, ISSUE_BC) ==
 	    -1)
 		return -1;
-	if (ca_cert_add_ext(x, NID_key_usage,
-	    rsa && issue_profiles[req->profile].key_encipherment ?
-	    "critical,digitalSignature,keyEncipherment" :
-	    "critical,digitalSignature") == -1)
+	if (issue_ext_add(x, issue_ext_ku[kenc], NID_key_usage,
+	    kenc ? ISSUE_KU_RSA : ISSUE_KU) == -1)
 		return -1;
-	if (ca_cert_add_ext(x, NID_ext_key_usage,
+	if (issue_ext_add(x, issue_ext_eku[req->profile], NID_ext_key_usage,
 	    issue_profiles[req->profile].eku) == -1)
 		return -1;
 	/* RFC 5280 4.2.1.6: critical when the subject is empty. */
@@ -206,10 +286,12 @@ issue_extensions(struct ca_ctx *ctx, X509 *x, const struct ca_issuer *is,
 		log_err("certificate: SAN extension: %s", common_ssl_error());
 		return -1;
 	}
-	if (ca_cert_add_key_ids(x, is->cert) == -1 ||
-	    ca_cert_add_urls_stem(x, ctx, is->crl_stem, is->cert_stem) == -1)
+	if (ca_cert_add_key_ids(x, is->cert) == -1)
 		return -1;
-	return 0;
+	if (is->cdp != NULL && is->aia != NULL)
+		return X509_add_ext(x, is->cdp, -1) == 1 &&
+		    X509_add_ext(x, is->aia, -1) == 1 ? 0 : -1;
+	return ca_cert_add_urls_stem(x, ctx, is->crl_stem, is->cert_stem);
 }
 
 /* Records the certificate in `issued` under its serial hex, with the

@@ -3480,6 +3480,129 @@ out:
 	json_decref(sub);
 }
 
+static unsigned char *t_spki_der(X509 *x, int *len);
+
+/* The extensions ca_issue wrote before they were prebuilt, on a fresh
+ * certificate with key: the reference test_issue_ext_bytes compares
+ * against. NULL on failure. */
+static X509 *
+t_old_exts(EVP_PKEY *key, enum ca_key_alg alg, enum ca_profile p,
+    const char *const *sans, X509 *issuer, const json_t *rec)
+{
+	static const char *const eku[CA_PROFILE__MAX] = {
+		[CA_PROFILE_TLS_SERVER_OR_CLIENT] = "serverAuth,clientAuth",
+		[CA_PROFILE_TLS_SERVER] = "serverAuth",
+		[CA_PROFILE_TLS_CLIENT] = "clientAuth",
+		[CA_PROFILE_CODE_SIGNING] = "codeSigning",
+	};
+	char crl[CA_FILE_NAME_MAX], crt[CA_FILE_NAME_MAX];
+	struct common_error err = { 0 };
+	GENERAL_NAMES *gens = ca_sans_parse(sans, 1, &err);
+	bool kenc = (alg == CA_KEY_RSA2048 || alg == CA_KEY_RSA3072 ||
+	    alg == CA_KEY_RSA4096) && (p == CA_PROFILE_TLS_SERVER_OR_CLIENT ||
+	    p == CA_PROFILE_TLS_SERVER);
+	X509 *x = X509_new();
+	bool ok;
+
+	ok = x != NULL && gens != NULL && X509_set_pubkey(x, key) == 1 &&
+	    ca_cert_add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ==
+	    0 && ca_cert_add_ext(x, NID_key_usage, kenc ?
+	    "critical,digitalSignature,keyEncipherment" :
+	    "critical,digitalSignature") == 0 &&
+	    ca_cert_add_ext(x, NID_ext_key_usage, eku[p]) == 0 &&
+	    X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	    X509V3_ADD_REPLACE) == 1 &&
+	    ca_cert_add_key_ids(x, issuer) == 0 &&
+	    ca_crl_stem(rec, 0, crl, sizeof(crl)) == 0 &&
+	    ca_cert_stem(rec, 0, crt, sizeof(crt)) == 0 &&
+	    ca_cert_add_urls_stem(x, ctx, crl, crt) == 0;
+	GENERAL_NAMES_free(gens);
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* True when a and b carry the same extensions in the same order, with
+ * the same criticality and bytes. */
+static bool
+t_exts_equal(X509 *a, X509 *b)
+{
+	X509_EXTENSION *ea, *eb;
+	int i, n = X509_get_ext_count(a);
+
+	if (n != X509_get_ext_count(b) || n == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		ea = X509_get_ext(a, i);
+		eb = X509_get_ext(b, i);
+		if (OBJ_cmp(X509_EXTENSION_get_object(ea),
+		    X509_EXTENSION_get_object(eb)) != 0 ||
+		    X509_EXTENSION_get_critical(ea) !=
+		    X509_EXTENSION_get_critical(eb) ||
+		    ASN1_STRING_cmp(X509_EXTENSION_get_data(ea),
+		    X509_EXTENSION_get_data(eb)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Leaves from prebuilt extensions and the cached issuer carry, for every
+ * subject key class and profile, the extensions (order, criticality,
+ * bytes) and SubjectPublicKeyInfo the per-certificate path wrote.
+ */
+static void
+test_issue_ext_bytes(void)
+{
+	static const enum ca_key_alg algs[] = {
+		CA_KEY_ECDSA_P256, CA_KEY_ECDSA_P384, CA_KEY_RSA2048,
+		CA_KEY_ED25519,
+	};
+	static const char *const sans[] = { "ext.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *rec = NULL;
+	EVP_PKEY *k;
+	X509 *rx = NULL, *x, *old;
+	unsigned char *a, *b;
+	int alen, blen, p;
+	size_t i;
+
+	root = t_ca("Ext Root", "root", NULL, "CN=Ext Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		return;
+	rx = t_ver_cert(t_id(root), 0);
+	rec = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK(rx != NULL && rec != NULL);
+	for (i = 0; rx != NULL && rec != NULL &&
+	    i < sizeof(algs) / sizeof(algs[0]); i++) {
+		k = ca_key_generate(algs[i]);
+		CHECK(k != NULL);
+		for (p = 0; k != NULL && p < CA_PROFILE__MAX; p++) {
+			x = t_issue(t_id(root), k, "CN=ext", sans, 1,
+			    (enum ca_profile)p, 1, &err);
+			old = t_old_exts(k, algs[i], (enum ca_profile)p, sans,
+			    rx, rec);
+			CHECK(x != NULL && old != NULL && t_exts_equal(x, old));
+			a = x != NULL ? t_spki_der(x, &alen) : NULL;
+			b = old != NULL ? t_spki_der(old, &blen) : NULL;
+			CHECK(a != NULL && b != NULL && alen == blen &&
+			    memcmp(a, b, (size_t)alen) == 0);
+			free(a);
+			free(b);
+			X509_free(x);
+			X509_free(old);
+		}
+		EVP_PKEY_free(k);
+	}
+	X509_free(rx);
+	json_decref(rec);
+	json_decref(root);
+}
+
 /* Number of certificates in PEM text. */
 static int
 t_pem_count(const char *pem)
@@ -3780,6 +3903,7 @@ const struct test_case test_cases[] = {
 	TEST(test_trust_bundle),
 	TEST(test_spki_direct),
 	TEST(test_issuer_cache_stale),
+	TEST(test_issue_ext_bytes),
 	TEST(test_teardown),
 	{ 0 },
 };
