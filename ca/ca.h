@@ -171,6 +171,9 @@ int ca_import_cert(struct ca_ctx *ctx, struct store_txn *txn,
 /* The CA record (new reference) or NULL (err: not_found). */
 json_t *ca_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
     struct common_error *err);
+/* True when CA ca_id exists in txn, in any state: ca_get without the
+ * record (an active CA is answered from the issuer cache). */
+bool ca_exists(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id);
 /* Every CA record. */
 json_t *ca_list(struct ca_ctx *ctx, struct store_txn *txn);
 /* PEM text: the CA's certificate, then each parent up to the root (and the

@@ -791,6 +791,24 @@ ca_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	return hier_public(ctx, rec);
 }
 
+/* Existence without decoding the record when the CA's issuer is cached
+ * (the caches never outlive a deletion: see ctx.c). */
+bool
+ca_exists(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id)
+{
+	struct ca_issuer *is;
+	json_t *rec;
+
+	if ((is = ca_ctx_issuer_get(ctx, txn, ca_id)) != NULL) {
+		ca_ctx_issuer_release(ctx, is);
+		return true;
+	}
+	if ((rec = ca_record_load(ctx, txn, ca_id)) == NULL)
+		return false;
+	json_decref(rec);
+	return true;
+}
+
 /* Every CA record (as ca_get shows them), or NULL on a store failure. */
 json_t *
 ca_list(struct ca_ctx *ctx, struct store_txn *txn)

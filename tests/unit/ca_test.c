@@ -3674,6 +3674,9 @@ test_issuer_cache_stale(void)
 	b1 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
 	CHECK(t_pem_count(b1) == 2);
 	free(ca_bundle_pem(ctx, NULL, t_id(sub), &err));
+	CHECK(ca_exists(ctx, NULL, t_id(sub)));
+	CHECK(!ca_exists(ctx, NULL, "ca-ffffffffffffffff"));
+	CHECK(!ca_exists(ctx, NULL, "../etc"));
 
 	/* renewal of the CA with a new key */
 	r = t_renew(t_id(sub), true, 0, NULL, &err);
@@ -3706,6 +3709,7 @@ test_issuer_cache_stale(void)
 	CHECK(x == NULL && err.code == COMMON_E_CONFLICT);
 	CHECK_STR(err.msg, want);
 	X509_free(x);
+	CHECK(ca_exists(ctx, NULL, t_id(sub)));
 	CHECK(t_set_state(t_id(sub), "active", &err) == 0);
 	x = t_issue(t_id(sub), k, "CN=c5", sans, 1, CA_PROFILE_TLS_SERVER, 1,
 	    &err);
