@@ -38,7 +38,7 @@ static const struct {
  */
 static pthread_once_t issue_exts_once = PTHREAD_ONCE_INIT;
 static X509_EXTENSION *issue_ext_bc;
-static X509_EXTENSION *issue_ext_ku[2];		/* [rsa] */
+static X509_EXTENSION *issue_ext_ku[2];	/* [with keyEncipherment] */
 static X509_EXTENSION *issue_ext_eku[CA_PROFILE__MAX];
 
 /* One constant extension of value (no certificate context needed). */
@@ -55,6 +55,7 @@ issue_ext_build(int nid, const char *value)
 	return ext;
 }
 
+/* pthread_once body: the prebuilt extensions above. */
 static void
 issue_exts_init(void)
 {
