@@ -171,6 +171,9 @@ int ca_import_cert(struct ca_ctx *ctx, struct store_txn *txn,
 /* The CA record (new reference) or NULL (err: not_found). */
 json_t *ca_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
     struct common_error *err);
+/* True when CA ca_id exists in txn, in any state: ca_get without the
+ * record (an active CA is answered from the issuer cache). */
+bool ca_exists(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id);
 /* Every CA record. */
 json_t *ca_list(struct ca_ctx *ctx, struct store_txn *txn);
 /* PEM text: the CA's certificate, then each parent up to the root (and the
@@ -288,6 +291,11 @@ int ca_cert_serial(struct store *st, struct store_txn *txn, X509 *x,
  * issuer has expired. */
 int ca_cert_validity(X509 *x, double days, const X509 *issuer,
     struct common_error *err);
+/* Sets x's SubjectPublicKeyInfo to key (of class alg) with the bytes
+ * X509_set_pubkey writes, without OpenSSL 3's encoder/decoder round trip
+ * for the usual keys; x then holds no EVP_PKEY (X509_get0_pubkey(x) is
+ * NULL). 0 or -1. */
+int ca_cert_set_spki(X509 *x, EVP_PKEY *key, enum ca_key_alg alg);
 /* Adds SKI (SHA-1 of the key bits) and AKI keyid (issuer's SKI; issuer
  * NULL: x's own). 0 or -1. */
 int ca_cert_add_key_ids(X509 *x, X509 *issuer);
@@ -464,5 +472,66 @@ json_t *ca_version_entry(X509 *x, unsigned n, const json_t *keyref);
  * mirrors its certificate, serial, validity and key at the top level.
  * 0, or -1 (too many versions, allocation failure). */
 int ca_record_add_version(json_t *rec, const json_t *v);
+
+/* ---- internal to ca/: the record caches ---- */
+
+/*
+ * What issuing under one active CA reads from its record and its
+ * ancestors' records, decoded once per change of any CA record and
+ * shared (read-only) by every thread that issues under it.
+ */
+struct ca_issuer {
+	unsigned	 refs;		/* guarded by the context's cache lock */
+	json_t		*path;		/* the CA's record, then each ancestor's
+					   (policy checks), owned */
+	X509		*cert;		/* the current certificate */
+	EVP_PKEY	*key;		/* its private key */
+	const EVP_MD	*md;		/* the signature digest of key */
+	json_int_t	 version;	/* current_version */
+	char		 crl_stem[CA_FILE_NAME_MAX];
+	char		 cert_stem[CA_FILE_NAME_MAX];
+	X509_EXTENSION	*cdp;		/* CRL distribution point of leaves */
+	X509_EXTENSION	*aia;		/* their caIssuers URL */
+};
+
+/* The issuer of CA ca_id for txn: from the context's cache, else built
+ * (ca_active_get and the ancestors' records, the same refusals) and
+ * cached when txn may. Release with ca_ctx_issuer_release; NULL with
+ * err. */
+struct ca_issuer *ca_issuer_get(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, struct common_error *err);
+/* Frees is and what it holds, whatever its references. Accepts NULL. */
+void ca_issuer_free(struct ca_issuer *is);
+
+/* Stores rec as the record of ca_id in txn (rec NULL: deletes it) and
+ * marks every cached issuer and bundle stale. Every write of the `ca`
+ * table in ca/ goes through it. 0 or -1 (store failure). */
+int ca_record_store(struct ca_ctx *ctx, struct store_txn *txn,
+    const char *ca_id, const json_t *rec);
+/* The store write of ca_id's record by txn happened (see ctx.c). */
+void ca_ctx_ca_written(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id);
+/* The generation of the CA records a read starting now sees. */
+uint64_t ca_ctx_ca_gen(struct ca_ctx *ctx);
+/* txn (NULL: standalone) read the record of ca_id (NULL: every record)
+ * in a read that began at gen. */
+void ca_ctx_ca_settle(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, uint64_t gen);
+/* The cached issuer of ca_id (a new reference) or NULL. */
+struct ca_issuer *ca_ctx_issuer_get(struct ca_ctx *ctx,
+    const struct store_txn *txn, const char *ca_id);
+/* Caches is (takes a reference) if nothing changed since gen. */
+void ca_ctx_issuer_put(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, struct ca_issuer *is, uint64_t gen);
+/* Drops a reference to is. Accepts NULL. */
+void ca_ctx_issuer_release(struct ca_ctx *ctx, struct ca_issuer *is);
+/* A copy (to free()) of the cached bundle of ca_id valid at now, or
+ * NULL. */
+char *ca_ctx_bundle_get(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, time_t now);
+/* Caches a copy of pem as ca_id's bundle until until, if nothing
+ * changed since gen. */
+void ca_ctx_bundle_put(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, const char *pem, time_t until, uint64_t gen);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
@@ -22,6 +23,9 @@
 #define CERT_CACHE_MAX	64	/* parsed CA certificates kept */
 #define FNV_OFFSET	1469598103934665603ULL
 #define FNV_PRIME	1099511628211ULL
+#define SPKI_POINT_MAX	133	/* uncompressed P-521 point, the largest */
+#define SPKI_PARAM_MAX	32	/* "uncompressed", "named_curve" */
+#define SPKI_ED25519_LEN 32	/* RFC 8410: the raw public key */
 
 /*
  * Parsed CA certificates, keyed by their PEM text: issuance, chains and
@@ -313,6 +317,131 @@ out:
 	sk_DIST_POINT_pop_free(cdp, DIST_POINT_free);
 	sk_ACCESS_DESCRIPTION_pop_free(aia, ACCESS_DESCRIPTION_free);
 	return rc;
+}
+
+/* DER RSAPublicKey (RFC 8017 A.1.1) of key, to OPENSSL_free(); NULL on
+ * failure. */
+static unsigned char *
+cert_rsa_public_der(const EVP_PKEY *key, int *len)
+{
+	BIGNUM *n = NULL, *e = NULL;
+	ASN1_INTEGER *an = NULL, *ae = NULL;
+	unsigned char *der = NULL, *p;
+	int ln, le, total;
+
+	if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+	    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1 ||
+	    (an = BN_to_ASN1_INTEGER(n, NULL)) == NULL ||
+	    (ae = BN_to_ASN1_INTEGER(e, NULL)) == NULL)
+		goto out;
+	if ((ln = i2d_ASN1_INTEGER(an, NULL)) <= 0 ||
+	    (le = i2d_ASN1_INTEGER(ae, NULL)) <= 0 ||
+	    (total = ASN1_object_size(1, ln + le, V_ASN1_SEQUENCE)) <= 0 ||
+	    (der = OPENSSL_malloc((size_t)total)) == NULL)
+		goto out;
+	p = der;
+	ASN1_put_object(&p, 1, ln + le, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	if (i2d_ASN1_INTEGER(an, &p) != ln || i2d_ASN1_INTEGER(ae, &p) != le) {
+		OPENSSL_free(der);
+		der = NULL;
+		goto out;
+	}
+	*len = total;
+out:
+	ASN1_INTEGER_free(an);
+	ASN1_INTEGER_free(ae);
+	BN_free(n);
+	BN_free(e);
+	return der;
+}
+
+/* The public point of an EC key on a named curve, uncompressed (the
+ * form OpenSSL's encoder writes for such keys), to OPENSSL_free(); NULL
+ * for other encodings or forms, which the caller leaves to OpenSSL. */
+static unsigned char *
+cert_ec_public_point(const EVP_PKEY *key, int *len)
+{
+	char enc[SPKI_PARAM_MAX], form[SPKI_PARAM_MAX];
+	unsigned char pt[SPKI_POINT_MAX], *der;
+	size_t n = 0;
+
+	if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING,
+	    enc, sizeof(enc), NULL) != 1 ||
+	    strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0 ||
+	    EVP_PKEY_get_utf8_string_param(key,
+	    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, form, sizeof(form),
+	    NULL) != 1 ||
+	    strcmp(form, OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) !=
+	    0 ||
+	    EVP_PKEY_get_octet_string_param(key,
+	    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt), &n) != 1 ||
+	    n == 0 || (der = OPENSSL_memdup(pt, n)) == NULL)
+		return NULL;
+	*len = (int)n;
+	return der;
+}
+
+/*
+ * Sets x's SubjectPublicKeyInfo to key of class alg. On OpenSSL 3,
+ * X509_set_pubkey encodes a provider key with a new OSSL_ENCODER context
+ * and decodes the result back with a new OSSL_DECODER context, which
+ * cost more than a leaf's whole signature; here the algorithm identifier
+ * and key bits are written directly, as those encoders write them (RSA:
+ * rsaEncryption with NULL parameters over RSAPublicKey; EC: id-ecPublicKey
+ * with the named curve over the uncompressed point; Ed25519: its OID
+ * over the raw key). Keys outside that (explicit curve parameters, a
+ * compressed point, a legacy key) go through X509_set_pubkey. Either way
+ * the bytes are the same; on the direct path x holds no EVP_PKEY, so
+ * X509_get0_pubkey(x) is NULL. 0 or -1.
+ */
+int
+ca_cert_set_spki(X509 *x, EVP_PKEY *key, enum ca_key_alg alg)
+{
+	X509_PUBKEY *spki = X509_get_X509_PUBKEY(x);
+	unsigned char raw[SPKI_ED25519_LEN];
+	unsigned char *bits = NULL;
+	size_t rawlen = sizeof(raw);
+	int nid = NID_undef, curve = NID_undef, len = 0, ptype = V_ASN1_UNDEF;
+
+	/* a legacy (engine) key has no encoder round trip to avoid */
+	if (EVP_PKEY_get0_provider(key) == NULL || spki == NULL)
+		return X509_set_pubkey(x, key) == 1 ? 0 : -1;
+	switch (alg) {
+	case CA_KEY_RSA2048:
+	case CA_KEY_RSA3072:
+	case CA_KEY_RSA4096:
+		nid = NID_rsaEncryption;
+		ptype = V_ASN1_NULL;
+		bits = cert_rsa_public_der(key, &len);
+		break;
+	case CA_KEY_ECDSA_P256:
+	case CA_KEY_ECDSA_P384:
+		nid = NID_X9_62_id_ecPublicKey;
+		ptype = V_ASN1_OBJECT;
+		curve = alg == CA_KEY_ECDSA_P256 ? NID_X9_62_prime256v1 :
+		    NID_secp384r1;
+		bits = cert_ec_public_point(key, &len);
+		break;
+	case CA_KEY_ED25519:
+		nid = NID_ED25519;
+		if (EVP_PKEY_get_raw_public_key(key, raw, &rawlen) == 1 &&
+		    rawlen == sizeof(raw) &&
+		    (bits = OPENSSL_memdup(raw, rawlen)) != NULL)
+			len = (int)rawlen;
+		break;
+	default:
+		break;
+	}
+	ERR_clear_error();
+	if (bits == NULL)
+		return X509_set_pubkey(x, key) == 1 ? 0 : -1;
+	if (X509_PUBKEY_set0_param(spki, OBJ_nid2obj(nid), ptype,
+	    curve != NID_undef ? (void *)OBJ_nid2obj(curve) : NULL, bits,
+	    len) != 1) {
+		OPENSSL_free(bits);
+		return -1;
+	}
+	return 0;
 }
 
 /* Adds one extension written in openssl.cnf syntax; 0 or -1 (logged). */

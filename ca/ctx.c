@@ -1,12 +1,15 @@
 /*
  * ca/ctx.c — the CA context: the master key that seals private keys at
  * rest, the configuration the other ca/ files read, the cache of loaded
- * CA private keys (so issuing does not decrypt a key per call) and the
- * registration of the server's trust bundle file.
+ * CA private keys (so issuing does not decrypt a key per call), the
+ * cache of what issuance and bundles read from CA records (so issuing
+ * does not parse them per call) and the registration of the server's
+ * trust bundle file.
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +28,8 @@
 #define CACHE_ID_MAX		80	/* CA ids are "ca-" + 16 hex */
 #define CACHE_BACKEND_MAX	32	/* key backend name */
 #define CACHE_HANDLE_MAX	128	/* key handle within its backend */
+#define CACHE_WRITERS_MAX	64	/* CA writes not yet known to be over */
+#define CACHE_CAS_MAX		64	/* CAs whose issuer and bundle are kept */
 
 /* One cached CA private key: a CA may have several (one per key its
  * certificate versions used). */
@@ -34,6 +39,31 @@ struct ctx_key {
 	char		 handle[CACHE_HANDLE_MAX];
 	EVP_PKEY	*key;		/* owned */
 	struct ctx_key	*next;
+};
+
+/*
+ * A write of a CA record by txn that may not have committed yet. Only
+ * txn itself can read that write (other transactions wait for txn's
+ * lock), so only txn must not use or fill the record caches; the entry
+ * is dropped once another transaction has read the record after it
+ * (that read waited for txn to end).
+ */
+struct ctx_writer {
+	const struct store_txn	*txn;	/* compared, never dereferenced */
+	char			 ca_id[CACHE_ID_MAX];
+	uint64_t		 gen;	/* ca_gen right after the write */
+};
+
+/* What one CA's issuance and bundle need, each valid while its gen is
+ * the context's ca_gen. */
+struct ctx_ca {
+	char			 ca_id[CACHE_ID_MAX];	/* "": free slot */
+	struct ca_issuer	*issuer;	/* one reference; NULL: none */
+	uint64_t		 issuer_gen;
+	char			*bundle;	/* ca_bundle_pem; NULL: none */
+	uint64_t		 bundle_gen;
+	time_t			 bundle_until;	/* an extra version expires */
+	uint64_t		 used;		/* tick when last read */
 };
 
 struct ca_ctx {
@@ -46,6 +76,17 @@ struct ca_ctx {
 	struct ctx_key	*keys;
 	char		 trust_id[CACHE_ID_MAX];	/* "": no trust bundle */
 	char		 trust_path[PATH_MAX];
+	/* The record caches: cache_lock guards everything below. */
+	pthread_mutex_t	 cache_lock;
+	uint64_t	 ca_gen;	/* bumped by every CA record write */
+	struct ctx_writer writers[CACHE_WRITERS_MAX];
+	size_t		 nwriters;
+	/* More writers than slots: caches off until a standalone read
+	 * of every record began after overflow_gen. */
+	bool		 overflow;
+	uint64_t	 overflow_gen;
+	struct ctx_ca	 cas[CACHE_CAS_MAX];
+	uint64_t	 tick;
 };
 
 /* True when s is exactly MASTER_KEY_HEX hex digits. */
@@ -176,6 +217,12 @@ ca_ctx_new(struct store *st, const struct ca_config *cfg)
 		ctx = NULL;
 		goto out;
 	}
+	if (pthread_mutex_init(&ctx->cache_lock, NULL) != 0) {
+		pthread_mutex_destroy(&ctx->lock);
+		free(ctx);
+		ctx = NULL;
+		goto out;
+	}
 	ctx->st = st;
 	url = cfg->http_base_url;
 	if (url == NULL || url[0] == '\0')
@@ -219,10 +266,29 @@ out:
 	return result;
 }
 
+/* Drops one reference to is, freeing it with the last (cache_lock held,
+ * or the context being freed). Accepts NULL. */
+static void
+ctx_issuer_drop(struct ca_issuer *is)
+{
+	if (is != NULL && --is->refs == 0)
+		ca_issuer_free(is);
+}
+
+/* Empties a record cache slot. */
+static void
+ctx_ca_clear(struct ctx_ca *c)
+{
+	ctx_issuer_drop(c->issuer);
+	free(c->bundle);
+	memset(c, 0, sizeof(*c));
+}
+
 void
 ca_ctx_free(struct ca_ctx *ctx)
 {
 	struct ctx_key *k, *next;
+	size_t i;
 
 	if (ctx == NULL)
 		return;
@@ -231,7 +297,10 @@ ca_ctx_free(struct ca_ctx *ctx)
 		EVP_PKEY_free(k->key);
 		free(k);
 	}
+	for (i = 0; i < CACHE_CAS_MAX; i++)
+		ctx_ca_clear(&ctx->cas[i]);
 	pthread_mutex_destroy(&ctx->lock);
+	pthread_mutex_destroy(&ctx->cache_lock);
 	ca_cert_cache_flush();
 	OPENSSL_cleanse(ctx->master, sizeof(ctx->master));
 	free(ctx->data_dir);
@@ -551,4 +620,253 @@ ca_ctx_trust_bundle_get(struct ca_ctx *ctx, char *ca_id, size_t idlen,
 		rc = 0;
 	pthread_mutex_unlock(&ctx->lock);
 	return rc;
+}
+
+/* ---- the record caches (issuer and bundle of each CA) ---- */
+
+/*
+ * Correctness rests on three rules. (1) Every write of a CA record goes
+ * through ca_record_store, which bumps ca_gen after the store write: an entry built from reads that began before a write is
+ * refused or dropped, and reads that begin after it wait for the
+ * writer's lock, so they see the committed outcome. (2) The writing
+ * transaction itself sees its own uncommitted write, which an abort
+ * would undo: it neither uses nor fills the caches while it is listed
+ * in writers. (3) A writer is delisted once another transaction (or a
+ * standalone read) read that record after the write, which proves the
+ * writer ended.
+ */
+
+/* True when txn is listed as a writer (lock held). */
+static bool
+ctx_is_writer(const struct ca_ctx *ctx, const struct store_txn *txn)
+{
+	size_t i;
+
+	if (txn == NULL)
+		return false;
+	for (i = 0; i < ctx->nwriters; i++)
+		if (ctx->writers[i].txn == txn)
+			return true;
+	return false;
+}
+
+/* True when txn may use and fill the caches (lock held). */
+static bool
+ctx_cache_usable(const struct ca_ctx *ctx, const struct store_txn *txn)
+{
+	return !ctx->overflow && !ctx_is_writer(ctx, txn);
+}
+
+/*
+ * Records that txn wrote (or removed) the record of ca_id: every cached
+ * issuer and bundle is stale from now on, and txn is listed as a writer.
+ * Called right after the store write, whatever its result.
+ */
+void
+ca_ctx_ca_written(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id)
+{
+	struct ctx_writer *w;
+	size_t i;
+
+	pthread_mutex_lock(&ctx->cache_lock);
+	ctx->ca_gen++;
+	for (i = 0; i < CACHE_CAS_MAX; i++)
+		if (ctx->cas[i].ca_id[0] != '\0')
+			ctx_ca_clear(&ctx->cas[i]);
+	for (i = 0; i < ctx->nwriters; i++) {
+		w = &ctx->writers[i];
+		if (w->txn == txn && strcmp(w->ca_id, ca_id) == 0) {
+			w->gen = ctx->ca_gen;
+			goto out;
+		}
+	}
+	if (txn == NULL || ca_id == NULL || strlen(ca_id) >= CACHE_ID_MAX ||
+	    ctx->nwriters == CACHE_WRITERS_MAX) {
+		/* not tracked: off until a standalone full read */
+		if (!ctx->overflow)
+			log_warn("ca: record caches off until the next full "
+			    "read of the CAs (%zu writes in flight)",
+			    ctx->nwriters);
+		ctx->overflow = true;
+		ctx->overflow_gen = ctx->ca_gen;
+		goto out;
+	}
+	w = &ctx->writers[ctx->nwriters++];
+	w->txn = txn;
+	memcpy(w->ca_id, ca_id, strlen(ca_id) + 1);
+	w->gen = ctx->ca_gen;
+out:
+	pthread_mutex_unlock(&ctx->cache_lock);
+}
+
+/* The generation a read that starts now must see unchanged to fill a
+ * cache. */
+uint64_t
+ca_ctx_ca_gen(struct ca_ctx *ctx)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&ctx->cache_lock);
+	gen = ctx->ca_gen;
+	pthread_mutex_unlock(&ctx->cache_lock);
+	return gen;
+}
+
+/*
+ * txn (NULL: a standalone read) read the record of ca_id (NULL: every
+ * record) in a read that began at generation gen: writers of it listed
+ * by then, other than txn, have ended (that read waited for them).
+ */
+void
+ca_ctx_ca_settle(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, uint64_t gen)
+{
+	struct ctx_writer *w;
+	size_t i;
+
+	pthread_mutex_lock(&ctx->cache_lock);
+	for (i = 0; i < ctx->nwriters;) {
+		w = &ctx->writers[i];
+		if (w->txn != txn && w->gen <= gen && (ca_id == NULL ||
+		    strcmp(w->ca_id, ca_id) == 0))
+			*w = ctx->writers[--ctx->nwriters];
+		else
+			i++;
+	}
+	if (ctx->overflow && txn == NULL && ca_id == NULL &&
+	    ctx->overflow_gen <= gen) {
+		ctx->overflow = false;
+		log_info("ca: record caches on again");
+	}
+	pthread_mutex_unlock(&ctx->cache_lock);
+}
+
+/* The slot of ca_id (lock held); with make, a free or the least
+ * recently used slot (emptied) when it has none. NULL otherwise. */
+static struct ctx_ca *
+ctx_ca_slot(struct ca_ctx *ctx, const char *ca_id, bool make)
+{
+	struct ctx_ca *c = NULL;
+	size_t i;
+
+	if (ca_id == NULL || strlen(ca_id) >= CACHE_ID_MAX)
+		return NULL;
+	for (i = 0; i < CACHE_CAS_MAX; i++)
+		if (strcmp(ctx->cas[i].ca_id, ca_id) == 0)
+			return &ctx->cas[i];
+	if (!make)
+		return NULL;
+	for (i = 0; i < CACHE_CAS_MAX; i++) {
+		if (ctx->cas[i].ca_id[0] == '\0') {
+			c = &ctx->cas[i];
+			break;
+		}
+		if (c == NULL || ctx->cas[i].used < c->used)
+			c = &ctx->cas[i];
+	}
+	ctx_ca_clear(c);
+	memcpy(c->ca_id, ca_id, strlen(ca_id) + 1);
+	return c;
+}
+
+/* The cached issuer of ca_id for a reader in txn, with a reference of
+ * its own (ca_issuer_free); NULL when there is none to use. */
+struct ca_issuer *
+ca_ctx_issuer_get(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id)
+{
+	struct ca_issuer *is = NULL;
+	struct ctx_ca *c;
+
+	pthread_mutex_lock(&ctx->cache_lock);
+	if (ctx_cache_usable(ctx, txn) &&
+	    (c = ctx_ca_slot(ctx, ca_id, false)) != NULL &&
+	    c->issuer != NULL && c->issuer_gen == ctx->ca_gen) {
+		is = c->issuer;
+		is->refs++;
+		c->used = ++ctx->tick;
+	}
+	pthread_mutex_unlock(&ctx->cache_lock);
+	return is;
+}
+
+/* Caches is (a reference is taken) as the issuer of ca_id, built by txn
+ * from reads that began at gen, unless a CA was written since or txn may
+ * not fill the caches. */
+void
+ca_ctx_issuer_put(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, struct ca_issuer *is, uint64_t gen)
+{
+	struct ctx_ca *c;
+
+	pthread_mutex_lock(&ctx->cache_lock);
+	if (gen == ctx->ca_gen && ctx_cache_usable(ctx, txn) &&
+	    (c = ctx_ca_slot(ctx, ca_id, true)) != NULL) {
+		ctx_issuer_drop(c->issuer);
+		is->refs++;
+		c->issuer = is;
+		c->issuer_gen = gen;
+		c->used = ++ctx->tick;
+	}
+	pthread_mutex_unlock(&ctx->cache_lock);
+}
+
+/* Drops a reference to is (ca_issuer_get's or ca_ctx_issuer_get's),
+ * freeing it with the last. Accepts NULL. */
+void
+ca_ctx_issuer_release(struct ca_ctx *ctx, struct ca_issuer *is)
+{
+	if (is == NULL)
+		return;
+	pthread_mutex_lock(&ctx->cache_lock);
+	ctx_issuer_drop(is);
+	pthread_mutex_unlock(&ctx->cache_lock);
+}
+
+/* A copy (to free()) of the cached bundle of ca_id for a reader in txn
+ * at now; NULL when there is none to use. */
+char *
+ca_ctx_bundle_get(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, time_t now)
+{
+	struct ctx_ca *c;
+	char *pem = NULL;
+
+	pthread_mutex_lock(&ctx->cache_lock);
+	if (ctx_cache_usable(ctx, txn) &&
+	    (c = ctx_ca_slot(ctx, ca_id, false)) != NULL &&
+	    c->bundle != NULL && c->bundle_gen == ctx->ca_gen &&
+	    now < c->bundle_until) {
+		pem = strdup(c->bundle);
+		c->used = ++ctx->tick;
+	}
+	pthread_mutex_unlock(&ctx->cache_lock);
+	return pem;
+}
+
+/* Caches a copy of pem as the bundle of ca_id until until (when one of
+ * its versions expires), built by txn from reads that began at gen,
+ * under the same conditions as ca_ctx_issuer_put. */
+void
+ca_ctx_bundle_put(struct ca_ctx *ctx, const struct store_txn *txn,
+    const char *ca_id, const char *pem, time_t until, uint64_t gen)
+{
+	struct ctx_ca *c;
+	char *copy;
+
+	if ((copy = strdup(pem)) == NULL)
+		return;
+	pthread_mutex_lock(&ctx->cache_lock);
+	if (gen == ctx->ca_gen && ctx_cache_usable(ctx, txn) &&
+	    (c = ctx_ca_slot(ctx, ca_id, true)) != NULL) {
+		free(c->bundle);
+		c->bundle = copy;	/* steal */
+		copy = NULL;
+		c->bundle_gen = gen;
+		c->bundle_until = until;
+		c->used = ++ctx->tick;
+	}
+	pthread_mutex_unlock(&ctx->cache_lock);
+	free(copy);
 }

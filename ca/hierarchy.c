@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@
 #define EXT_TEXT_MAX	64	/* openssl.cnf extension value */
 #define TIME_TEXT_MAX	32
 #define DAY_SECONDS	86400.0
+#define HIER_FOREVER	((time_t)INT64_MAX)	/* a bundle with no expiring extra */
 
 /* Key usage of every CA certificate (and requested in CA CSRs). */
 #define CA_KEY_USAGE	"critical,keyCertSign,cRLSign,digitalSignature"
@@ -500,7 +502,7 @@ ca_create(struct ca_ctx *ctx, struct store_txn *txn,
 	} else if ((v = ca_version_entry(x, 1, json_object_get(rec,
 	    "key"))) == NULL || ca_record_add_version(rec, v) == -1)
 		goto oom;
-	if (store_ca_put(txn, id, rec) == -1) {
+	if (ca_record_store(ctx, txn, id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
@@ -754,7 +756,7 @@ ca_import_cert(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	    json_object_set_new(rec, "chain", json_string(chain_text)) == -1)
 		goto oom;
 	json_object_del(rec, "csr");
-	if (store_ca_put(txn, ca_id, rec) == -1) {
+	if (ca_record_store(ctx, txn, ca_id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
@@ -789,15 +791,35 @@ ca_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	return hier_public(ctx, rec);
 }
 
+/* Existence without decoding the record when the CA's issuer is cached
+ * (the caches never outlive a deletion: see ctx.c). */
+bool
+ca_exists(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id)
+{
+	struct ca_issuer *is;
+	json_t *rec;
+
+	if ((is = ca_ctx_issuer_get(ctx, txn, ca_id)) != NULL) {
+		ca_ctx_issuer_release(ctx, is);
+		return true;
+	}
+	if ((rec = ca_record_load(ctx, txn, ca_id)) == NULL)
+		return false;
+	json_decref(rec);
+	return true;
+}
+
 /* Every CA record (as ca_get shows them), or NULL on a store failure. */
 json_t *
 ca_list(struct ca_ctx *ctx, struct store_txn *txn)
 {
 	json_t *list, *rec;
+	uint64_t gen = ca_ctx_ca_gen(ctx);
 	size_t i;
 
 	if ((list = store_ca_list(ca_ctx_store(ctx), txn)) == NULL)
 		return NULL;
+	ca_ctx_ca_settle(ctx, txn, NULL, gen);
 	json_array_foreach(list, i, rec) {
 		if (ca_record_migrate(rec) == -1) {
 			json_decref(list);
@@ -821,17 +843,17 @@ hier_bundle_add(struct common_buf *b, const char *pem)
 	return 0;
 }
 
-/* True when the certificate PEM of version v has not expired at now. */
+/* True when the certificate PEM of version v has not expired at now;
+ * its notAfter then goes to *na. */
 static bool
-hier_version_valid(const json_t *v, time_t now)
+hier_version_valid(const json_t *v, time_t now, time_t *na)
 {
 	X509 *x;
-	time_t na;
 	bool ok;
 
 	if ((x = ca_record_cert(v)) == NULL)
 		return false;
-	ok = common_asn1_time(X509_get0_notAfter(x), &na) == 0 && na > now;
+	ok = common_asn1_time(X509_get0_notAfter(x), na) == 0 && *na > now;
 	X509_free(x);
 	return ok;
 }
@@ -883,22 +905,27 @@ hier_path_cert(const json_t *rec, X509 *child, json_int_t *picked,
 	return ca_record_cert(rec);
 }
 
-/* Adds to extra the still-valid versions of rec other than skip. */
+/* Adds to extra the still-valid versions of rec other than skip, and
+ * lowers *until to the first time one of them expires. */
 static int
 hier_bundle_extra(struct common_buf *extra, const json_t *rec,
-    json_int_t skip, time_t now)
+    json_int_t skip, time_t now, time_t *until)
 {
 	const json_t *v;
 	const char *pem;
+	time_t na;
 	size_t i;
 
 	json_array_foreach(json_object_get(rec, "versions"), i, v) {
 		if (json_integer_value(json_object_get(v, "version")) == skip ||
 		    (pem = json_string_value(json_object_get(v,
-		    "certificate"))) == NULL || !hier_version_valid(v, now))
+		    "certificate"))) == NULL || !hier_version_valid(v, now,
+		    &na))
 			continue;
 		if (hier_bundle_add(extra, pem) == -1)
 			return -1;
+		if (na < *until)
+			*until = na;
 	}
 	return 0;
 }
@@ -910,11 +937,12 @@ hier_bundle_extra(struct common_buf *extra, const json_t *rec,
  * set, the still-valid certificates of the other versions of every level
  * (the overlap after a renewal, during which certificates signed under
  * older versions are still in use). At most CA_DEPTH_MAX levels, so a
- * corrupt parent loop ends.
+ * corrupt parent loop ends. *until is set to the time the text changes
+ * by itself (an extra version expires; else HIER_FOREVER).
  */
 static char *
 hier_bundle(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
-    bool extras, struct common_error *err)
+    bool extras, time_t now, time_t *until, struct common_error *err)
 {
 	struct common_buf b, extra;
 	json_t *rec = NULL;
@@ -923,9 +951,9 @@ hier_bundle(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	X509 *child = NULL, *x;
 	json_int_t picked;
 	const char *src;
-	time_t now = common_now();
 	int depth;
 
+	*until = HIER_FOREVER;
 	common_buf_init(&b, BUNDLE_MAX);
 	common_buf_init(&extra, BUNDLE_MAX);
 	for (depth = 0; depth < CA_DEPTH_MAX; depth++) {
@@ -966,7 +994,7 @@ hier_bundle(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		if (hier_bundle_add(&b, pem) == -1 ||
 		    (chain != NULL && hier_bundle_add(&b, chain) == -1) ||
 		    (extras && hier_bundle_extra(&extra, rec, picked,
-		    now) == -1)) {
+		    now, until) == -1)) {
 			common_error_set(err, COMMON_E_INTERNAL, "bundle of CA "
 			    "%s is too large", ca_id);
 			goto out;
@@ -1003,12 +1031,26 @@ out:
 	return result;
 }
 
-/* The path, then the other still-valid versions of every level. */
+/*
+ * The path, then the other still-valid versions of every level: every
+ * issuance hands it out as the chain, so it is cached per CA until a CA
+ * record changes or one of its versions expires (see ctx.c).
+ */
 char *
 ca_bundle_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
     struct common_error *err)
 {
-	return hier_bundle(ctx, txn, ca_id, true, err);
+	time_t now = common_now(), until;
+	uint64_t gen;
+	char *pem;
+
+	if ((pem = ca_ctx_bundle_get(ctx, txn, ca_id, now)) != NULL)
+		return pem;
+	gen = ca_ctx_ca_gen(ctx);
+	if ((pem = hier_bundle(ctx, txn, ca_id, true, now, &until, err)) !=
+	    NULL)
+		ca_ctx_bundle_put(ctx, txn, ca_id, pem, until, gen);
+	return pem;
 }
 
 /* The certification path only. */
@@ -1016,7 +1058,9 @@ char *
 ca_chain_pem(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
     struct common_error *err)
 {
-	return hier_bundle(ctx, txn, ca_id, false, err);
+	time_t until;
+
+	return hier_bundle(ctx, txn, ca_id, false, common_now(), &until, err);
 }
 
 /* Rewrites the registered trust bundle file (if any) from the store. */
@@ -1055,6 +1099,7 @@ ca_publish_certs(struct ca_ctx *ctx)
 {
 	json_t *list, *rec;
 	const char *id, *state;
+	uint64_t gen = ca_ctx_ca_gen(ctx);
 	size_t i;
 	int rc = 0;
 
@@ -1062,6 +1107,7 @@ ca_publish_certs(struct ca_ctx *ctx)
 		log_err("ca: publish certificates: cannot list CAs");
 		return -1;
 	}
+	ca_ctx_ca_settle(ctx, NULL, NULL, gen);
 	json_array_foreach(list, i, rec) {
 		id = json_string_value(json_object_get(rec, "id"));
 		state = json_string_value(json_object_get(rec, "state"));
@@ -1315,7 +1361,7 @@ ca_renew(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (store_ca_put(txn, ca_id, rec) == -1) {
+	if (ca_record_store(ctx, txn, ca_id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}

@@ -3,6 +3,7 @@
  * profile, policy, serial registry) and the parsing of PKCS#10 requests
  * into the subject and SAN strings an issuance request takes.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,47 +25,203 @@ static const struct {
 	[CA_PROFILE_CODE_SIGNING] = { false, "codeSigning" },
 };
 
+#define ISSUE_BC	"critical,CA:FALSE"
+#define ISSUE_KU	"critical,digitalSignature"
+#define ISSUE_KU_RSA	"critical,digitalSignature,keyEncipherment"
+
 /*
- * Checks the SANs against the policy of the CA rec and of each ancestor
- * pkid holds (a subordinate cannot widen what its parents allow). 0 or
- * -1 with err.
+ * The leaf extensions that never vary (basicConstraints, both key
+ * usages, each profile's EKU), built once from the same openssl.cnf text
+ * ca_cert_add_ext parses: parsing it per certificate cost more than
+ * copying the result. A NULL entry (allocation failure at start) falls
+ * back to parsing.
+ */
+static pthread_once_t issue_exts_once = PTHREAD_ONCE_INIT;
+static X509_EXTENSION *issue_ext_bc;
+static X509_EXTENSION *issue_ext_ku[2];	/* [with keyEncipherment] */
+static X509_EXTENSION *issue_ext_eku[CA_PROFILE__MAX];
+
+/* One constant extension of value (no certificate context needed). */
+static X509_EXTENSION *
+issue_ext_build(int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, NULL, NULL, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_nconf_nid(NULL, &v3, nid, value)) == NULL)
+		ERR_clear_error();
+	return ext;
+}
+
+/* pthread_once body: the prebuilt extensions above. */
+static void
+issue_exts_init(void)
+{
+	int p;
+
+	issue_ext_bc = issue_ext_build(NID_basic_constraints, ISSUE_BC);
+	issue_ext_ku[0] = issue_ext_build(NID_key_usage, ISSUE_KU);
+	issue_ext_ku[1] = issue_ext_build(NID_key_usage, ISSUE_KU_RSA);
+	for (p = 0; p < CA_PROFILE__MAX; p++)
+		issue_ext_eku[p] = issue_ext_build(NID_ext_key_usage,
+		    issue_profiles[p].eku);
+}
+
+/* Adds a copy of the prebuilt ext, else the extension parsed from
+ * value. 0 or -1 (logged). */
+static int
+issue_ext_add(X509 *x, X509_EXTENSION *ext, int nid, const char *value)
+{
+	if (ext == NULL)
+		return ca_cert_add_ext(x, nid, value);
+	if (X509_add_ext(x, ext, -1) != 1) {
+		log_err("certificate: extension %s: %s", OBJ_nid2sn(nid),
+		    common_ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Appends to path the records of rec's ancestors that pkid holds, read
+ * in txn, so the policy of each can be checked (a subordinate cannot
+ * widen what its parents allow). 0 or -1 with err (a missing parent or a
+ * corrupt hierarchy).
  */
 static int
-issue_policy(struct ca_ctx *ctx, struct store_txn *txn, const json_t *rec,
-    const GENERAL_NAMES *gens, struct common_error *err)
+issue_ancestors(struct ca_ctx *ctx, struct store_txn *txn, const json_t *rec,
+    json_t *path, struct common_error *err)
 {
 	char next[ISSUE_ID_MAX];
-	json_t *cur = NULL;
+	json_t *cur;
 	const char *parent;
-	int depth, rc = -1;
+	int depth;
 
-	if (ca_policy_check(rec, gens, err) == -1)
-		return -1;
 	parent = json_string_value(json_object_get(rec, "parent_id"));
 	for (depth = 0; parent != NULL && depth < ISSUE_DEPTH_MAX; depth++) {
 		if (common_path(next, sizeof(next), "%s", parent) == -1)
 			break;
-		json_decref(cur);
-		if ((cur = store_ca_get(ca_ctx_store(ctx), txn, next)) == NULL) {
+		if ((cur = ca_record_load(ctx, txn, next)) == NULL) {
 			log_err("ca: parent CA %s is missing", next);
 			common_error_set(err, COMMON_E_INTERNAL, "parent CA %s "
 			    "is missing", next);
-			goto out;
+			return -1;
 		}
-		if (ca_policy_check(cur, gens, err) == -1)
-			goto out;
+		if (json_array_append_new(path, cur) == -1) {
+			common_error_set(err, COMMON_E_INTERNAL, "out of "
+			    "memory");
+			return -1;
+		}
 		parent = json_string_value(json_object_get(cur, "parent_id"));
 	}
 	if (parent != NULL) {
 		log_err("ca: hierarchy above %s is too deep or loops", next);
 		common_error_set(err, COMMON_E_INTERNAL, "CA hierarchy is "
 		    "corrupt");
+		return -1;
+	}
+	return 0;
+}
+
+/* Builds the CDP and AIA extensions of is's leaves once (on failure
+ * they stay NULL and each leaf builds its own). */
+static void
+issue_urls(struct ca_ctx *ctx, struct ca_issuer *is)
+{
+	X509 *tmpl;
+
+	if ((tmpl = X509_new()) == NULL)
+		return;
+	if (ca_cert_add_urls_stem(tmpl, ctx, is->crl_stem, is->cert_stem) ==
+	    0 && X509_get_ext_count(tmpl) == 2) {
+		is->cdp = X509_EXTENSION_dup(X509_get_ext(tmpl, 0));
+		is->aia = X509_EXTENSION_dup(X509_get_ext(tmpl, 1));
+	}
+	ERR_clear_error();
+	X509_free(tmpl);
+}
+
+void
+ca_issuer_free(struct ca_issuer *is)
+{
+	if (is == NULL)
+		return;
+	json_decref(is->path);
+	X509_free(is->cert);
+	EVP_PKEY_free(is->key);
+	X509_EXTENSION_free(is->cdp);
+	X509_EXTENSION_free(is->aia);
+	free(is);
+}
+
+/*
+ * Builds the issuer of ca_id from txn's reads: the active CA with its
+ * certificate and key (ca_active_get), its ancestors' records, its
+ * signature digest and the stems of its CRL and caIssuers URLs. Cached
+ * when nothing was written since the reads began and txn wrote no CA
+ * (see ctx.c). Returns a reference of the caller's or NULL with err.
+ */
+struct ca_issuer *
+ca_issuer_get(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    struct common_error *err)
+{
+	struct ca_issuer *is = NULL, *result = NULL;
+	json_t *rec;
+	uint64_t gen;
+
+	if ((result = ca_ctx_issuer_get(ctx, txn, ca_id)) != NULL)
+		return result;
+	gen = ca_ctx_ca_gen(ctx);
+	if ((is = calloc(1, sizeof(*is))) == NULL ||
+	    (is->path = json_array()) == NULL) {
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	rc = 0;
+	is->refs = 1;
+	if ((rec = ca_active_get(ctx, txn, ca_id, &is->cert, &is->key,
+	    err)) == NULL)
+		goto out;
+	if (json_array_append_new(is->path, rec) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (issue_ancestors(ctx, txn, rec, is->path, err) == -1)
+		goto out;
+	if ((is->md = ca_sign_md(is->key)) == NULL ||
+	    ca_crl_stem(rec, 0, is->crl_stem, sizeof(is->crl_stem)) == -1 ||
+	    ca_cert_stem(rec, 0, is->cert_stem, sizeof(is->cert_stem)) ==
+	    -1) {
+		log_err("ca %s: no signature digest or file stem", ca_id);
+		common_error_set(err, COMMON_E_INTERNAL, "cannot build the "
+		    "certificate");
+		goto out;
+	}
+	is->version = json_integer_value(json_object_get(rec,
+	    "current_version"));
+	issue_urls(ctx, is);
+	ca_ctx_issuer_put(ctx, txn, ca_id, is, gen);
+	result = is;	/* steal */
+	is = NULL;
 out:
-	json_decref(cur);
-	return rc;
+	ca_issuer_free(is);
+	return result;
+}
+
+/* Checks the SANs against the policy of the CA and of each ancestor. */
+static int
+issue_policy(const struct ca_issuer *is, const GENERAL_NAMES *gens,
+    struct common_error *err)
+{
+	const json_t *rec;
+	size_t i;
+
+	json_array_foreach(is->path, i, rec) {
+		if (ca_policy_check(rec, gens, err) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 /* Checks the request fields that need no CA. */
@@ -102,26 +259,25 @@ issue_check_req(const struct ca_issue_req *req, enum ca_key_alg *alg,
 
 /*
  * Adds the leaf extensions: constraints, usages, SANs, key ids, and the
- * CRL and caIssuers URLs of the CA version that signs (ca, the record).
+ * CRL and caIssuers URLs of the CA version that signs.
  */
 static int
-issue_extensions(struct ca_ctx *ctx, X509 *x, X509 *cacert,
-    const json_t *ca, const struct ca_issue_req *req, enum ca_key_alg alg,
+issue_extensions(struct ca_ctx *ctx, X509 *x, const struct ca_issuer *is,
+    const struct ca_issue_req *req, enum ca_key_alg alg,
     GENERAL_NAMES *gens, bool empty_subject)
 {
-	char crl_stem[CA_FILE_NAME_MAX], cert_stem[CA_FILE_NAME_MAX];
 	bool rsa = alg == CA_KEY_RSA2048 || alg == CA_KEY_RSA3072 ||
 	    alg == CA_KEY_RSA4096;
+	bool kenc = rsa && issue_profiles[req->profile].key_encipherment;
 
-	if (ca_cert_add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ==
+	pthread_once(&issue_exts_once, issue_exts_init);
+	if (issue_ext_add(x, issue_ext_bc, NID_basic_constraints, ISSUE_BC) ==
 	    -1)
 		return -1;
-	if (ca_cert_add_ext(x, NID_key_usage,
-	    rsa && issue_profiles[req->profile].key_encipherment ?
-	    "critical,digitalSignature,keyEncipherment" :
-	    "critical,digitalSignature") == -1)
+	if (issue_ext_add(x, issue_ext_ku[kenc], NID_key_usage,
+	    kenc ? ISSUE_KU_RSA : ISSUE_KU) == -1)
 		return -1;
-	if (ca_cert_add_ext(x, NID_ext_key_usage,
+	if (issue_ext_add(x, issue_ext_eku[req->profile], NID_ext_key_usage,
 	    issue_profiles[req->profile].eku) == -1)
 		return -1;
 	/* RFC 5280 4.2.1.6: critical when the subject is empty. */
@@ -131,13 +287,12 @@ issue_extensions(struct ca_ctx *ctx, X509 *x, X509 *cacert,
 		log_err("certificate: SAN extension: %s", common_ssl_error());
 		return -1;
 	}
-	if (ca_crl_stem(ca, 0, crl_stem, sizeof(crl_stem)) == -1 ||
-	    ca_cert_stem(ca, 0, cert_stem, sizeof(cert_stem)) == -1)
+	if (ca_cert_add_key_ids(x, is->cert) == -1)
 		return -1;
-	if (ca_cert_add_key_ids(x, cacert) == -1 ||
-	    ca_cert_add_urls_stem(x, ctx, crl_stem, cert_stem) == -1)
-		return -1;
-	return 0;
+	if (is->cdp != NULL && is->aia != NULL)
+		return X509_add_ext(x, is->cdp, -1) == 1 &&
+		    X509_add_ext(x, is->aia, -1) == 1 ? 0 : -1;
+	return ca_cert_add_urls_stem(x, ctx, is->crl_stem, is->cert_stem);
 }
 
 /* Records the certificate in `issued` under its serial hex, with the
@@ -200,10 +355,8 @@ ca_issue(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	enum ca_key_alg alg;
 	X509_NAME *subj = NULL;
 	GENERAL_NAMES *gens = NULL;
-	json_t *ca = NULL;
-	X509 *cacert = NULL, *x = NULL, *result = NULL;
-	EVP_PKEY *cakey = NULL;
-	const EVP_MD *md;
+	struct ca_issuer *is = NULL;
+	X509 *x = NULL, *result = NULL;
 	bool empty;
 
 	if (issue_check_req(req, &alg, err) == -1)
@@ -218,10 +371,9 @@ ca_issue(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		    "subject or at least one SAN");
 		goto out;
 	}
-	if ((ca = ca_active_get(ctx, txn, ca_id, &cacert, &cakey, err)) ==
-	    NULL)
+	if ((is = ca_issuer_get(ctx, txn, ca_id, err)) == NULL)
 		goto out;
-	if (issue_policy(ctx, txn, ca, gens, err) == -1)
+	if (issue_policy(is, gens, err) == -1)
 		goto out;
 
 	if ((x = X509_new()) == NULL || X509_set_version(x, X509_VERSION_3) != 1)
@@ -230,20 +382,19 @@ ca_issue(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	    err) == -1)
 		goto out;
 	if (X509_set_subject_name(x, subj) != 1 ||
-	    X509_set_issuer_name(x, X509_get_subject_name(cacert)) != 1 ||
-	    X509_set_pubkey(x, req->pubkey) != 1)
+	    X509_set_issuer_name(x, X509_get_subject_name(is->cert)) != 1 ||
+	    ca_cert_set_spki(x, req->pubkey, alg) == -1)
 		goto internal;
-	if (ca_cert_validity(x, req->validity_days, cacert, err) == -1)
+	if (ca_cert_validity(x, req->validity_days, is->cert, err) == -1)
 		goto out;
-	if (issue_extensions(ctx, x, cacert, ca, req, alg, gens, empty) == -1)
+	if (issue_extensions(ctx, x, is, req, alg, gens, empty) == -1)
 		goto internal;
-	if ((md = ca_sign_md(cakey)) == NULL || X509_sign(x, cakey, md) <= 0) {
+	if (X509_sign(x, is->key, is->md) <= 0) {
 		log_err("ca %s: sign certificate %s: %s", ca_id, serial,
 		    common_ssl_error());
 		goto internal;
 	}
-	if (issue_record(txn, x, serial, ca_id, json_integer_value(
-	    json_object_get(ca, "current_version")), req, err) == -1)
+	if (issue_record(txn, x, serial, ca_id, is->version, req, err) == -1)
 		goto out;
 	snprintf(labels, sizeof(labels), "ca=\"%s\"", ca_id);
 	common_metric_inc("pkid_certificates_issued_total", labels);
@@ -258,10 +409,8 @@ internal:
 out:
 	X509_NAME_free(subj);
 	GENERAL_NAMES_free(gens);
-	json_decref(ca);
-	X509_free(cacert);
+	ca_ctx_issuer_release(ctx, is);
 	X509_free(x);
-	EVP_PKEY_free(cakey);
 	return result;
 }
 

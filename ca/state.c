@@ -75,7 +75,7 @@ ca_set_state(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (store_ca_put(txn, ca_id, rec) == -1) {
+	if (ca_record_store(ctx, txn, ca_id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
@@ -217,7 +217,7 @@ ca_delete_schedule(struct ca_ctx *ctx, struct store_txn *txn,
 		common_error_set(err, COMMON_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (store_ca_put(txn, ca_id, rec) == -1) {
+	if (ca_record_store(ctx, txn, ca_id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
@@ -254,7 +254,7 @@ ca_delete_cancel(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 	}
 	json_object_del(rec, "state_before_deletion");
 	json_object_del(rec, "deletion");
-	if (store_ca_put(txn, ca_id, rec) == -1) {
+	if (ca_record_store(ctx, txn, ca_id, rec) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot store the CA");
 		goto out;
 	}
@@ -278,7 +278,7 @@ ca_delete(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
 		json_decref(rec);
 		return NULL;
 	}
-	if (store_ca_del(txn, ca_id) == -1) {
+	if (ca_record_store(ctx, txn, ca_id, NULL) == -1) {
 		common_error_set(err, COMMON_E_INTERNAL, "cannot delete the "
 		    "record of CA %s", ca_id);
 		json_decref(rec);

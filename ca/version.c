@@ -106,14 +106,20 @@ out:
 	return rc;
 }
 
+/* Reads the record (see ca.h); the read also tells the record caches
+ * that writers of ca_id before it have ended, when txn is not one. */
 json_t *
 ca_record_load(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id)
 {
 	json_t *rec;
+	uint64_t gen;
 
-	if (ca_id == NULL || !common_id_valid(ca_id) ||
-	    (rec = store_ca_get(ca_ctx_store(ctx), txn, ca_id)) == NULL)
+	if (ca_id == NULL || !common_id_valid(ca_id))
 		return NULL;
+	gen = ca_ctx_ca_gen(ctx);
+	if ((rec = store_ca_get(ca_ctx_store(ctx), txn, ca_id)) == NULL)
+		return NULL;
+	ca_ctx_ca_settle(ctx, txn, ca_id, gen);
 	if (ca_record_migrate(rec) == -1) {
 		json_decref(rec);
 		return NULL;
@@ -262,5 +268,23 @@ ca_record_add_version(json_t *rec, const json_t *v)
 	rc = 0;
 out:
 	json_decref(key);
+	return rc;
+}
+
+/*
+ * Writes (or, rec NULL, deletes) the record of ca_id in txn, then marks
+ * the record caches stale and txn a writer whatever the result (a failed
+ * write fails txn). The order matters: a read that begins after the mark
+ * waits for txn's lock.
+ */
+int
+ca_record_store(struct ca_ctx *ctx, struct store_txn *txn, const char *ca_id,
+    const json_t *rec)
+{
+	int rc;
+
+	rc = rec != NULL ? store_ca_put(txn, ca_id, rec) :
+	    store_ca_del(txn, ca_id);
+	ca_ctx_ca_written(ctx, txn, ca_id);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -101,6 +102,28 @@ t_id(const json_t *rec)
 	return json_string_value(json_object_get(rec, "id"));
 }
 
+/*
+ * x as its readers see it: decoded from its DER, the way lifecycle stores
+ * and hands out certificates (ca_issue's own object carries no EVP_PKEY).
+ * Frees x; NULL on failure.
+ */
+static X509 *
+t_reread(X509 *x)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	X509 *y = NULL;
+
+	if (x != NULL && common_x509_to_der(x, &der, &len) == 0) {
+		p = der;
+		y = d2i_X509(NULL, &p, (long)len);
+	}
+	free(der);
+	X509_free(x);
+	return y;
+}
+
 static X509 *
 t_issue(const char *ca_id, EVP_PKEY *key, const char *subject,
     const char *const *sans, size_t nsans, enum ca_profile profile,
@@ -129,7 +152,7 @@ t_issue(const char *ca_id, EVP_PKEY *key, const char *subject,
 		}
 	} else
 		store_txn_abort(txn);
-	return x;
+	return t_reread(x);
 }
 
 static int
@@ -3457,6 +3480,400 @@ out:
 	json_decref(sub);
 }
 
+static unsigned char *t_spki_der(X509 *x, int *len);
+
+/* The extensions ca_issue wrote before they were prebuilt, on a fresh
+ * certificate with key: the reference test_issue_ext_bytes compares
+ * against. NULL on failure. */
+static X509 *
+t_old_exts(EVP_PKEY *key, enum ca_key_alg alg, enum ca_profile p,
+    const char *const *sans, X509 *issuer, const json_t *rec)
+{
+	static const char *const eku[CA_PROFILE__MAX] = {
+		[CA_PROFILE_TLS_SERVER_OR_CLIENT] = "serverAuth,clientAuth",
+		[CA_PROFILE_TLS_SERVER] = "serverAuth",
+		[CA_PROFILE_TLS_CLIENT] = "clientAuth",
+		[CA_PROFILE_CODE_SIGNING] = "codeSigning",
+	};
+	char crl[CA_FILE_NAME_MAX], crt[CA_FILE_NAME_MAX];
+	struct common_error err = { 0 };
+	GENERAL_NAMES *gens = ca_sans_parse(sans, 1, &err);
+	bool kenc = (alg == CA_KEY_RSA2048 || alg == CA_KEY_RSA3072 ||
+	    alg == CA_KEY_RSA4096) && (p == CA_PROFILE_TLS_SERVER_OR_CLIENT ||
+	    p == CA_PROFILE_TLS_SERVER);
+	X509 *x = X509_new();
+	bool ok;
+
+	ok = x != NULL && gens != NULL && X509_set_pubkey(x, key) == 1 &&
+	    ca_cert_add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ==
+	    0 && ca_cert_add_ext(x, NID_key_usage, kenc ?
+	    "critical,digitalSignature,keyEncipherment" :
+	    "critical,digitalSignature") == 0 &&
+	    ca_cert_add_ext(x, NID_ext_key_usage, eku[p]) == 0 &&
+	    X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	    X509V3_ADD_REPLACE) == 1 &&
+	    ca_cert_add_key_ids(x, issuer) == 0 &&
+	    ca_crl_stem(rec, 0, crl, sizeof(crl)) == 0 &&
+	    ca_cert_stem(rec, 0, crt, sizeof(crt)) == 0 &&
+	    ca_cert_add_urls_stem(x, ctx, crl, crt) == 0;
+	GENERAL_NAMES_free(gens);
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* True when a and b carry the same extensions in the same order, with
+ * the same criticality and bytes. */
+static bool
+t_exts_equal(X509 *a, X509 *b)
+{
+	X509_EXTENSION *ea, *eb;
+	int i, n = X509_get_ext_count(a);
+
+	if (n != X509_get_ext_count(b) || n == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		ea = X509_get_ext(a, i);
+		eb = X509_get_ext(b, i);
+		if (OBJ_cmp(X509_EXTENSION_get_object(ea),
+		    X509_EXTENSION_get_object(eb)) != 0 ||
+		    X509_EXTENSION_get_critical(ea) !=
+		    X509_EXTENSION_get_critical(eb) ||
+		    ASN1_STRING_cmp(X509_EXTENSION_get_data(ea),
+		    X509_EXTENSION_get_data(eb)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Leaves from prebuilt extensions and the cached issuer carry, for every
+ * subject key class and profile, the extensions (order, criticality,
+ * bytes) and SubjectPublicKeyInfo the per-certificate path wrote.
+ */
+static void
+test_issue_ext_bytes(void)
+{
+	static const enum ca_key_alg algs[] = {
+		CA_KEY_ECDSA_P256, CA_KEY_ECDSA_P384, CA_KEY_RSA2048,
+		CA_KEY_ED25519,
+	};
+	static const char *const sans[] = { "ext.example.com" };
+	struct common_error err = { 0 };
+	json_t *root, *rec = NULL;
+	EVP_PKEY *k;
+	X509 *rx = NULL, *x, *old;
+	unsigned char *a, *b;
+	int alen, blen, p;
+	size_t i;
+
+	root = t_ca("Ext Root", "root", NULL, "CN=Ext Root", CA_KEY_ECDSA_P256,
+	    30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		return;
+	rx = t_ver_cert(t_id(root), 0);
+	rec = ca_get(ctx, NULL, t_id(root), &err);
+	CHECK(rx != NULL && rec != NULL);
+	for (i = 0; rx != NULL && rec != NULL &&
+	    i < sizeof(algs) / sizeof(algs[0]); i++) {
+		k = ca_key_generate(algs[i]);
+		CHECK(k != NULL);
+		for (p = 0; k != NULL && p < CA_PROFILE__MAX; p++) {
+			x = t_issue(t_id(root), k, "CN=ext", sans, 1,
+			    (enum ca_profile)p, 1, &err);
+			old = t_old_exts(k, algs[i], (enum ca_profile)p, sans,
+			    rx, rec);
+			CHECK(x != NULL && old != NULL && t_exts_equal(x, old));
+			a = x != NULL ? t_spki_der(x, &alen) : NULL;
+			b = old != NULL ? t_spki_der(old, &blen) : NULL;
+			CHECK(a != NULL && b != NULL && alen == blen &&
+			    memcmp(a, b, (size_t)alen) == 0);
+			free(a);
+			free(b);
+			X509_free(x);
+			X509_free(old);
+		}
+		EVP_PKEY_free(k);
+	}
+	X509_free(rx);
+	json_decref(rec);
+	json_decref(root);
+}
+
+/* Number of certificates in PEM text. */
+static int
+t_pem_count(const char *pem)
+{
+	STACK_OF(X509) *sk;
+	int n;
+
+	if (pem == NULL || (sk = common_x509s_from_pem(pem, strlen(pem),
+	    CA_CHAIN_MAX)) == NULL)
+		return -1;
+	n = sk_X509_num(sk);
+	sk_X509_pop_free(sk, X509_free);
+	return n;
+}
+
+/* True when x was signed by the key of version n of CA id. */
+static bool
+t_signed_by(X509 *x, const char *id, unsigned n)
+{
+	X509 *ca = t_ver_cert(id, n);
+	bool ok;
+
+	ok = x != NULL && ca != NULL &&
+	    X509_verify(x, X509_get0_pubkey(ca)) == 1;
+	ERR_clear_error();
+	X509_free(ca);
+	return ok;
+}
+
+/*
+ * The issuer and bundle caches never serve a stale CA: after a renewal
+ * with a new key (of the CA, then of its parent), a disable and enable,
+ * and a renewal that issued in its own transaction and was rolled back,
+ * each issuance and bundle reflects the committed records.
+ */
+static void
+test_issuer_cache_stale(void)
+{
+	static const char *const sans[] = { "cache.example.com" };
+	struct common_error err = { 0 };
+	struct ca_renew_req rr;
+	struct ca_issue_req req;
+	struct store_txn *txn;
+	json_t *root, *sub = NULL, *r;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	char *b1 = NULL, *b2 = NULL, *b3 = NULL;
+	X509 *x, *rv2;
+	char want[T_PATH_MAX];
+
+	root = t_ca("Cache Root", "root", NULL, "CN=Cache Root",
+	    CA_KEY_ECDSA_P256, 30, -1, NULL, &err);
+	CHECK(root != NULL);
+	if (root != NULL)
+		sub = t_ca("Cache Sub", "subordinate", t_id(root),
+		    "CN=Cache Sub", CA_KEY_ECDSA_P256, 20, -1, NULL, &err);
+	CHECK(sub != NULL && k != NULL);
+	if (sub == NULL || k == NULL)
+		goto out;
+	/* filled, then served from the caches */
+	x = t_issue(t_id(sub), k, "CN=c1", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 1) &&
+	    t_issued_ca_version(x) == 1);
+	X509_free(x);
+	x = t_issue(t_id(sub), k, "CN=c2", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 1));
+	X509_free(x);
+	b1 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	CHECK(t_pem_count(b1) == 2);
+	free(ca_bundle_pem(ctx, NULL, t_id(sub), &err));
+	CHECK(ca_exists(ctx, NULL, t_id(sub)));
+	CHECK(!ca_exists(ctx, NULL, "ca-ffffffffffffffff"));
+	CHECK(!ca_exists(ctx, NULL, "../etc"));
+
+	/* renewal of the CA with a new key */
+	r = t_renew(t_id(sub), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	x = t_issue(t_id(sub), k, "CN=c3", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 2) &&
+	    !t_signed_by(x, t_id(sub), 1) && t_issued_ca_version(x) == 2);
+	X509_free(x);
+	b2 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	CHECK(t_pem_count(b2) == 3 && b1 != NULL && b2 != NULL &&
+	    strcmp(b1, b2) != 0);
+
+	/* renewal of the parent: the child's bundle gains its new version */
+	r = t_renew(t_id(root), true, 0, NULL, &err);
+	CHECK(r != NULL);
+	json_decref(r);
+	b3 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	rv2 = t_ver_cert(t_id(root), 2);
+	CHECK(t_pem_count(b3) == 4 && rv2 != NULL);
+	X509_free(rv2);
+
+	/* disabled, then enabled again */
+	CHECK(t_set_state(t_id(sub), "disabled", &err) == 0);
+	snprintf(want, sizeof(want), "CA %s is disabled", t_id(sub));
+	common_error_clear(&err);
+	x = t_issue(t_id(sub), k, "CN=c4", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x == NULL && err.code == COMMON_E_CONFLICT);
+	CHECK_STR(err.msg, want);
+	X509_free(x);
+	CHECK(ca_exists(ctx, NULL, t_id(sub)));
+	CHECK(t_set_state(t_id(sub), "active", &err) == 0);
+	x = t_issue(t_id(sub), k, "CN=c5", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 2));
+	X509_free(x);
+
+	/* a renewal that issues in its own transaction and aborts: the
+	 * transaction sees its new key, later ones the committed one */
+	memset(&rr, 0, sizeof(rr));
+	rr.new_key = true;
+	memset(&req, 0, sizeof(req));
+	req.pubkey = k;
+	req.subject = "CN=c7";
+	req.sans = sans;
+	req.nsans = 1;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 1;
+	req.origin = "mgmt";
+	txn = store_txn_begin(st);
+	r = ca_renew(ctx, txn, t_id(sub), &rr, &err);
+	CHECK(r != NULL && json_integer_value(json_object_get(r,
+	    "current_version")) == 3);
+	json_decref(r);
+	x = t_reread(ca_issue(ctx, txn, t_id(sub), &req, &err));
+	CHECK(x != NULL);
+	/* twice: the second would come from the cache if the first had
+	 * filled it */
+	X509_free(t_reread(ca_issue(ctx, txn, t_id(sub), &req, &err)));
+	free(ca_bundle_pem(ctx, txn, t_id(sub), &err));
+	store_txn_abort(txn);
+	CHECK(x != NULL && !t_signed_by(x, t_id(sub), 2));
+	X509_free(x);
+	x = t_issue(t_id(sub), k, "CN=c8", sans, 1, CA_PROFILE_TLS_SERVER, 1,
+	    &err);
+	CHECK(x != NULL && t_signed_by(x, t_id(sub), 2) &&
+	    t_issued_ca_version(x) == 2);
+	X509_free(x);
+	free(b1);
+	b1 = ca_bundle_pem(ctx, NULL, t_id(sub), &err);
+	CHECK(b1 != NULL && b3 != NULL && strcmp(b1, b3) == 0);
+out:
+	free(b1);
+	free(b2);
+	free(b3);
+	EVP_PKEY_free(k);
+	json_decref(root);
+	json_decref(sub);
+}
+
+/* DER of x's SubjectPublicKeyInfo, to free(); NULL on failure. */
+static unsigned char *
+t_spki_der(X509 *x, int *len)
+{
+	unsigned char *der = NULL, *p;
+
+	*len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), NULL);
+	if (*len <= 0 || (der = malloc((size_t)*len)) == NULL)
+		return NULL;
+	p = der;
+	if (i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &p) != *len) {
+		free(der);
+		return NULL;
+	}
+	return der;
+}
+
+/* True when a and b both carry extension nid with the same bytes. */
+static bool
+t_ext_same(X509 *a, X509 *b, int nid)
+{
+	const ASN1_OCTET_STRING *da, *db;
+	X509_EXTENSION *ea, *eb;
+
+	ea = X509_get_ext(a, X509_get_ext_by_NID(a, nid, -1));
+	eb = X509_get_ext(b, X509_get_ext_by_NID(b, nid, -1));
+	if (ea == NULL || eb == NULL)
+		return false;
+	da = X509_EXTENSION_get_data(ea);
+	db = X509_EXTENSION_get_data(eb);
+	return X509_EXTENSION_get_critical(ea) ==
+	    X509_EXTENSION_get_critical(eb) &&
+	    ASN1_STRING_cmp(da, db) == 0;
+}
+
+/* The key of an SPKI DER as a CSR carries it (decoded, not generated). */
+static EVP_PKEY *
+t_key_from_spki(EVP_PKEY *key, int form)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *out = NULL;
+	int len;
+
+	if (form != 0 && EVP_PKEY_set_utf8_string_param(key,
+	    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	    OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED) != 1)
+		return NULL;
+	if ((len = i2d_PUBKEY(key, &der)) <= 0)
+		return NULL;
+	p = der;
+	out = d2i_PUBKEY(NULL, &p, len);
+	OPENSSL_free(der);
+	return out;
+}
+
+/*
+ * ca_cert_set_spki writes the SubjectPublicKeyInfo X509_set_pubkey
+ * writes, byte for byte, for every leaf key class, generated or decoded
+ * (as from a CSR), and falls back for a compressed EC point; and the SKI
+ * ca_issue derives from it is the one of the old path.
+ */
+static void
+test_spki_direct(void)
+{
+	static const enum ca_key_alg algs[] = {
+		CA_KEY_ECDSA_P256, CA_KEY_ECDSA_P384, CA_KEY_RSA2048,
+		CA_KEY_RSA3072, CA_KEY_ED25519,
+	};
+	unsigned char *a, *b;
+	int alen, blen, form;
+	size_t i;
+	EVP_PKEY *gen, *k;
+	X509 *xa, *xb;
+
+	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		gen = ca_key_generate(algs[i]);
+		CHECK(gen != NULL);
+		if (gen == NULL)
+			continue;
+		for (form = 0; form < 3; form++) {
+			/* 0: generated; 1: decoded; 2: compressed EC point */
+			if (form == 2 && algs[i] != CA_KEY_ECDSA_P256 &&
+			    algs[i] != CA_KEY_ECDSA_P384)
+				break;
+			k = form == 0 ? gen : t_key_from_spki(gen, form - 1);
+			CHECK(k != NULL);
+			if (k == NULL)
+				continue;
+			xa = X509_new();
+			xb = X509_new();
+			CHECK(xa != NULL && xb != NULL);
+			CHECK(X509_set_pubkey(xa, k) == 1);
+			CHECK(ca_cert_set_spki(xb, k, algs[i]) == 0);
+			a = t_spki_der(xa, &alen);
+			b = t_spki_der(xb, &blen);
+			CHECK(a != NULL && b != NULL && alen == blen &&
+			    memcmp(a, b, (size_t)alen) == 0);
+			/* the direct path leaves no key behind, the
+			 * fallback keeps OpenSSL's */
+			CHECK((X509_get0_pubkey(xb) == NULL) == (form != 2));
+			CHECK(ca_cert_add_key_ids(xa, NULL) == 0 &&
+			    ca_cert_add_key_ids(xb, NULL) == 0);
+			CHECK(t_ext_same(xa, xb, NID_subject_key_identifier));
+			free(a);
+			free(b);
+			X509_free(xa);
+			X509_free(xb);
+			if (k != gen)
+				EVP_PKEY_free(k);
+		}
+		EVP_PKEY_free(gen);
+	}
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_enum_names),
 	TEST(test_subject),
@@ -3488,6 +3905,9 @@ const struct test_case test_cases[] = {
 	TEST(test_delete),
 	TEST(test_migrate_old_record),
 	TEST(test_trust_bundle),
+	TEST(test_spki_direct),
+	TEST(test_issuer_cache_stale),
+	TEST(test_issue_ext_bytes),
 	TEST(test_teardown),
 	{ 0 },
 };
