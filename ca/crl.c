@@ -2,6 +2,11 @@
  * ca/crl.c — revocation in the serial registry and CRL publication
  * (RFC 5280 section 5: v2 CRLs with CRL number, AKI and reason codes),
  * one CRL per CA key that still answers for certificates.
+ *
+ * A publication streams the CA's entries from the store's revocation
+ * index (store_revoked_walk: no `issued` record is read or held) into
+ * the CRL of each due key at once, with one encoded reason extension
+ * per reason code, and encodes each CRL once (crl_sign_der).
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +21,7 @@
 #define SERIAL_HEX_MAX		40	/* RFC 5280: at most 20 octets */
 #define CRL_NEXT_UPDATE_MAX	(366L * 86400)	/* a year and a day */
 #define CRL_LABELS_MAX		96
+#define CRL_REASON_CODES	11	/* RFC 5280 CRLReason values 0..10 */
 
 /*
  * Canonical form of a serial given in hex (either case, leading zeros
@@ -119,50 +125,6 @@ out:
 	return rc;
 }
 
-/* One CRL entry from an `issued` record; NULL on a malformed record. */
-static X509_REVOKED *
-crl_entry(const json_t *rec)
-{
-	const char *serial = json_string_value(json_object_get(rec, "serial"));
-	const char *reason = json_string_value(json_object_get(rec, "reason"));
-	const json_t *at = json_object_get(rec, "revoked_at");
-	X509_REVOKED *r = NULL, *result = NULL;
-	BIGNUM *bn = NULL;
-	ASN1_INTEGER *ai = NULL;
-	ASN1_TIME *t = NULL;
-	ASN1_ENUMERATED *code = NULL;
-	enum ca_reason why = CA_REASON_UNSPECIFIED;
-
-	if (serial == NULL || !json_is_integer(at) ||
-	    BN_hex2bn(&bn, serial) != (int)strlen(serial))
-		goto out;
-	if (reason != NULL && ca_reason_parse(reason, &why) == -1)
-		why = CA_REASON_UNSPECIFIED;
-	if ((r = X509_REVOKED_new()) == NULL ||
-	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
-	    X509_REVOKED_set_serialNumber(r, ai) != 1 ||
-	    (t = ASN1_TIME_set(NULL, (time_t)json_integer_value(at))) == NULL ||
-	    X509_REVOKED_set_revocationDate(r, t) != 1)
-		goto out;
-	/* RFC 5280 5.3.1: absent rather than unspecified. */
-	if (why != CA_REASON_UNSPECIFIED) {
-		if ((code = ASN1_ENUMERATED_new()) == NULL ||
-		    ASN1_ENUMERATED_set(code, (long)why) != 1 ||
-		    X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, code, 0,
-		    0) != 1)
-			goto out;
-	}
-	result = r;	/* steal */
-	r = NULL;
-out:
-	X509_REVOKED_free(r);
-	BN_free(bn);
-	ASN1_INTEGER_free(ai);
-	ASN1_TIME_free(t);
-	ASN1_ENUMERATED_free(code);
-	return result;
-}
-
 /* AKI keyid of the CA (its SKI, else the SHA-1 of its key) on crl. */
 static int
 crl_add_aki(X509_CRL *crl, X509 *cacert)
@@ -193,70 +155,64 @@ out:
 }
 
 /*
- * Builds and signs the CRL of cacert: every revoked record whose
- * certificate has not expired at now, sorted by serial. Returns its DER
- * (to free()) or NULL.
+ * Signs crl with key and returns its DER (to free()) in *der, encoding
+ * the TBSCertList once: X509_CRL_sign followed by i2d_X509_CRL encodes
+ * it twice, which for a CRL of 100,000 entries costs as much as
+ * building them. The signature algorithm must already be set in crl
+ * (crl_draft_start signs it once while it is empty): the TBS is encoded,
+ * signed with EVP_DigestSign as X509_CRL_sign would, and wrapped as
+ * SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }. 0 or -1.
  */
-static unsigned char *
-crl_build(X509 *cacert, EVP_PKEY *key, const json_t *revoked,
-    long long number, time_t now, long next_update, size_t *derlen)
+static int
+crl_sign_der(X509_CRL *crl, EVP_PKEY *key, const EVP_MD *md,
+    unsigned char **der, size_t *derlen)
 {
-	X509_CRL *crl = NULL;
-	X509_REVOKED *r;
-	ASN1_TIME *last = NULL, *next = NULL;
-	ASN1_INTEGER *num = NULL;
-	const json_t *rec, *na;
-	const EVP_MD *md;
-	unsigned char *der = NULL, *result = NULL;
-	size_t i;
-	int len;
+	const ASN1_BIT_STRING *oldsig;
+	const X509_ALGOR *alg;
+	EVP_MD_CTX *mctx = NULL;
+	unsigned char *tbs = NULL, *algder = NULL, *sig = NULL, *buf = NULL;
+	unsigned char *p;
+	size_t siglen = 0;
+	int tbslen, alglen, bitlen, seqlen, rc = -1;
 
-	if ((crl = X509_CRL_new()) == NULL ||
-	    X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
-	    X509_CRL_set_issuer_name(crl, X509_get_subject_name(cacert)) != 1 ||
-	    (last = ASN1_TIME_set(NULL, now)) == NULL ||
-	    (next = ASN1_TIME_set(NULL, now + next_update)) == NULL ||
-	    X509_CRL_set1_lastUpdate(crl, last) != 1 ||
-	    X509_CRL_set1_nextUpdate(crl, next) != 1)
+	X509_CRL_get0_signature(crl, &oldsig, &alg);
+	if ((tbslen = i2d_re_X509_CRL_tbs(crl, &tbs)) <= 0 ||
+	    (alglen = i2d_X509_ALGOR(alg, &algder)) <= 0)
 		goto out;
-	json_array_foreach(revoked, i, rec) {
-		na = json_object_get(rec, "not_after");
-		if (!json_is_integer(na) || json_integer_value(na) <= now)
-			continue;	/* expired: RFC 5280 lets it drop off */
-		if ((r = crl_entry(rec)) == NULL) {
-			log_err("crl: skipping malformed issued record %s",
-			    json_string_value(json_object_get(rec, "serial")));
-			continue;
-		}
-		if (X509_CRL_add0_revoked(crl, r) != 1) {
-			X509_REVOKED_free(r);
-			goto out;
-		}
-	}
-	if (X509_CRL_sort(crl) != 1)
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(mctx, NULL, md, NULL, key) != 1 ||
+	    EVP_DigestSign(mctx, NULL, &siglen, tbs, (size_t)tbslen) != 1 ||
+	    siglen > INT_MAX - 1 || (sig = malloc(siglen)) == NULL ||
+	    EVP_DigestSign(mctx, sig, &siglen, tbs, (size_t)tbslen) != 1)
 		goto out;
-	if ((num = ASN1_INTEGER_new()) == NULL ||
-	    ASN1_INTEGER_set_int64(num, number) != 1 ||
-	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1 ||
-	    crl_add_aki(crl, cacert) == -1)
+	/* The BIT STRING's content: no unused bits, then the signature. */
+	bitlen = ASN1_object_size(0, (int)siglen + 1, V_ASN1_BIT_STRING);
+	if (bitlen <= 0 || tbslen > INT_MAX - alglen - bitlen ||
+	    (seqlen = ASN1_object_size(1, tbslen + alglen + bitlen,
+	    V_ASN1_SEQUENCE)) <= 0 || (buf = malloc((size_t)seqlen)) == NULL)
 		goto out;
-	if ((md = ca_sign_md(key)) == NULL || X509_CRL_sign(crl, key, md) <= 0)
-		goto out;
-	if ((len = i2d_X509_CRL(crl, &der)) <= 0)
-		goto out;
-	if ((result = malloc((size_t)len)) == NULL)
-		goto out;
-	memcpy(result, der, (size_t)len);
-	*derlen = (size_t)len;
+	p = buf;
+	ASN1_put_object(&p, 1, tbslen + alglen + bitlen, V_ASN1_SEQUENCE,
+	    V_ASN1_UNIVERSAL);
+	memcpy(p, tbs, (size_t)tbslen);
+	p += tbslen;
+	memcpy(p, algder, (size_t)alglen);
+	p += alglen;
+	ASN1_put_object(&p, 0, (int)siglen + 1, V_ASN1_BIT_STRING,
+	    V_ASN1_UNIVERSAL);
+	*p++ = 0;
+	memcpy(p, sig, siglen);
+	*der = buf;	/* steal */
+	*derlen = (size_t)seqlen;
+	buf = NULL;
+	rc = 0;
 out:
-	if (result == NULL)
-		log_err("crl: build: %s", common_ssl_error());
-	OPENSSL_free(der);
-	ASN1_TIME_free(last);
-	ASN1_TIME_free(next);
-	ASN1_INTEGER_free(num);
-	X509_CRL_free(crl);
-	return result;
+	EVP_MD_CTX_free(mctx);
+	OPENSSL_free(tbs);
+	OPENSSL_free(algder);
+	free(sig);
+	free(buf);
+	return rc;
 }
 
 /* One CRL of a publication: the one of a key of the CA. */
@@ -288,16 +244,6 @@ crl_job_reset(struct crl_job *job)
 		free(job->outs[i].der);
 	memset(job->outs, 0, sizeof(job->outs));
 	job->nouts = 0;
-}
-
-/* The CA version number of an `issued` record (absent: version 1). */
-static unsigned
-crl_ca_version(const json_t *issued)
-{
-	json_int_t v = json_integer_value(json_object_get(issued,
-	    "ca_version"));
-
-	return v > 0 && v <= (json_int_t)UINT32_MAX ? (unsigned)v : 1;
 }
 
 /*
@@ -359,85 +305,270 @@ crl_gen_signer(const json_t *rec, unsigned gen)
 	return best;
 }
 
+/* One CRL being built: a key generation's, with its signer. */
+struct crl_draft {
+	unsigned	 gen;
+	char		 stem[CA_FILE_NAME_MAX];	/* its file name stem */
+	X509_CRL	*crl;
+	X509		*cert;		/* the generation's newest version */
+	EVP_PKEY	*key;
+	const EVP_MD	*md;
+};
+
 /*
- * Builds the CRL of key generation gen into out: the revoked records
- * whose signing CA version belongs to it, signed by the generation's key
- * with its newest certificate as issuer.
+ * What the walk of the revocation index fills: every draft of the
+ * publication at once (one walk for all key generations), with scratch
+ * objects reused from entry to entry and the reason extensions encoded
+ * once per reason code.
+ */
+struct crl_fill {
+	const json_t	*rec;		/* the CA record */
+	const char	*ca_id;
+	time_t		 now;
+	unsigned	 cur;		/* the current key generation */
+	struct crl_draft *drafts;
+	size_t		 ndrafts;
+	unsigned	 versions[CA_VERSIONS_MAX];	/* version -> key */
+	unsigned	 version_gens[CA_VERSIONS_MAX];	/* generation memo */
+	size_t		 nversions;
+	X509_EXTENSION	*reasons[CRL_REASON_CODES];	/* NULL until used */
+	BIGNUM		*bn;
+	ASN1_INTEGER	*serial;
+	ASN1_TIME	*when;
+};
+
+static void
+crl_draft_free(struct crl_draft *d)
+{
+	X509_CRL_free(d->crl);
+	X509_free(d->cert);
+	EVP_PKEY_free(d->key);
+	memset(d, 0, sizeof(*d));
+}
+
+static void
+crl_fill_free(struct crl_fill *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->ndrafts; i++)
+		crl_draft_free(&f->drafts[i]);
+	for (i = 0; i < CRL_REASON_CODES; i++)
+		X509_EXTENSION_free(f->reasons[i]);
+	BN_free(f->bn);
+	ASN1_INTEGER_free(f->serial);
+	ASN1_TIME_free(f->when);
+}
+
+/* Fails job after OpenSSL could not build its CRL (the reason logged). */
+static void
+crl_build_failed(struct crl_job *job)
+{
+	log_err("crl: build: %s", common_ssl_error());
+	common_error_set(&job->err, COMMON_E_INTERNAL, "cannot build the CRL "
+	    "of CA %s", job->ca_id);
+}
+
+/*
+ * Starts the CRL of key generation gen in d: its signer (the newest
+ * version of the generation and its key, which must match), and the
+ * CRL's header. The empty CRL is signed once so that it carries the
+ * signature algorithm crl_sign_der needs. 0 or -1 (job->err set).
  */
 static int
-crl_build_gen(struct crl_job *job, const json_t *rec, const json_t *revoked,
-    unsigned gen, long long number, time_t now, struct crl_out *out)
+crl_draft_start(struct crl_job *job, const json_t *rec, unsigned gen,
+    time_t now, struct crl_draft *d)
 {
-	const json_t *signer, *r;
-	json_t *mine = NULL;
-	X509 *cert = NULL;
-	EVP_PKEY *key = NULL;
-	unsigned cur, rgen;
-	size_t i;
+	const json_t *signer;
+	ASN1_TIME *last = NULL, *next = NULL;
 	int rc = -1;
 
-	out->gen = gen;
-	out->number = number;
+	d->gen = gen;
 	if ((signer = crl_gen_signer(rec, gen)) == NULL ||
-	    (cert = ca_record_cert(signer)) == NULL ||
-	    ca_crl_stem(rec, gen, out->stem, sizeof(out->stem)) == -1) {
+	    (d->cert = ca_record_cert(signer)) == NULL ||
+	    ca_crl_stem(rec, gen, d->stem, sizeof(d->stem)) == -1) {
 		log_err("ca %s: version %u has no readable certificate",
 		    job->ca_id, gen);
 		common_error_set(&job->err, COMMON_E_INTERNAL, "CA %s has a "
 		    "broken certificate version", job->ca_id);
 		goto out;
 	}
-	if ((key = ca_ctx_key_load(job->ctx, job->ca_id,
+	if ((d->key = ca_ctx_key_load(job->ctx, job->ca_id,
 	    json_object_get(signer, "key"), &job->err)) == NULL)
 		goto out;
-	if (EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+	if (EVP_PKEY_eq(X509_get0_pubkey(d->cert), d->key) != 1) {
 		log_err("ca %s: key of version %u does not match its "
 		    "certificate", job->ca_id, gen);
 		common_error_set(&job->err, COMMON_E_INTERNAL, "the key of CA "
 		    "%s does not match its certificate", job->ca_id);
 		goto out;
 	}
-	if ((mine = json_array()) == NULL)
-		goto internal;
-	cur = ca_record_key_gen(rec, (unsigned)json_integer_value(
-	    json_object_get(rec, "current_version")));
-	json_array_foreach(revoked, i, r) {
-		/* A serial naming no known version still gets listed: in
-		 * the current key's CRL rather than in none. */
-		if ((rgen = ca_record_key_gen(rec, crl_ca_version(r))) == 0)
-			rgen = cur;
-		if (rgen == gen && json_array_append(mine, (json_t *)r) == -1)
-			goto internal;
+	if ((d->md = ca_sign_md(d->key)) == NULL ||
+	    (d->crl = X509_CRL_new()) == NULL ||
+	    X509_CRL_set_version(d->crl, X509_CRL_VERSION_2) != 1 ||
+	    X509_CRL_set_issuer_name(d->crl,
+	    X509_get_subject_name(d->cert)) != 1 ||
+	    (last = ASN1_TIME_set(NULL, now)) == NULL ||
+	    (next = ASN1_TIME_set(NULL, now + job->next_update)) == NULL ||
+	    X509_CRL_set1_lastUpdate(d->crl, last) != 1 ||
+	    X509_CRL_set1_nextUpdate(d->crl, next) != 1 ||
+	    X509_CRL_sign(d->crl, d->key, d->md) <= 0) {
+		crl_build_failed(job);
+		goto out;
 	}
-	if ((out->der = crl_build(cert, key, mine, number, now,
-	    job->next_update, &out->derlen)) == NULL)
-		goto internal;
 	rc = 0;
-	goto out;
-internal:
-	common_error_set(&job->err, COMMON_E_INTERNAL, "cannot build the CRL "
-	    "of CA %s", job->ca_id);
 out:
-	ERR_clear_error();
-	json_decref(mine);
-	X509_free(cert);
-	EVP_PKEY_free(key);
+	ASN1_TIME_free(last);
+	ASN1_TIME_free(next);
+	return rc;
+}
+
+/* The crlReason extension of code (not unspecified), encoded once per
+ * publication and kept in f; NULL on failure. */
+static X509_EXTENSION *
+crl_reason_ext(struct crl_fill *f, enum ca_reason code)
+{
+	ASN1_ENUMERATED *e = NULL;
+
+	if ((unsigned)code >= CRL_REASON_CODES)
+		return NULL;
+	if (f->reasons[code] == NULL) {
+		if ((e = ASN1_ENUMERATED_new()) != NULL &&
+		    ASN1_ENUMERATED_set(e, (long)code) == 1)
+			f->reasons[code] = X509V3_EXT_i2d(NID_crl_reason, 0,
+			    e);
+		ASN1_ENUMERATED_free(e);
+	}
+	return f->reasons[code];
+}
+
+/* The draft of the key generation of CA version v (a version naming no
+ * known key counts as the current key's), NULL when that generation's
+ * CRL is not due. */
+static struct crl_draft *
+crl_fill_draft(struct crl_fill *f, unsigned v)
+{
+	unsigned gen = 0;
+	size_t i;
+
+	for (i = 0; i < f->nversions && f->versions[i] != v; i++)
+		;
+	if (i < f->nversions) {
+		gen = f->version_gens[i];
+	} else {
+		gen = ca_record_key_gen(f->rec, v);
+		if (f->nversions < CA_VERSIONS_MAX) {
+			f->versions[f->nversions] = v;
+			f->version_gens[f->nversions++] = gen;
+		}
+	}
+	/* A serial naming no known version still gets listed: in the
+	 * current key's CRL rather than in none. */
+	if (gen == 0)
+		gen = f->cur;
+	for (i = 0; i < f->ndrafts; i++)
+		if (f->drafts[i].gen == gen)
+			return &f->drafts[i];
+	return NULL;
+}
+
+/*
+ * store_revoked_walk callback: adds entry e to the CRL of its key
+ * generation, unless its certificate has expired at f->now (RFC 5280
+ * lets it drop off). A malformed entry is logged and skipped. 0, or -1
+ * when OpenSSL fails (allocation).
+ */
+static int
+crl_fill_entry(const struct store_revoked *e, void *arg)
+{
+	struct crl_fill *f = arg;
+	struct crl_draft *d;
+	X509_EXTENSION *ext;
+	enum ca_reason why = CA_REASON_UNSPECIFIED;
+	X509_REVOKED *r = NULL;
+	int rc = -1;
+
+	if (!e->has_not_after || e->not_after <= f->now)
+		return 0;
+	if ((d = crl_fill_draft(f, e->ca_version != 0 ? e->ca_version :
+	    1)) == NULL)
+		return 0;
+	if (!e->has_revoked_at ||
+	    BN_hex2bn(&f->bn, e->serial) != (int)strlen(e->serial)) {
+		log_err("crl: skipping malformed issued record %s",
+		    e->serial);
+		return 0;
+	}
+	if (e->reason[0] != '\0' && ca_reason_parse(e->reason, &why) == -1)
+		why = CA_REASON_UNSPECIFIED;
+	if ((r = X509_REVOKED_new()) == NULL ||
+	    (f->serial = BN_to_ASN1_INTEGER(f->bn, f->serial)) == NULL ||
+	    X509_REVOKED_set_serialNumber(r, f->serial) != 1 ||
+	    (f->when = ASN1_TIME_set(f->when, (time_t)e->revoked_at)) ==
+	    NULL || X509_REVOKED_set_revocationDate(r, f->when) != 1)
+		goto out;
+	/* RFC 5280 5.3.1: absent rather than unspecified. */
+	if (why != CA_REASON_UNSPECIFIED &&
+	    ((ext = crl_reason_ext(f, why)) == NULL ||
+	    X509_REVOKED_add_ext(r, ext, -1) != 1))
+		goto out;
+	if (X509_CRL_add0_revoked(d->crl, r) != 1)
+		goto out;
+	r = NULL;	/* the CRL owns it */
+	rc = 0;
+out:
+	if (rc == -1)
+		log_err("crl: entry %s: %s", e->serial, common_ssl_error());
+	X509_REVOKED_free(r);
+	return rc;
+}
+
+/*
+ * Finishes draft d into out: entries sorted by serial, CRL number and
+ * AKI, signature, DER. 0 or -1 (job->err set).
+ */
+static int
+crl_draft_finish(struct crl_job *job, struct crl_draft *d, long long number,
+    struct crl_out *out)
+{
+	ASN1_INTEGER *num = NULL;
+	int rc = -1;
+
+	out->gen = d->gen;
+	out->number = number;
+	memcpy(out->stem, d->stem, sizeof(out->stem));
+	if (X509_CRL_sort(d->crl) != 1 ||
+	    (num = ASN1_INTEGER_new()) == NULL ||
+	    ASN1_INTEGER_set_int64(num, number) != 1 ||
+	    X509_CRL_add1_ext_i2d(d->crl, NID_crl_number, num, 0, 0) != 1 ||
+	    crl_add_aki(d->crl, d->cert) == -1 ||
+	    crl_sign_der(d->crl, d->key, d->md, &out->der,
+	    &out->derlen) == -1) {
+		crl_build_failed(job);
+		goto out;
+	}
+	rc = 0;
+out:
+	ASN1_INTEGER_free(num);
 	return rc;
 }
 
 /*
  * Transaction body: reads the CA (active, disabled or scheduled for
  * deletion: a CA that no longer issues still answers for what it
- * issued), builds one CRL per key generation due, and bumps crl_number
- * once per CRL so every CRL of the CA has its own number (the current
- * key's the highest). Keeps nothing outside job between tries.
+ * issued), builds one CRL per key generation due from one walk of the
+ * CA's revocation index, and bumps crl_number once per CRL so every CRL
+ * of the CA has its own number (the current key's the highest). Keeps
+ * nothing outside job between tries.
  */
 static int
 crl_txn(struct store_txn *txn, void *arg)
 {
 	struct crl_job *job = arg;
+	struct crl_draft drafts[CA_VERSIONS_MAX];
+	struct crl_fill fill;
 	unsigned gens[CA_VERSIONS_MAX];
-	json_t *rec = NULL, *revoked = NULL;
+	json_t *rec = NULL;
 	const char *state;
 	time_t now = common_now();
 	long long number;
@@ -446,6 +577,8 @@ crl_txn(struct store_txn *txn, void *arg)
 
 	crl_job_reset(job);
 	common_error_clear(&job->err);
+	memset(drafts, 0, sizeof(drafts));
+	memset(&fill, 0, sizeof(fill));
 	if ((rec = ca_record_load(job->ctx, txn, job->ca_id)) == NULL) {
 		common_error_set(&job->err, COMMON_E_NOTFOUND, "CA %s not "
 		    "found", job->ca_id);
@@ -467,12 +600,22 @@ crl_txn(struct store_txn *txn, void *arg)
 		    "certificate", job->ca_id);
 		goto out;
 	}
-	if ((revoked = store_issued_by_ca_status(ca_ctx_store(job->ctx), txn,
-	    job->ca_id, "revoked")) == NULL)
+	fill.rec = rec;
+	fill.ca_id = job->ca_id;
+	fill.now = now;
+	fill.cur = ca_record_key_gen(rec, (unsigned)json_integer_value(
+	    json_object_get(rec, "current_version")));
+	fill.drafts = drafts;
+	for (i = 0; i < ngens; i++) {
+		if (crl_draft_start(job, rec, gens[i], now, &drafts[i]) == -1)
+			goto out;
+		fill.ndrafts = i + 1;
+	}
+	if (store_revoked_walk(txn, job->ca_id, crl_fill_entry, &fill) == -1)
 		goto internal;
 	number = json_integer_value(json_object_get(rec, "crl_number"));
 	for (i = 0; i < ngens; i++) {
-		if (crl_build_gen(job, rec, revoked, gens[i], ++number, now,
+		if (crl_draft_finish(job, &drafts[i], ++number,
 		    &job->outs[i]) == -1)
 			goto out;
 		job->nouts = i + 1;
@@ -487,8 +630,9 @@ internal:
 	common_error_set(&job->err, COMMON_E_INTERNAL, "cannot build the CRL "
 	    "of CA %s", job->ca_id);
 out:
+	ERR_clear_error();
+	crl_fill_free(&fill);
 	json_decref(rec);
-	json_decref(revoked);
 	return rc;
 }
 

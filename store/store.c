@@ -63,6 +63,26 @@
 #define STORE_META_BUILD_PREFIX	"index_build:"
 #define STORE_BUILD_BATCH	1000	/* records indexed per transaction
 					   when an index is built */
+/* Meta key prefix: STORE_META_FORMAT_PREFIX + an index file holds the
+ * key format of that file when it is not the first (see
+ * store_index_def.format). */
+#define STORE_META_FORMAT_PREFIX "index_format:"
+#define STORE_FORMAT_TEXT_MAX	12	/* decimal u32 and NUL */
+/* The schema version before the revocation index: opened and upgraded. */
+#define STORE_SCHEMA_PREVIOUS	"1"
+
+/* The `issued` status whose records the revocation index holds. */
+#define STORE_STATUS_REVOKED	"revoked"
+/* A revocation index key: ca_id, NUL, serial, NUL, then the fixed part
+ * (flags byte, big-endian revoked_at and not_after as two's complement
+ * i64, big-endian u32 ca_version), then the reason's bytes. */
+#define STORE_REVOKED_FIXED	(1 + 8 + 8 + 4)
+#define STORE_REVOKED_AT_OFF	1	/* offsets in the fixed part */
+#define STORE_REVOKED_NA_OFF	9
+#define STORE_REVOKED_VER_OFF	17
+#define STORE_REVOKED_HAS_AT	0x01u	/* flags: "revoked_at" is an integer */
+#define STORE_REVOKED_HAS_NA	0x02u	/* flags: "not_after" is an integer */
+#define STORE_REASON_MAX	64	/* longer reasons are indexed as "" */
 
 enum store_table {
 	STORE_T_META,
@@ -122,6 +142,7 @@ enum store_index {
 	STORE_I_ACME_AUTHZ_IDENT,
 	STORE_I_AUDIT_OBJECT,
 	STORE_I_ACME_ORDER_SERIAL,
+	STORE_I_ISSUED_REVOKED,
 	STORE_I__MAX
 };
 
@@ -133,6 +154,12 @@ enum store_ikind {
 				   integer is keyed UINT64_MAX: an order
 				   that lists every record, those last */
 	STORE_IK_PAIR,		/* field1 + "\0" + field2, both strings */
+	STORE_IK_PAIR_PK,	/* the same + "\0" + the primary key: one
+				   key per record, so records of equal
+				   fields do not share one B-tree entry */
+	STORE_IK_REVOKED,	/* records whose field2 is "revoked": the
+				   revocation index key (see
+				   STORE_REVOKED_FIXED), field1 first */
 	STORE_IK_IDENT,		/* field1 + "\0" + field2.type + ":" +
 				   field2.value (an ACME identifier) */
 };
@@ -145,51 +172,61 @@ struct store_index_def {
 	enum store_ikind	 kind;
 	const char		*field1;
 	const char		*field2;
+	unsigned		 format;	/* key format: 0 for the first;
+						   a later one is recorded in
+						   meta, and a file written in
+						   another is rebuilt at open */
 };
 
 static const struct store_index_def store_indexes[STORE_I__MAX] = {
 	[STORE_I_CERT_NAME] = { "certificate by name",
 	    "certificate-name.db", STORE_T_CERT, true, STORE_IK_STRING,
-	    "name", NULL },
+	    "name", NULL, 0 },
 	[STORE_I_CERT_CA] = { "certificate by ca_id",
 	    "certificate-ca.db", STORE_T_CERT, false, STORE_IK_STRING,
-	    "ca_id", NULL },
+	    "ca_id", NULL, 0 },
 	[STORE_I_CERT_ORIGIN] = { "certificate by origin",
 	    "certificate-origin.db", STORE_T_CERT, false, STORE_IK_STRING,
-	    "origin", NULL },
+	    "origin", NULL, 0 },
 	[STORE_I_CERT_NOT_AFTER] = { "certificate by not_after_epoch",
 	    "certificate-not-after.db", STORE_T_CERT, false,
-	    STORE_IK_U64_LAST, "not_after_epoch", NULL },
+	    STORE_IK_U64_LAST, "not_after_epoch", NULL, 0 },
 	[STORE_I_CERT_DUE] = { "certificate by due_at_epoch",
 	    "certificate-due.db", STORE_T_CERT, false, STORE_IK_U64,
-	    "due_at_epoch", NULL },
+	    "due_at_epoch", NULL, 0 },
 	[STORE_I_ISSUED_NOT_AFTER] = { "issued by not_after",
 	    "issued-not-after.db", STORE_T_ISSUED, false, STORE_IK_U64,
-	    "not_after", NULL },
+	    "not_after", NULL, 0 },
+	/* format 2: the serial ends the key (format 0 was ca_id + status
+	 * only, every record of a CA under one duplicate set) */
 	[STORE_I_ISSUED_CA_STATUS] = { "issued by ca_id+status",
-	    "issued-ca-status.db", STORE_T_ISSUED, false, STORE_IK_PAIR,
-	    "ca_id", "status" },
+	    "issued-ca-status.db", STORE_T_ISSUED, true, STORE_IK_PAIR_PK,
+	    "ca_id", "status", 2 },
 	[STORE_I_ASSOC_CERT] = { "association by certificate_id",
 	    "association-certificate.db", STORE_T_ASSOC, false,
-	    STORE_IK_STRING, "certificate_id", NULL },
+	    STORE_IK_STRING, "certificate_id", NULL, 0 },
 	[STORE_I_ASSOC_RESOURCE] = { "association by resource_id",
 	    "association-resource.db", STORE_T_ASSOC, false,
-	    STORE_IK_STRING, "resource_id", NULL },
+	    STORE_IK_STRING, "resource_id", NULL, 0 },
 	[STORE_I_ACME_ACCOUNT_THUMBPRINT] = { "acme_account by thumbprint",
 	    "acme-account-thumbprint.db", STORE_T_ACME_ACCOUNT, true,
-	    STORE_IK_STRING, "thumbprint", NULL },
+	    STORE_IK_STRING, "thumbprint", NULL, 0 },
 	[STORE_I_ACME_ORDER_ACCOUNT] = { "acme_order by account_id",
 	    "acme-order-account.db", STORE_T_ACME_ORDER, false,
-	    STORE_IK_STRING, "account_id", NULL },
+	    STORE_IK_STRING, "account_id", NULL, 0 },
 	[STORE_I_ACME_AUTHZ_IDENT] = { "acme_authz by account_id+identifier",
 	    "acme-authz-ident.db", STORE_T_ACME_AUTHZ, false,
-	    STORE_IK_IDENT, "account_id", "identifier" },
+	    STORE_IK_IDENT, "account_id", "identifier", 0 },
 	[STORE_I_AUDIT_OBJECT] = { "audit by object", "audit-object.db",
-	    STORE_T_AUDIT, false, STORE_IK_STRING, "object", NULL },
+	    STORE_T_AUDIT, false, STORE_IK_STRING, "object", NULL, 0 },
 	/* only orders that hold a certificate are indexed */
 	[STORE_I_ACME_ORDER_SERIAL] = { "acme_order by certificate_serial",
 	    "acme-order-serial.db", STORE_T_ACME_ORDER, false,
-	    STORE_IK_STRING, "certificate_serial", NULL },
+	    STORE_IK_STRING, "certificate_serial", NULL, 0 },
+	/* what a CRL needs of each revoked serial, without the record */
+	[STORE_I_ISSUED_REVOKED] = { "issued revoked by ca_id",
+	    "issued-revoked.db", STORE_T_ISSUED, true, STORE_IK_REVOKED,
+	    "ca_id", "status", 0 },
 };
 
 /* The certificate orders of store.h and the index behind each (the
@@ -206,6 +243,10 @@ struct store {
 	DB_ENV	*env;
 	DB	*db[STORE_T__MAX];	/* primaries */
 	DB	*idx[STORE_I__MAX];	/* secondaries */
+	DB	*revoked_plain;		/* the revocation index opened again,
+					   not associated: a cursor on it
+					   reads the entries (key, serial)
+					   without the primary records */
 	int	 lock_fd;		/* flock'd DIR/pkid.lock, -1 if none */
 	bool	 nosync;		/* STORE_F_NOSYNC: commits not fsync'd */
 	char	 dir[PATH_MAX];
@@ -373,6 +414,13 @@ store_be64(unsigned char *out, uint64_t v)
 		out[i] = (unsigned char)v;
 		v >>= 8;
 	}
+}
+
+static uint32_t
+store_get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
 }
 
 static uint64_t
@@ -567,48 +615,95 @@ store_ident_key(const json_t *acct, const json_t *ident, unsigned char **out,
 }
 
 /*
- * Builds the secondary key of index def from a primary record. Returns 0
- * with *out (malloc'd) and *outlen, 1 when the record has no value for
- * this index (not indexed), -1 when the record does not parse or on
- * ENOMEM.
+ * The revocation index key of an `issued` record (STORE_IK_REVOKED;
+ * ca, the record's "ca_id", is a non-empty string). Returns 0 with *out
+ * (malloc'd) and *outlen, 1 when the record is not revoked or its key
+ * cannot be indexed (a NUL in it), -1 on ENOMEM.
  */
 static int
-store_index_key(const struct store_index_def *def, const void *data,
-    size_t len, unsigned char **out, size_t *outlen)
+store_revoked_key(const json_t *rec, const json_t *ca, const void *pk,
+    size_t pklen, unsigned char **out, size_t *outlen)
 {
-	json_error_t jerr;
-	json_t *rec, *v1, *v2 = NULL;
+	const json_t *at = json_object_get(rec, "revoked_at");
+	const json_t *na = json_object_get(rec, "not_after");
+	const json_t *ver = json_object_get(rec, "ca_version");
+	const json_t *why = json_object_get(rec, "reason");
+	const char *status = json_string_value(json_object_get(rec, "status"));
+	size_t clen = json_string_length(ca), rlen = 0, off;
+	unsigned char *buf, flags = 0;
+	json_int_t v;
+
+	if (status == NULL || strcmp(status, STORE_STATUS_REVOKED) != 0 ||
+	    pklen == 0 || memchr(pk, '\0', pklen) != NULL)
+		return 1;
+	/* A reason too long to be a name is as good as none. */
+	if (json_is_string(why) && json_string_length(why) <= STORE_REASON_MAX &&
+	    memchr(json_string_value(why), '\0', json_string_length(why)) ==
+	    NULL)
+		rlen = json_string_length(why);
+	if ((buf = malloc(clen + 1 + pklen + 1 + STORE_REVOKED_FIXED +
+	    rlen)) == NULL)
+		return -1;
+	memcpy(buf, json_string_value(ca), clen);
+	buf[clen] = '\0';
+	memcpy(buf + clen + 1, pk, pklen);
+	off = clen + 1 + pklen;
+	buf[off++] = '\0';
+	if (json_is_integer(at))
+		flags |= STORE_REVOKED_HAS_AT;
+	if (json_is_integer(na))
+		flags |= STORE_REVOKED_HAS_NA;
+	buf[off] = flags;
+	store_be64(buf + off + STORE_REVOKED_AT_OFF,
+	    (uint64_t)json_integer_value(at));
+	store_be64(buf + off + STORE_REVOKED_NA_OFF,
+	    (uint64_t)json_integer_value(na));
+	v = json_integer_value(ver);
+	store_be32(buf + off + STORE_REVOKED_VER_OFF, json_is_integer(ver) &&
+	    v > 0 && v <= (json_int_t)UINT32_MAX ? (uint32_t)v : 0);
+	off += STORE_REVOKED_FIXED;
+	if (rlen > 0)
+		memcpy(buf + off, json_string_value(why), rlen);
+	*out = buf;
+	*outlen = off + rlen;
+	return 0;
+}
+
+/*
+ * Builds the secondary key of index def from the primary record rec
+ * (borrowed) stored under pk. Returns 0 with *out (malloc'd) and
+ * *outlen, 1 when the record has no value for this index (not indexed),
+ * -1 on ENOMEM.
+ */
+static int
+store_index_key_rec(const struct store_index_def *def, const void *pk,
+    size_t pklen, const json_t *rec, unsigned char **out, size_t *outlen)
+{
+	const json_t *v1, *v2 = NULL;
 	const char *s1, *s2;
-	size_t l1, l2;
+	size_t l1, l2, extra;
 	json_int_t t;
 	unsigned char *buf = NULL;
-	int rc = -1;
 
-	if ((rec = store_json_parse(data, len, &jerr)) == NULL)
-		goto out;
 	v1 = json_object_get(rec, def->field1);
 	if (def->field2 != NULL)
 		v2 = json_object_get(rec, def->field2);
 	switch (def->kind) {
 	case STORE_IK_STRING:
-		if (!json_is_string(v1) || json_string_length(v1) == 0) {
-			rc = 1;
-			goto out;
-		}
+		if (!json_is_string(v1) || json_string_length(v1) == 0)
+			return 1;
 		l1 = json_string_length(v1);
 		if ((buf = malloc(l1)) == NULL)
-			goto out;
+			return -1;
 		memcpy(buf, json_string_value(v1), l1);
 		*outlen = l1;
 		break;
 	case STORE_IK_U64:
 	case STORE_IK_U64_LAST:
-		if (!json_is_integer(v1) && def->kind == STORE_IK_U64) {
-			rc = 1;
-			goto out;
-		}
+		if (!json_is_integer(v1) && def->kind == STORE_IK_U64)
+			return 1;
 		if ((buf = malloc(8)) == NULL)
-			goto out;
+			return -1;
 		if (!json_is_integer(v1)) {
 			store_be64(buf, UINT64_MAX);
 		} else {
@@ -619,36 +714,121 @@ store_index_key(const struct store_index_def *def, const void *data,
 		*outlen = 8;
 		break;
 	case STORE_IK_PAIR:
+	case STORE_IK_PAIR_PK:
 		if (!json_is_string(v1) || !json_is_string(v2) ||
-		    json_string_length(v1) == 0) {
-			rc = 1;
-			goto out;
-		}
+		    json_string_length(v1) == 0)
+			return 1;
 		s1 = json_string_value(v1);
 		s2 = json_string_value(v2);
 		l1 = json_string_length(v1);
 		l2 = json_string_length(v2);
-		if ((buf = malloc(l1 + 1 + l2 + 1)) == NULL)
-			goto out;
+		extra = def->kind == STORE_IK_PAIR_PK ? 1 + pklen : 0;
+		if ((buf = malloc(l1 + 1 + l2 + 1 + extra)) == NULL)
+			return -1;
 		memcpy(buf, s1, l1);
 		buf[l1] = '\0';
 		memcpy(buf + l1 + 1, s2, l2);
-		*outlen = l1 + 1 + l2;
-		break;
-	case STORE_IK_IDENT:
-		if (store_ident_key(v1, v2, &buf, outlen) == 1) {
-			rc = 1;
-			goto out;
+		if (extra > 0) {
+			buf[l1 + 1 + l2] = '\0';
+			memcpy(buf + l1 + 1 + l2 + 1, pk, pklen);
 		}
+		*outlen = l1 + 1 + l2 + extra;
+		break;
+	case STORE_IK_REVOKED:
+		if (!json_is_string(v1) || json_string_length(v1) == 0)
+			return 1;
+		return store_revoked_key(rec, v1, pk, pklen, out, outlen);
+	case STORE_IK_IDENT:
+		if (store_ident_key(v1, v2, &buf, outlen) == 1)
+			return 1;
 		if (buf == NULL)
-			goto out;
+			return -1;
 		break;
 	}
-	*out = buf;	/* steal */
-	buf = NULL;
-	rc = 0;
-out:
-	free(buf);
+	*out = buf;
+	return 0;
+}
+
+/*
+ * The put or delete under way in this thread. BDB runs the index
+ * callbacks of a write in the writing thread, once per index for the new
+ * record and once per index for the record it replaces: the new one is
+ * the record the caller handed in (its text is what DB->put got), the
+ * old one is parsed by the first callback that meets it and kept for the
+ * others, so a write parses at most one record however many indexes its
+ * table has. Callbacks outside a write (index builds) parse.
+ */
+struct store_write_cache {
+	const void	*text;		/* the bytes handed to DB->put (NULL
+					   for a delete) */
+	size_t		 len;
+	const json_t	*rec;		/* ...the record they encode */
+	unsigned char	*old;		/* a copy of the replaced bytes */
+	size_t		 old_len;
+	json_t		*old_rec;	/* ...parsed */
+};
+
+static __thread struct store_write_cache *store_write_cur;
+
+/* Ends the write cache wc (installed as store_write_cur) and frees what
+ * it kept. */
+static void
+store_write_done(struct store_write_cache *wc)
+{
+	store_write_cur = NULL;
+	free(wc->old);
+	json_decref(wc->old_rec);
+}
+
+/*
+ * The parsed record of the primary bytes (data, len) an index callback
+ * got: from the write cache when it holds them, else parsed (and kept
+ * when a write is under way). A new reference, NULL (reason in jerr)
+ * when the bytes do not parse or on ENOMEM.
+ */
+static json_t *
+store_index_record(const void *data, size_t len, json_error_t *jerr)
+{
+	struct store_write_cache *wc = store_write_cur;
+	unsigned char *copy;
+	json_t *rec;
+
+	if (wc != NULL && wc->text == data && wc->len == len)
+		return json_incref((json_t *)(uintptr_t)wc->rec);
+	if (wc != NULL && wc->old_rec != NULL && wc->old_len == len &&
+	    memcmp(wc->old, data, len) == 0)
+		return json_incref(wc->old_rec);
+	if ((rec = store_json_parse(data, len, jerr)) == NULL || wc == NULL)
+		return rec;
+	if ((copy = malloc(len > 0 ? len : 1)) != NULL) {
+		memcpy(copy, data, len);
+		free(wc->old);
+		json_decref(wc->old_rec);
+		wc->old = copy;
+		wc->old_len = len;
+		wc->old_rec = json_incref(rec);
+	}
+	return rec;
+}
+
+/*
+ * Builds the secondary key of index def from the primary record (data,
+ * len) stored under pk. Returns 0 with *out (malloc'd) and *outlen, 1
+ * when the record has no value for this index (not indexed), -1 when the
+ * record does not parse or on ENOMEM.
+ */
+static int
+store_index_key(const struct store_index_def *def, const void *pk,
+    size_t pklen, const void *data, size_t len, unsigned char **out,
+    size_t *outlen)
+{
+	json_error_t jerr;
+	json_t *rec;
+	int rc;
+
+	if ((rec = store_index_record(data, len, &jerr)) == NULL)
+		return -1;
+	rc = store_index_key_rec(def, pk, pklen, rec, out, outlen);
 	json_decref(rec);
 	return rc;
 }
@@ -664,7 +844,8 @@ store_index_callback(DB *sdb, const DBT *pkey, const DBT *pdata, DBT *skey)
 	unsigned char *buf = NULL;
 	size_t len = 0;
 
-	switch (store_index_key(def, pdata->data, pdata->size, &buf, &len)) {
+	switch (store_index_key(def, pkey->data, pkey->size, pdata->data,
+	    pdata->size, &buf, &len)) {
 	case 0:
 		break;
 	case 1:
@@ -751,6 +932,7 @@ static int
 store_raw_del(struct store_txn *txn, enum store_table t, const void *key,
     size_t klen)
 {
+	struct store_write_cache wc = { .text = NULL };
 	DB *db = txn->st->db[t];
 	DBT k;
 	int rc;
@@ -760,13 +942,31 @@ store_raw_del(struct store_txn *txn, enum store_table t, const void *key,
 	memset(&k, 0, sizeof(k));
 	k.data = (void *)(uintptr_t)key;
 	k.size = (u_int32_t)klen;
+	store_write_cur = &wc;
 	rc = db->del(db, txn->tid, &k, 0);
+	store_write_done(&wc);
 	if (rc != 0 && rc != DB_NOTFOUND) {
 		store_txn_dberr(txn, rc, "del", store_tables[t].name, key,
 		    klen);
 		return -1;
 	}
 	return 0;
+}
+
+/* store_raw_put of text, the serialised rec: the index callbacks of
+ * this put read rec rather than parse text (store_write_cache). */
+static int
+store_text_put(struct store_txn *txn, enum store_table t, const void *key,
+    size_t klen, const char *text, const json_t *rec, u_int32_t flags)
+{
+	struct store_write_cache wc = { .text = text, .len = strlen(text),
+	    .rec = rec };
+	int rc;
+
+	store_write_cur = &wc;
+	rc = store_raw_put(txn, t, key, klen, text, wc.len, flags);
+	store_write_done(&wc);
+	return rc;
 }
 
 /* Serialises rec (compact, sorted keys) and stores it at key. */
@@ -793,7 +993,7 @@ store_json_put(struct store_txn *txn, enum store_table t, const void *key,
 		store_txn_refuse(txn);
 		goto out;
 	}
-	rc = store_raw_put(txn, t, key, klen, text, strlen(text), 0);
+	rc = store_text_put(txn, t, key, klen, text, rec, 0);
 out:
 	free(text);
 	return rc;
@@ -1945,7 +2145,8 @@ store_build_txn(struct store_txn *txn, void *arg)
 		n++;
 		free(skey);
 		skey = NULL;
-		rc = store_index_key(def, d.data, d.size, &skey, &slen);
+		rc = store_index_key(def, k.data, k.size, d.data, d.size,
+		    &skey, &slen);
 		if (rc == -1) {
 			store_key_repr(k.data, k.size, repr, sizeof(repr));
 			log_err("store: %s: cannot index record \"%s\" "
@@ -2052,6 +2253,70 @@ out:
 	return rc;
 }
 
+/* The meta key that records the key format of index i. */
+static void
+store_format_marker(size_t i, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s%s", STORE_META_FORMAT_PREFIX,
+	    store_indexes[i].file);
+}
+
+/* True when meta says the file of index i holds keys of the format its
+ * definition wants (the first format has no meta record). */
+static bool
+store_index_format_ok(struct store *st, size_t i)
+{
+	char marker[STORE_KEY_MAX], want[STORE_FORMAT_TEXT_MAX], *v;
+	bool ok;
+
+	store_format_marker(i, marker, sizeof(marker));
+	v = store_meta_get(st, NULL, marker);
+	if (store_indexes[i].format == 0) {
+		ok = v == NULL;
+	} else {
+		snprintf(want, sizeof(want), "%u", store_indexes[i].format);
+		ok = v != NULL && strcmp(v, want) == 0;
+	}
+	free(v);
+	return ok;
+}
+
+/* Records in meta the key format of index i (its file is complete). */
+static int
+store_format_txn(struct store_txn *txn, void *arg)
+{
+	size_t i = *(size_t *)arg;
+	char marker[STORE_KEY_MAX], text[STORE_FORMAT_TEXT_MAX];
+
+	store_format_marker(i, marker, sizeof(marker));
+	snprintf(text, sizeof(text), "%u", store_indexes[i].format);
+	return store_meta_put(txn, marker, text);
+}
+
+/*
+ * Drops the file of index i, whose keys are of another format: the
+ * build marker first, so that a crash before the rebuild finishes
+ * leaves the marker and the next open builds it again.
+ */
+static int
+store_index_drop(struct store *st, size_t i)
+{
+	const struct store_index_def *def = &store_indexes[i];
+	int rc;
+
+	log_info("store: %s: index %s has keys of an older format: "
+	    "rebuilding it", st->dir, def->name);
+	if (store_txn_run(st, store_build_start_txn, &i) != 0)
+		return -1;
+	if ((rc = st->env->dbremove(st->env, NULL, def->file, NULL,
+	    DB_AUTO_COMMIT)) != 0) {
+		log_err("store: %s: remove %s: %s", st->dir, def->file,
+		    db_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Opens index i and associates it with its table. An index file that
  * does not exist yet (a data directory from before the index, or a file
@@ -2062,7 +2327,9 @@ out:
  * removed by the last batch, makes an interrupted build start over at
  * the next open. Only a missing or marked file is built: DB_CREATE would
  * also rebuild an existing index that happens to be empty, a walk of
- * the whole table at every open.
+ * the whole table at every open. A file whose key format (meta) is not
+ * the one its definition wants is dropped first (store_index_drop), and
+ * so built again.
  */
 static int
 store_index_open(struct store *st, size_t i, bool table_new)
@@ -2070,10 +2337,16 @@ store_index_open(struct store *st, size_t i, bool table_new)
 	const struct store_index_def *def = &store_indexes[i];
 	DB *primary = st->db[def->primary];
 	char marker[STORE_KEY_MAX], *v = NULL;
-	bool exists, build;
+	bool exists, build, format_ok;
 	int rc, ret = -1;
 
 	exists = store_file_exists(st, def->file);
+	format_ok = store_index_format_ok(st, i);
+	if (exists && !format_ok) {
+		if (store_index_drop(st, i) == -1)
+			goto out;
+		exists = false;
+	}
 	store_build_marker(i, marker, sizeof(marker));
 	if ((v = store_meta_get(st, NULL, marker)) != NULL)
 		build = true;
@@ -2098,6 +2371,9 @@ store_index_open(struct store *st, size_t i, bool table_new)
 		    db_strerror(rc));
 		goto out;
 	}
+	if (!format_ok && def->format != 0 &&
+	    store_txn_run(st, store_format_txn, &i) != 0)
+		goto out;
 	ret = 0;
 out:
 	free(v);
@@ -2120,6 +2396,9 @@ store_tables_open(struct store *st)
 		if (store_index_open(st, i,
 		    table_new[store_indexes[i].primary]) == -1)
 			return -1;
+	if ((st->revoked_plain = store_db_open(st, NULL,
+	    store_indexes[STORE_I_ISSUED_REVOKED].file, 0)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -2144,6 +2423,15 @@ store_schema_txn(struct store_txn *txn, void *arg)
 		    STORE_SCHEMA_VERSION);
 		goto out;
 	}
+	/* The tables of the previous version are the same; its indexes
+	 * were brought up to date when they were opened. */
+	if (strcmp(v, STORE_SCHEMA_PREVIOUS) == 0) {
+		log_info("store: %s: schema version \"%s\" upgraded to "
+		    "\"%s\"", a->dir, v, STORE_SCHEMA_VERSION);
+		rc = store_meta_put(txn, STORE_META_SCHEMA,
+		    STORE_SCHEMA_VERSION);
+		goto out;
+	}
 	if (strcmp(v, STORE_SCHEMA_VERSION) != 0) {
 		log_err("store: %s: schema version \"%s\" on disk, this build "
 		    "reads \"%s\"; refusing to open", a->dir, v,
@@ -2162,6 +2450,12 @@ store_handles_close(struct store *st)
 {
 	int i, rc;
 
+	if (st->revoked_plain != NULL && (rc = st->revoked_plain->close(
+	    st->revoked_plain, 0)) != 0)
+		log_err("store: %s: close %s: %s", st->dir,
+		    store_indexes[STORE_I_ISSUED_REVOKED].name,
+		    db_strerror(rc));
+	st->revoked_plain = NULL;
 	/* Secondaries first: they are associated with the primaries. */
 	for (i = STORE_I__MAX - 1; i >= 0; i--) {
 		if (st->idx[i] != NULL && (rc = st->idx[i]->close(st->idx[i],
@@ -2341,6 +2635,8 @@ store_check_index_fields(const struct store_index_def *def, const json_t *rec)
 	case STORE_IK_U64_LAST:
 		return store_check_type_bad(v1, true) ? def->field1 : NULL;
 	case STORE_IK_PAIR:
+	case STORE_IK_PAIR_PK:
+	case STORE_IK_REVOKED:
 		if (store_check_type_bad(v1, false))
 			return def->field1;
 		return store_check_type_bad(v2, false) ? def->field2 : NULL;
@@ -2407,8 +2703,10 @@ store_check_record(struct store_txn *txn, struct store_check_state *cs,
 		sdb = txn->st->idx[i];
 		free(skey);
 		skey = NULL;
-		rc = store_index_key(&store_indexes[i], d->data, d->size,
-		    &skey, &slen);
+		rc = rec != NULL ? store_index_key_rec(&store_indexes[i],
+		    k->data, k->size, rec, &skey, &slen) :
+		    store_index_key(&store_indexes[i], k->data, k->size,
+		    d->data, d->size, &skey, &slen);
 		if (rc == 1)
 			continue;
 		if (rc == -1) {
@@ -2679,7 +2977,11 @@ store_cert_get(struct store *st, struct store_txn *txn, const char *id)
 json_t *
 store_cert_by_name(struct store *st, struct store_txn *txn, const char *name)
 {
-	struct store_read r = { .index = STORE_I_CERT_NAME, .key = name };
+	/* In a caller's txn this is the check that a name is free before
+	 * a certificate takes it: the write lock (DB_RMW) now rather than
+	 * a deadlock of two such txns on the upgrade. */
+	struct store_read r = { .index = STORE_I_CERT_NAME, .key = name,
+	    .flags = txn != NULL ? DB_RMW : 0 };
 
 	if (name == NULL ||
 	    (r.klen = strnlen(name, STORE_RECORD_MAX + 1)) == 0 ||
@@ -2994,27 +3296,183 @@ store_issued_put(struct store_txn *txn, const char *serial, const json_t *rec)
 	return store_json_put(txn, STORE_T_ISSUED, serial, len, rec);
 }
 
+/*
+ * Inside a caller's txn the read takes the write lock (DB_RMW), found
+ * or not: such a read comes before a write of that serial (the serial
+ * check of an issuance, a revocation), and two txns that both held the
+ * page's read lock would deadlock on the upgrade.
+ */
 json_t *
 store_issued_get(struct store *st, struct store_txn *txn, const char *serial)
 {
-	return store_get_json(st, txn, STORE_T_ISSUED, serial);
+	struct store_read r = { .table = STORE_T_ISSUED, .key = serial,
+	    .flags = txn != NULL ? DB_RMW : 0 };
+
+	if ((r.klen = store_id_len(serial)) == 0)
+		return NULL;
+	if (store_read_run(st, txn, store_op_get_json, &r) != 0)
+		return NULL;
+	return r.out;
+}
+
+/* The key prefix ca_id + "\0" (+ status + "\0" when status is not NULL)
+ * of the (ca_id, status) and revocation indexes into key (at least
+ * STORE_KEY_MAX * 2 + 2 bytes); its length, 0 when an argument is not a
+ * valid key. */
+static size_t
+store_issued_prefix(const char *ca_id, const char *status,
+    unsigned char *key)
+{
+	size_t clen = store_id_len(ca_id), slen = 0;
+
+	if (clen == 0 || (status != NULL &&
+	    (slen = strnlen(status, STORE_KEY_MAX + 1)) > STORE_KEY_MAX))
+		return 0;
+	memcpy(key, ca_id, clen);
+	key[clen] = '\0';
+	if (status == NULL)
+		return clen + 1;
+	memcpy(key + clen + 1, status, slen);
+	key[clen + 1 + slen] = '\0';
+	return clen + 1 + slen + 1;
 }
 
 json_t *
 store_issued_by_ca_status(struct store *st, struct store_txn *txn,
     const char *ca_id, const char *status)
 {
-	unsigned char key[STORE_KEY_MAX * 2 + 1];
-	size_t clen = store_id_len(ca_id), slen;
+	unsigned char lo[STORE_KEY_MAX * 2 + 2], hi[STORE_KEY_MAX * 2 + 2];
+	struct store_read r = { .use_index = true,
+	    .index = STORE_I_ISSUED_CA_STATUS, .limit = SIZE_MAX };
+	size_t len = store_issued_prefix(ca_id, status, lo);
 
-	if (clen == 0 || status == NULL ||
-	    (slen = strnlen(status, STORE_KEY_MAX + 1)) > STORE_KEY_MAX)
+	if (len == 0)
 		return json_array();
-	memcpy(key, ca_id, clen);
-	key[clen] = '\0';
-	memcpy(key + clen + 1, status, slen);
-	return store_index_list(st, txn, STORE_I_ISSUED_CA_STATUS, key,
-	    clen + 1 + slen);
+	/* Keys are the prefix and a serial: those below the prefix with
+	 * its closing NUL raised to 1. */
+	memcpy(hi, lo, len);
+	hi[len - 1] = 1;
+	r.key = lo;
+	r.klen = len;
+	r.hi = hi;
+	r.hi_len = len;
+	if (store_read_run(st, txn, store_op_range, &r) != 0)
+		return NULL;
+	free(r.last_key);
+	free(r.last_pk);
+	return r.out;
+}
+
+/*
+ * Decodes the revocation index key k (klen bytes) whose ca_id prefix
+ * is plen bytes into e, with serial (STORE_KEY_MAX + 1 bytes) and
+ * reason (STORE_REASON_MAX + 1) as its strings. -1 when malformed.
+ */
+static int
+store_revoked_decode(const unsigned char *k, size_t klen, size_t plen,
+    struct store_revoked *e, char *serial, char *reason)
+{
+	const unsigned char *p = k + plen, *end = k + klen, *nul;
+	size_t slen, rlen;
+
+	if ((nul = memchr(p, '\0', (size_t)(end - p))) == NULL ||
+	    (slen = (size_t)(nul - p)) == 0 || slen > STORE_KEY_MAX ||
+	    (size_t)(end - nul - 1) < STORE_REVOKED_FIXED ||
+	    (rlen = (size_t)(end - nul - 1) - STORE_REVOKED_FIXED) >
+	    STORE_REASON_MAX)
+		return -1;
+	memcpy(serial, p, slen);
+	serial[slen] = '\0';
+	p = nul + 1;
+	e->serial = serial;
+	e->has_revoked_at = (p[0] & STORE_REVOKED_HAS_AT) != 0;
+	e->has_not_after = (p[0] & STORE_REVOKED_HAS_NA) != 0;
+	e->revoked_at = (int64_t)store_get_be64(p + STORE_REVOKED_AT_OFF);
+	e->not_after = (int64_t)store_get_be64(p + STORE_REVOKED_NA_OFF);
+	e->ca_version = store_get_be32(p + STORE_REVOKED_VER_OFF);
+	memcpy(reason, p + STORE_REVOKED_FIXED, rlen);
+	reason[rlen] = '\0';
+	e->reason = reason;
+	return 0;
+}
+
+/*
+ * Walks the revocation index of ca_id in serial order and calls fn for
+ * each entry. Only index pages are read: the `issued` records are not.
+ * 0 at the end, -1 when fn stopped the walk or the store failed (txn
+ * marked, logged).
+ */
+int
+store_revoked_walk(struct store_txn *txn, const char *ca_id,
+    int (*fn)(const struct store_revoked *e, void *arg), void *arg)
+{
+	const struct store_index_def *def =
+	    &store_indexes[STORE_I_ISSUED_REVOKED];
+	unsigned char prefix[STORE_KEY_MAX * 2 + 2];
+	char serial[STORE_KEY_MAX + 1], reason[STORE_REASON_MAX + 1];
+	char repr[STORE_KEY_REPR_MAX];
+	struct store_revoked e;
+	size_t plen;
+	DB *sdb;
+	DBC *c = NULL;
+	DBT k, pk;
+	u_int32_t op = DB_SET_RANGE;
+	int rc, ret = -1;
+
+	memset(&k, 0, sizeof(k));
+	memset(&pk, 0, sizeof(pk));
+	k.flags = pk.flags = DB_DBT_REALLOC;
+	if (txn == NULL || fn == NULL) {
+		log_err("store: %s walk outside a transaction", def->name);
+		return -1;
+	}
+	if (txn->failed || (plen = store_issued_prefix(ca_id, NULL,
+	    prefix)) == 0)
+		return txn->failed ? -1 : 0;
+	sdb = txn->st->revoked_plain;
+	if (store_dbt_set(&k, prefix, plen) == -1) {
+		store_txn_nomem(txn, def->name);
+		goto out;
+	}
+	if ((rc = sdb->cursor(sdb, txn->tid, &c, 0)) != 0) {
+		store_txn_dberr(txn, rc, "cursor", def->name, prefix, plen);
+		goto out;
+	}
+	/* Through the handle that is not associated, the data of an
+	 * entry is the primary key as stored: a get on the secondary would
+	 * read each `issued` record (pget) for nothing. */
+	for (;; op = DB_NEXT) {
+		rc = c->get(c, &k, &pk, op);
+		if (rc == DB_NOTFOUND)
+			break;
+		if (rc != 0) {
+			store_txn_dberr(txn, rc, "walk", def->name, prefix,
+			    plen);
+			goto out;
+		}
+		if (k.size < plen || memcmp(k.data, prefix, plen) != 0)
+			break;
+		if (store_revoked_decode(k.data, k.size, plen, &e, serial,
+		    reason) == -1) {
+			store_key_repr(k.data, k.size, repr, sizeof(repr));
+			log_err("store: %s: corrupt key \"%s\"", def->name,
+			    repr);
+			store_txn_refuse(txn);
+			goto out;
+		}
+		if (fn(&e, arg) != 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (c != NULL && (rc = c->close(c)) != 0 && !txn->failed) {
+		store_txn_dberr(txn, rc, "cursor close", def->name, prefix,
+		    plen);
+		ret = -1;
+	}
+	free(k.data);
+	free(pk.data);
+	return ret;
 }
 
 json_t *
@@ -3210,7 +3668,7 @@ store_audit_append(struct store_txn *txn, const json_t *rec, uint64_t *seq)
 		goto out;
 	store_be64(key, last + 1);
 	/* DB_NOOVERWRITE: append-only, an existing seq is never replaced. */
-	rc = store_raw_put(txn, STORE_T_AUDIT, key, sizeof(key), s, strlen(s),
+	rc = store_text_put(txn, STORE_T_AUDIT, key, sizeof(key), s, copy,
 	    DB_NOOVERWRITE);
 	if (rc == 0 && seq != NULL)
 		*seq = last + 1;

@@ -8,14 +8,18 @@
  * store_txn_run(), which commits durably (fsync'd log) before returning.
  *
  * Tables (key -> record):
- *   meta          name -> string             ("schema_version" = "1")
+ *   meta          name -> string             ("schema_version" = "2")
  *   ca            ca id -> JSON
  *   certificate   cert id -> JSON; indexes: by "name" (unique), by "ca_id",
  *                 by "origin", by "not_after_epoch" (big-endian u64),
  *                 by "due_at_epoch" (big-endian u64)
  *   version       cert id + big-endian u32 n -> JSON
  *   issued        serial (upper-case hex) -> JSON; indexes: by "not_after"
- *                 (big-endian u64 seconds), by "ca_id" + "\0" + "status"
+ *                 (big-endian u64 seconds), by "ca_id" + "\0" + "status" +
+ *                 "\0" + serial, and the revocation index: the records
+ *                 whose status is "revoked", by "ca_id" + "\0" + serial,
+ *                 the key also carrying what a CRL entry needs
+ *                 (store_revoked_walk)
  *   key           key id -> opaque bytes (sealed private keys)
  *   resource      resource id -> JSON
  *   association   assoc id -> JSON; indexes: by "certificate_id",
@@ -51,7 +55,11 @@
 
 #include <jansson.h>
 
-#define STORE_SCHEMA_VERSION	"1"
+/* 2: the revocation index and serial-terminated (ca_id, status) keys.
+ * A data directory of version 1 is upgraded at open (its indexes
+ * rebuilt); a build that reads only version 1 refuses version 2, so it
+ * cannot leave the revocation index behind the table. */
+#define STORE_SCHEMA_VERSION	"2"
 #define STORE_TXN_RETRIES	16	/* deadlock retries before giving up */
 #define STORE_RECORD_MAX	(4 * 1024 * 1024)	/* largest record */
 
@@ -117,6 +125,8 @@ struct store_page {
 
 int store_cert_put(struct store_txn *txn, const char *id, const json_t *rec);
 json_t *store_cert_get(struct store *st, struct store_txn *txn, const char *id);
+/* The certificate named name. With a txn the read takes the write lock
+ * (it is the check that a name is free before a put takes it). */
 json_t *store_cert_by_name(struct store *st, struct store_txn *txn,
     const char *name);
 json_t *store_cert_list(struct store *st, struct store_txn *txn,
@@ -213,11 +223,40 @@ int store_version_del(struct store_txn *txn, const char *cert_id, uint32_t n);
  * (integer seconds): the indexes are built from them. */
 int store_issued_put(struct store_txn *txn, const char *serial,
     const json_t *rec);
+/* The record of serial. With a txn the read takes the page's write lock
+ * (it precedes a write of that serial: issuance, revocation). */
 json_t *store_issued_get(struct store *st, struct store_txn *txn,
     const char *serial);
-/* Every record of ca_id whose status equals status, as an array. */
+/* Every record of ca_id whose status equals status, as an array
+ * ordered by serial. */
 json_t *store_issued_by_ca_status(struct store *st, struct store_txn *txn,
     const char *ca_id, const char *status);
+
+/* One revoked serial as the revocation index holds it: the fields of
+ * its `issued` record that a CRL entry needs. The strings live until fn
+ * returns. */
+struct store_revoked {
+	const char	*serial;	/* the issued key */
+	const char	*reason;	/* "reason"; "" when absent, not a
+					   string or too long to be a name */
+	int64_t		 revoked_at;	/* "revoked_at", when has_revoked_at */
+	int64_t		 not_after;	/* "not_after", when has_not_after */
+	uint32_t	 ca_version;	/* "ca_version"; 0 when absent or not
+					   in 1..UINT32_MAX */
+	bool		 has_revoked_at;	/* ...is an integer */
+	bool		 has_not_after;
+};
+
+/*
+ * Calls fn for each revoked serial of ca_id (records whose "status" is
+ * "revoked"), in the byte order of the serials, reading only the
+ * revocation index (never the records). fn returns 0 to go on, anything
+ * else stops the walk. txn must not be NULL (a walk is not rerun on a
+ * deadlock: the caller's txn is). 0 when every entry was seen, -1 when
+ * fn stopped the walk or the store failed (txn marked).
+ */
+int store_revoked_walk(struct store_txn *txn, const char *ca_id,
+    int (*fn)(const struct store_revoked *e, void *arg), void *arg);
 /* Up to limit records with not_after < before, ascending by not_after. */
 json_t *store_issued_expiring_before(struct store *st, struct store_txn *txn,
     time_t before, size_t limit);

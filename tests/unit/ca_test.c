@@ -4,7 +4,8 @@
  * key file checks, root and subordinate CAs (extensions, path length,
  * validity clipping, chain verification), leaf issuance per profile, the
  * naming policy (at the CA and inherited), CSR parsing (tests/data/ca),
- * revocation, CRLs, the subordinate-of-external flow and bundles; CA
+ * revocation, CRLs (canonical DER, reasons, the revocation index built
+ * again at open), the subordinate-of-external flow and bundles; CA
  * versions (renewal with the same or a new key, per-key CRLs, bundles
  * over the overlap, migration of records without versions), disabled
  * CAs and CA deletion.
@@ -1776,6 +1777,138 @@ static char *
 t_pem(X509 *x)
 {
 	return common_x509_to_pem(x);
+}
+
+/* True when the TBSCertList inside der (a CRL) is the canonical DER of
+ * crl's contents: OpenSSL's own re-encoding gives the same bytes. */
+static bool
+t_crl_tbs_canonical(const unsigned char *der, size_t len, X509_CRL *crl)
+{
+	const unsigned char *p = der, *tbs;
+	unsigned char *re = NULL;
+	long olen, tlen;
+	int tag, xclass, relen;
+	bool ok;
+
+	if ((ASN1_get_object(&p, &olen, &tag, &xclass, (long)len) & 0x80) !=
+	    0 || tag != V_ASN1_SEQUENCE)
+		return false;
+	tbs = p;
+	if ((ASN1_get_object(&p, &tlen, &tag, &xclass, olen) & 0x80) != 0 ||
+	    tag != V_ASN1_SEQUENCE)
+		return false;
+	tlen += p - tbs;
+	relen = i2d_re_X509_CRL_tbs(crl, &re);
+	ok = relen == tlen && memcmp(re, tbs, (size_t)tlen) == 0;
+	OPENSSL_free(re);
+	return ok;
+}
+
+/*
+ * CRLs come from the revocation index, one walk per publication: an
+ * RSA CA's CRL verifies and is canonical DER (the TBS is encoded once
+ * and the signature wrapped by hand), entries sharing a reason each
+ * carry it, a certificate revoked after a publication is in the next.
+ * After the index is built again from `issued` at open (as for a data
+ * directory written before it existed) the CRL lists the same entries.
+ */
+static void
+test_crl_from_index(void)
+{
+	static const char *const sans[] = { "idx.example.com" };
+	static const enum ca_reason reasons[] = { CA_REASON_KEY_COMPROMISE,
+	    CA_REASON_SUPERSEDED, CA_REASON_KEY_COMPROMISE,
+	    CA_REASON_UNSPECIFIED, CA_REASON_SUPERSEDED };
+	static const long codes[] = { 1, 4, 1, -1, 4 };
+	enum { T_N = 5 };
+	struct ca_config cfg = { 0 };
+	struct common_error err = { 0 };
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	char *serials[T_N + 1] = { NULL };
+	struct store_txn *txn;
+	json_t *root;
+	X509 *rx = NULL, *x;
+	X509_CRL *crl = NULL;
+	EVP_PKEY *k = ca_key_generate(CA_KEY_ECDSA_P256);
+	int i, round;
+
+	root = t_ca("Index Root", "root", NULL, "CN=Index Root",
+	    CA_KEY_RSA2048, 30, -1, NULL, &err);
+	CHECK(root != NULL && k != NULL);
+	if (root == NULL || k == NULL)
+		goto out;
+	rx = t_rec_cert(root);
+	for (i = 0; i <= T_N; i++) {
+		x = t_issue(t_id(root), k, "CN=idx", sans, 1,
+		    CA_PROFILE_TLS_SERVER, 10, &err);
+		CHECK(x != NULL);
+		if (x == NULL)
+			goto out;
+		serials[i] = t_serial(x);
+		X509_free(x);
+	}
+	for (i = 0; i < T_N - 1; i++)
+		CHECK(t_revoke(serials[i], reasons[i], &err) == 0);
+	crl = t_crl_publish(t_id(root), 3600, &err);
+	CHECK(crl != NULL &&
+	    sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) == T_N - 1);
+	X509_CRL_free(crl);
+	CHECK(t_revoke(serials[T_N - 1], reasons[T_N - 1], &err) == 0);
+
+	for (round = 0; round < 2; round++) {
+		if (ca_crl_publish(ctx, t_id(root), 3600, &der, &len,
+		    &err) == -1) {
+			CHECK(!"publish");
+			goto out;
+		}
+		p = der;
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+		CHECK(crl != NULL && p == der + len);
+		if (crl == NULL)
+			goto out;
+		CHECK(X509_CRL_verify(crl, X509_get0_pubkey(rx)) == 1);
+		CHECK(X509_CRL_get_signature_nid(crl) ==
+		    NID_sha256WithRSAEncryption);
+		CHECK(t_crl_tbs_canonical(der, len, crl));
+		CHECK(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) == T_N);
+		for (i = 0; i < T_N; i++)
+			CHECK(t_crl_reason(t_crl_find(crl, serials[i])) ==
+			    codes[i]);
+		CHECK(t_crl_find(crl, serials[T_N]) == NULL);
+		X509_CRL_free(crl);
+		crl = NULL;
+		free(der);
+		der = NULL;
+		if (round == 1)
+			break;
+		/* An interrupted build of the index: the next open empties
+		 * it and builds it again from the table. */
+		txn = store_txn_begin(st);
+		CHECK(store_meta_put(txn, "index_build:issued-revoked.db",
+		    "1") == 0);
+		CHECK(store_txn_commit(txn) == 0);
+		ca_ctx_free(ctx);
+		store_close(st);
+		cfg.data_dir = datadir;
+		cfg.http_base_url = T_BASE_URL "/";
+		if ((st = store_open(datadir)) == NULL ||
+		    (ctx = ca_ctx_new(st, &cfg)) == NULL) {
+			fprintf(stderr, "cannot reopen %s\n", datadir);
+			exit(2);
+		}
+		CHECK(store_meta_get(st, NULL,
+		    "index_build:issued-revoked.db") == NULL);
+	}
+out:
+	for (i = 0; i <= T_N; i++)
+		free(serials[i]);
+	free(der);
+	X509_CRL_free(crl);
+	X509_free(rx);
+	EVP_PKEY_free(k);
+	json_decref(root);
 }
 
 static void
@@ -3891,6 +4024,7 @@ const struct test_case test_cases[] = {
 	TEST(test_policy),
 	TEST(test_csr_parse),
 	TEST(test_revoke_and_crl),
+	TEST(test_crl_from_index),
 	TEST(test_external),
 	TEST(test_external_two_level_chain),
 	TEST(test_bundle_and_list),
