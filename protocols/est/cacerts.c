@@ -61,10 +61,10 @@ est_cacerts_keep(struct est *e, size_t l, const char *pem,
 }
 
 /*
- * The bundle is read on every request (ca/ keeps it cheap), but its
- * certificates are parsed and encoded as PKCS#7 only when its text
- * changed: OpenSSL 3 sets up a key decoder for every certificate it
- * parses, which cost more than the rest of the request.
+ * The bundle is read on every request, so that a CA renewal shows at
+ * once, but its certificates are parsed and encoded as PKCS#7 only when
+ * its text changed: OpenSSL 3 sets up a key decoder for every
+ * certificate it parses, which cost more than the rest of the request.
  */
 void
 est_cacerts(struct est_req *r)
