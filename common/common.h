@@ -145,6 +145,10 @@ int common_path(char *out, size_t outlen, const char *fmt, ...)
 /* Each *_to_pem returns a NUL-terminated PEM string to free(). */
 char *common_x509_to_pem(X509 *x);
 char *common_pubkey_to_pem(EVP_PKEY *k);
+/* "PUBLIC KEY" PEM of a SubjectPublicKeyInfo as it was received (a CSR's):
+ * the same text common_pubkey_to_pem writes for its key, without the
+ * OpenSSL 3 encoder that one sets up per call. */
+char *common_spki_to_pem(const X509_PUBKEY *spki);
 /* Unencrypted PKCS#8 PEM of a private key (only for callers entitled to it). */
 char *common_privkey_to_pem(EVP_PKEY *k);
 /* Parses exactly one certificate from PEM; NULL if none or malformed. */

@@ -91,6 +91,30 @@ common_pubkey_to_pem(EVP_PKEY *k)
 	return pem_encode(PEM_KIND_PUBKEY, k);
 }
 
+/*
+ * i2d_X509_PUBKEY writes the stored algorithm and key bits as they are;
+ * only EVP_PKEY encoding (PEM_write_bio_PUBKEY, i2d_PUBKEY) goes through
+ * an OSSL_ENCODER context, whose set-up walks every provider's encoders.
+ */
+char *
+common_spki_to_pem(const X509_PUBKEY *spki)
+{
+	unsigned char *der = NULL;
+	char *s = NULL;
+	BIO *bio = NULL;
+	int len;
+
+	if (spki == NULL || (len = i2d_X509_PUBKEY(spki, &der)) <= 0 ||
+	    (bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio(bio, PEM_STRING_PUBLIC, "", der, len) <= 0)
+		goto out;
+	s = pem_bio_string(bio);
+out:
+	BIO_free(bio);
+	OPENSSL_free(der);
+	return s;
+}
+
 /* PKCS#8 "PRIVATE KEY", unencrypted. The caller must wipe and free it. */
 char *
 common_privkey_to_pem(EVP_PKEY *k)

@@ -131,6 +131,7 @@ struct lc_create {
 	char			*sealed;	/* sealed private key */
 	X509			*cert;		/* imported */
 	char			*chain_pem;	/* imported, NULL: none given */
+	X509			**issued;	/* borrowed; NULL: not wanted */
 
 	/* set by each try of the transaction */
 	char			 ca_id[LIFECYCLE_ID_MAX];	/* "": none */
@@ -152,6 +153,8 @@ struct lc_sign {
 	const char		*key_id;	/* NULL: none */
 	const char		*csr_pem;	/* NULL: none */
 	const char		*pubkey_pem;	/* NULL: none */
+	X509			**issued;	/* NULL, or receives the
+						   certificate */
 };
 
 /* A transaction on one existing certificate (renew, revoke, delete,
@@ -250,6 +253,20 @@ lc_ca_check(struct lifecycle *lc, struct store_txn *txn, const char *ca_id,
 		common_error_set(err, COMMON_E_NOTFOUND,
 		    "ca_id: no CA %s", ca_id);
 	return -1;
+}
+
+/*
+ * Words a signing refusal for a CA that does not exist (ca_issue's
+ * NOTFOUND) as lc_ca_check does: the issuing transactions leave that
+ * check to ca_issue, which reads the CA record anyway.
+ */
+static void
+lc_ca_notfound(const char *ca_id, struct common_error *err)
+{
+	if (err->code != COMMON_E_NOTFOUND)
+		return;
+	common_error_clear(err);
+	common_error_set(err, COMMON_E_NOTFOUND, "ca_id: no CA %s", ca_id);
 }
 
 /*
@@ -458,7 +475,8 @@ out:
 /*
  * Signs one version under s->ca_id inside txn (ca_issue records the
  * serial in `issued`) and returns its version record with the issuer's
- * bundle as chain. NULL with err (a CA or policy refusal passes through).
+ * bundle as chain, and the certificate in *s->issued when asked. NULL
+ * with err (a CA or policy refusal passes through).
  */
 static json_t *
 lc_sign_version(struct lifecycle *lc, struct store_txn *txn,
@@ -505,6 +523,10 @@ lc_sign_version(struct lifecycle *lc, struct store_txn *txn,
 	}
 	v = lc_version_new(s->cert_id, s->version, s->ca_id, x, chain,
 	    s->key_id, s->csr_pem, s->pubkey_pem, err);
+	if (v != NULL && s->issued != NULL) {
+		*s->issued = x;	/* steal */
+		x = NULL;
+	}
 out:
 	free(chain);
 	X509_free(x);
@@ -930,7 +952,8 @@ lc_parse_external(const json_t *req, struct lc_create *c,
 		goto out;
 	}
 	if ((c->csr_pem = lifecycle_csr_to_pem(c->csr)) == NULL ||
-	    (c->pubkey_pem = common_pubkey_to_pem(c->pubkey)) == NULL) {
+	    (c->pubkey_pem = common_spki_to_pem(
+	    X509_REQ_get_X509_PUBKEY(c->csr))) == NULL) {
 		common_error_set(err, COMMON_E_INTERNAL,
 		    "cannot encode the csr");
 		goto out;
@@ -1335,8 +1358,6 @@ lc_create_txn(struct store_txn *txn, void *arg, struct common_error *err)
 		    c->key_id, NULL, NULL, err);
 	} else {
 		snprintf(c->ca_id, sizeof(c->ca_id), "%s", c->req_ca_id);
-		if (lc_ca_check(lc, txn, c->ca_id, err) == -1)
-			goto out;
 		memset(&s, 0, sizeof(s));
 		s.ca_id = c->ca_id;
 		s.cert_id = c->cert_id;
@@ -1350,7 +1371,9 @@ lc_create_txn(struct store_txn *txn, void *arg, struct common_error *err)
 		s.key_id = c->key_id[0] != '\0' ? c->key_id : NULL;
 		s.csr_pem = c->csr_pem;
 		s.pubkey_pem = c->pubkey_pem;
-		v = lc_sign_version(lc, txn, &s, err);
+		s.issued = c->issued;
+		if ((v = lc_sign_version(lc, txn, &s, err)) == NULL)
+			lc_ca_notfound(c->ca_id, err);
 	}
 	if (v == NULL)
 		goto out;
@@ -1515,8 +1538,11 @@ lc_issue_parse(struct lifecycle *lc, const struct lifecycle_issue_req *req,
 	c->pubkey = req->pubkey;
 	c->key_alg = ca_key_alg_of(req->pubkey, &alg) == 0 ?
 	    ca_key_alg_name(alg) : NULL;
-	if ((c->pubkey_pem = common_pubkey_to_pem(req->pubkey)) == NULL)
+	c->pubkey_pem = req->spki != NULL ? common_spki_to_pem(req->spki) :
+	    common_pubkey_to_pem(req->pubkey);
+	if (c->pubkey_pem == NULL)
 		return lc_nomem(err);
+	c->issued = req->issued;
 	c->mode = LC_MODE_EXTERNAL;
 	return 0;
 }
@@ -1551,8 +1577,6 @@ lc_issue_add_txn(struct store_txn *txn, void *arg, struct common_error *err)
 		    "keys from outside", ch->id, mode != NULL ? mode : "?");
 		goto out;
 	}
-	if (lc_ca_check(ch->lc, txn, c->req_ca_id, err) == -1)
-		goto out;
 	memset(&s, 0, sizeof(s));
 	s.ca_id = c->req_ca_id;
 	s.cert_id = ch->id;
@@ -1564,8 +1588,11 @@ lc_issue_add_txn(struct store_txn *txn, void *arg, struct common_error *err)
 	s.validity_days = c->validity_days;
 	s.origin = c->origin;
 	s.pubkey_pem = c->pubkey_pem;
-	if ((v = lc_sign_version(ch->lc, txn, &s, err)) == NULL)
+	s.issued = c->issued;
+	if ((v = lc_sign_version(ch->lc, txn, &s, err)) == NULL) {
+		lc_ca_notfound(c->req_ca_id, err);
 		goto out;
+	}
 	if (json_object_set_new(crec, "ca_id", json_string(c->req_ca_id)) ||
 	    json_object_set_new(crec, "subject", json_string(c->subject)) ||
 	    json_object_set(crec, "sans", c->sans) ||
@@ -1622,6 +1649,10 @@ lifecycle_issue_txn(struct lifecycle *lc, struct store_txn *txn,
 	memset(&ch, 0, sizeof(ch));
 	c.lc = lc;
 	c.who = who;
+	if (req != NULL && req->issued != NULL) {
+		X509_free(*req->issued);
+		*req->issued = NULL;
+	}
 	if (lc == NULL || txn == NULL) {
 		log_err("lifecycle: issue: no context or no transaction");
 		common_error_set(&e, COMMON_E_INTERNAL,
@@ -1673,6 +1704,10 @@ out:
 		common_error_set(err, e.code != COMMON_E_NONE ? e.code :
 		    COMMON_E_INTERNAL, "%s", e.code != COMMON_E_NONE ? e.msg :
 		    "internal error");
+	if (res == NULL && req != NULL && req->issued != NULL) {
+		X509_free(*req->issued);
+		*req->issued = NULL;
+	}
 	json_decref(ch.out);
 	lc_create_free(&c);
 	return res;

@@ -110,6 +110,16 @@ struct lifecycle_issue_req {
 	bool			 name_is_hint;	/* name may take a " (<id>)"
 						   suffix when taken, as a
 						   derived one does */
+	const X509_PUBKEY	*spki;		/* NULL, or pubkey as received
+						   (the CSR's): the version's
+						   public_key is its DER, with
+						   no key re-encoding */
+	X509			**issued;	/* NULL, or receives the new
+						   certificate (X509_free) so
+						   that the caller need not
+						   parse "certificate" back;
+						   what it held is freed first
+						   and it is NULL on failure */
 };
 json_t *lifecycle_issue(struct lifecycle *lc,
     const struct lifecycle_issue_req *req, const char *who,

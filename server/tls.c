@@ -23,6 +23,19 @@
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/*
+ * TLS 1.3 session tickets sent after each full handshake (OpenSSL's
+ * default is 2). pkid's clients rarely resume: an EST device connects
+ * once per enrolment and ACME clients (certbot, lego, acme.sh) start a
+ * new process, hence a new session cache, for each run. Those that do
+ * resume (curl and openssl s_client reconnecting, pkictl's libcurl
+ * within one run) reconnect one connection at a time, and a resumed
+ * handshake brings a fresh ticket, so one is enough; the second only
+ * served parallel resumptions and cost every handshake a session
+ * encoding and an encryption.
+ */
+#define SERVER_TLS13_TICKETS	1
+
 /* Session IDs are only reused within this context (needed as soon as a
  * listener asks for client certificates, e.g. EST). */
 #define SERVER_TLS_SID_CTX	"pkid"
@@ -119,6 +132,10 @@ server_tls_ctx(const char *chain_pem, const char *key_pem)
 	    (const unsigned char *)SERVER_TLS_SID_CTX,
 	    sizeof(SERVER_TLS_SID_CTX) - 1) != 1) {
 		log_err("tls: session id context: %s", common_ssl_error());
+		goto out;
+	}
+	if (SSL_CTX_set_num_tickets(ctx, SERVER_TLS13_TICKETS) != 1) {
+		log_err("tls: session tickets: %s", common_ssl_error());
 		goto out;
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, server_tls_alpn, NULL);

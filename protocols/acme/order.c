@@ -1282,6 +1282,7 @@ order_fin_txn(struct store_txn *txn, void *arg)
 	req.ca_id = a->ca_id;
 	req.cert_id = order_str(c->out, "replaces_cert_id");
 	req.pubkey = c->csr->pubkey;
+	req.spki = X509_REQ_get_X509_PUBKEY(c->csr->req);
 	req.subject = c->csr->subject;
 	req.sans = c->csr->sans;
 	req.nsans = c->csr->nsans;

@@ -58,6 +58,8 @@ struct est_issue {
 	const char		**sanv;		/* the same as a vector */
 	size_t			 nsans;
 	EVP_PKEY		*pubkey;	/* borrowed; NULL: genkey's */
+	const X509_PUBKEY	*spki;		/* pubkey as the CSR holds it;
+						   NULL with pubkey */
 	EVP_PKEY		*genkey;	/* serverkeygen, made on use */
 	const char		*cert_id;	/* reenroll: entry to extend */
 	const char		*name_base;	/* CN or first SAN */
@@ -65,7 +67,7 @@ struct est_issue {
 	/* results, reset by each try of the transaction */
 	enum est_outcome	 outcome;
 	json_t			*out;		/* version record */
-	X509			*cert;		/* EST_OUT_AGAIN */
+	X509			*cert;		/* EST_OUT_ISSUED, EST_OUT_AGAIN */
 	char			 reason[EST_REASON_MAX];
 	struct common_error	 err;
 };
@@ -357,6 +359,8 @@ est_issue_now(struct est_issue *is, struct store_txn *txn)
 	ir.ca_id = r->label->ca_id;
 	ir.cert_id = is->cert_id;
 	ir.pubkey = is->pubkey != NULL ? is->pubkey : is->genkey;
+	ir.spki = is->pubkey != NULL ? is->spki : NULL;
+	ir.issued = &is->cert;
 	ir.subject = is->subject;
 	ir.sans = is->sanv;
 	ir.nsans = is->nsans;
@@ -386,6 +390,8 @@ est_issue_txn(struct store_txn *txn, void *arg)
 
 	json_decref(is->out);
 	is->out = NULL;
+	X509_free(is->cert);
+	is->cert = NULL;
 	is->outcome = EST_OUT_NONE;
 	common_error_clear(&is->err);
 	return est_issue_now(is, txn);
@@ -550,23 +556,6 @@ est_cert_p7(X509 *x, unsigned char **der, size_t *len)
 	return rc;
 }
 
-/* The certificate of a version record; NULL on failure (logged). */
-static X509 *
-est_version_cert(const json_t *v)
-{
-	const char *pem = json_string_value(json_object_get(v,
-	    "certificate"));
-	X509 *x;
-
-	if (pem == NULL || (x = common_x509_from_pem(pem, strlen(pem))) ==
-	    NULL) {
-		log_err("est: the issued version holds no readable "
-		    "certificate");
-		return NULL;
-	}
-	return x;
-}
-
 /* Appends n bytes to a buffer sized in advance. */
 static void
 est_put(char *buf, size_t *off, const char *s)
@@ -675,7 +664,13 @@ est_reply_outcome(struct est_issue *is)
 		is->cert = NULL;
 		break;
 	case EST_OUT_ISSUED:
-		if ((x = est_version_cert(is->out)) == NULL) {
+		/* lifecycle hands over the certificate it signed: no
+		 * parsing of the version's PEM back */
+		x = is->cert;	/* steal */
+		is->cert = NULL;
+		if (x == NULL) {
+			log_err("est: the issued certificate was not handed "
+			    "back");
 			est_error(r, 500, "the certificate was issued but "
 			    "cannot be read back");
 			goto out;
@@ -790,6 +785,7 @@ est_enroll(struct est_req *r)
 	/* serverkeygen: the CSR's key only signed the request */
 	is.pubkey = r->op == EST_OP_SERVERKEYGEN ? NULL :
 	    X509_REQ_get0_pubkey(csr);
+	is.spki = is.pubkey != NULL ? X509_REQ_get_X509_PUBKEY(csr) : NULL;
 	if (r->label->cf->manual_approval && est_request_id(&is) == -1) {
 		log_err("est: request id: %s", common_ssl_error());
 		est_error(r, 500, "internal error");

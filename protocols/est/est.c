@@ -395,6 +395,7 @@ est_new(struct server *srv, struct lifecycle *lc, const struct conf *cf,
 		return NULL;
 	}
 	pthread_mutex_init(&e->cred_lock, NULL);
+	pthread_mutex_init(&e->cacerts_lock, NULL);
 	e->srv = srv;
 	e->lc = lc;
 	e->cf = cf;
@@ -417,7 +418,8 @@ est_new(struct server *srv, struct lifecycle *lc, const struct conf *cf,
 		goto out;
 	}
 	e->nlabels = 1 + cf->est.nlabels;
-	if ((e->labels = calloc(e->nlabels, sizeof(*e->labels))) == NULL) {
+	if ((e->labels = calloc(e->nlabels, sizeof(*e->labels))) == NULL ||
+	    (e->cacerts = calloc(e->nlabels, sizeof(*e->cacerts))) == NULL) {
 		log_err("est: out of memory");
 		goto out;
 	}
@@ -466,11 +468,17 @@ est_free(struct est *e)
 		free(e->labels[i].ca_id);
 		X509_STORE_free(e->labels[i].trust);
 	}
+	for (i = 0; e->cacerts != NULL && i < e->nlabels; i++) {
+		free(e->cacerts[i].pem);
+		OPENSSL_free(e->cacerts[i].der);
+	}
+	free(e->cacerts);
 	free(e->labels);
 	free(e->ca_id);
 	free(e->dummy_hash);
 	OPENSSL_cleanse(e->cred_key, sizeof(e->cred_key));
 	OPENSSL_cleanse(e->creds, sizeof(e->creds));
 	pthread_mutex_destroy(&e->cred_lock);
+	pthread_mutex_destroy(&e->cacerts_lock);
 	free(e);
 }

@@ -87,6 +87,15 @@ struct est_cred {
 	uint64_t	 expires_ms;	/* common_mono_ms(); 0: free slot */
 };
 
+/* The cacerts answer of one label, kept while its CA bundle (whose text
+ * is the key: a CA renewal or an expired version changes it) is the
+ * same. */
+struct est_cacerts {
+	char		*pem;		/* the bundle it was built from */
+	unsigned char	*der;		/* PKCS#7 certs-only of it */
+	size_t		 len;
+};
+
 struct est {
 	struct server	*srv;
 	struct lifecycle *lc;
@@ -100,6 +109,8 @@ struct est {
 	unsigned char	 cred_key[32];	/* per-process HMAC key */
 	pthread_mutex_t	 cred_lock;
 	struct est_cred	 creds[EST_CRED_CACHE_MAX];
+	pthread_mutex_t	 cacerts_lock;
+	struct est_cacerts *cacerts;	/* [nlabels], as labels */
 };
 
 /* One EST request while it is handled on its worker. */

@@ -494,7 +494,9 @@ test_csr_pem(EVP_PKEY *k)
 	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(r), "CN",
 	    MBSTRING_ASC, (const unsigned char *)"req.example", -1, -1, 0);
 	X509_REQ_set_pubkey(r, k);
-	if (X509_REQ_sign(r, k, EVP_sha256()) <= 0)
+	/* Ed25519 signs without a separate digest */
+	if (X509_REQ_sign(r, k, EVP_PKEY_is_a(k, "ED25519") ? NULL :
+	    EVP_sha256()) <= 0)
 		goto out;
 	if (PEM_write_bio_X509_REQ(bio, r) != 1)
 		goto out;
@@ -671,6 +673,46 @@ out:
 	free(csr);
 	X509_free(x);
 	EVP_PKEY_free(k);
+	ERR_clear_error();
+}
+
+/*
+ * The PUBLIC KEY PEM of a received CSR's SubjectPublicKeyInfo is the
+ * text the key's own encoder writes, for every key type pkid takes.
+ */
+static void
+test_pem_spki(void)
+{
+	static const char *const types[] = { "P-256", "RSA", "ED25519" };
+	EVP_PKEY *k;
+	X509_REQ *r;
+	char *csr, *a, *b;
+	size_t i;
+
+	CHECK(common_spki_to_pem(NULL) == NULL);
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if (i == 0)
+			k = EVP_EC_gen(types[i]);
+		else if (i == 1)
+			k = EVP_RSA_gen(2048);
+		else
+			k = EVP_PKEY_Q_keygen(NULL, NULL, types[i]);
+		CHECK(k != NULL);
+		csr = test_csr_pem(k);
+		CHECK(csr != NULL);
+		r = csr != NULL ? common_csr_from_pem(csr, strlen(csr)) : NULL;
+		CHECK(r != NULL);
+		a = r != NULL ? common_spki_to_pem(
+		    X509_REQ_get_X509_PUBKEY(r)) : NULL;
+		b = r != NULL ? common_pubkey_to_pem(
+		    X509_REQ_get0_pubkey(r)) : NULL;
+		CHECK(a != NULL && b != NULL && strcmp(a, b) == 0);
+		free(a);
+		free(b);
+		X509_REQ_free(r);
+		free(csr);
+		EVP_PKEY_free(k);
+	}
 	ERR_clear_error();
 }
 
@@ -1282,6 +1324,7 @@ const struct test_case test_cases[] = {
 	TEST(test_pem_x509),
 	TEST(test_pem_keys),
 	TEST(test_pem_csr),
+	TEST(test_pem_spki),
 	TEST(test_ssl_error),
 	TEST(test_log),
 	TEST(test_metrics),

@@ -2325,6 +2325,32 @@ t_reenroll_cert(const char *cn, const char *sans, EVP_PKEY *k,
  * signed by the new version, and it authenticates in turn (the anchors
  * were refreshed).
  */
+/* The certificates of the default label's cacerts answer; NULL when it
+ * is not a 200 with a certs-only PKCS#7. */
+static STACK_OF(X509) *
+t_cacerts(void)
+{
+	STACK_OF(X509) *certs = NULL;
+	struct t_resp r;
+
+	if (t_get(T_EST "cacerts", &r) == 200)
+		certs = t_p7_certs(r.body, r.len);
+	t_resp_free(&r);
+	return certs;
+}
+
+/* True when certs holds a certificate equal to x. */
+static bool
+t_certs_have(STACK_OF(X509) *certs, X509 *x)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(certs); i++)
+		if (X509_cmp(sk_X509_value(certs, i), x) == 0)
+			return true;
+	return false;
+}
+
 static void
 test_ca_renewal(void)
 {
@@ -2334,10 +2360,17 @@ test_ca_renewal(void)
 	char crt[T_PATH_MAX], key[T_PATH_MAX];
 	EVP_PKEY *k = NULL;
 	X509 *a = NULL, *b = NULL, *c = NULL, *v1 = NULL, *v2 = NULL;
+	STACK_OF(X509) *before = NULL, *again = NULL, *after = NULL;
 	json_t *rec;
 
 	if (!t_env())
 		return;
+	/* cacerts twice (the second answer is the one kept) */
+	before = t_cacerts();
+	again = t_cacerts();
+	CHECK(before != NULL && sk_X509_num(before) == 2);
+	CHECK(again != NULL && sk_X509_num(again) == 2 &&
+	    X509_cmp(sk_X509_value(again, 0), sk_X509_value(before, 0)) == 0);
 	a = t_enroll("", cn, sans, &k);
 	CHECK(a != NULL);
 	if (a == NULL)
@@ -2364,6 +2397,12 @@ test_ca_renewal(void)
 		goto out;
 	CHECK(EVP_PKEY_eq(X509_get0_pubkey(v1), X509_get0_pubkey(v2)) != 1);
 	CHECK(X509_verify(b, X509_get0_pubkey(v1)) == 1);
+	/* cacerts follows the renewal: the new version first, the old one
+	 * still listed while valid (never the answer kept from before) */
+	after = t_cacerts();
+	CHECK(after != NULL && sk_X509_num(after) == 3);
+	CHECK(after != NULL && X509_cmp(sk_X509_value(after, 0), v2) == 0);
+	CHECK(t_certs_have(after, v1));
 
 	/* the certificate issued under the old key re-enrolls ... */
 	t_write_pair("ca-renewal-b", b, k, crt, key, sizeof(crt));
@@ -2381,6 +2420,9 @@ test_ca_renewal(void)
 	CHECK(b != NULL);
 	CHECK(b != NULL && X509_verify(b, X509_get0_pubkey(v2)) == 1);
 out:
+	sk_X509_pop_free(before, X509_free);
+	sk_X509_pop_free(again, X509_free);
+	sk_X509_pop_free(after, X509_free);
 	X509_free(v2);
 	X509_free(v1);
 	X509_free(c);

@@ -1582,6 +1582,130 @@ out:
 	EVP_PKEY_free(key2);
 }
 
+/* A CSR for key as a door receives it: signed, encoded, parsed back. */
+static X509_REQ *
+t_received_csr(EVP_PKEY *key)
+{
+	X509_REQ *r = X509_REQ_new(), *back = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len;
+
+	if (r != NULL && X509_REQ_set_pubkey(r, key) == 1 &&
+	    X509_REQ_sign(r, key, EVP_sha256()) > 0 &&
+	    (len = i2d_X509_REQ(r, &der)) > 0) {
+		p = der;
+		back = d2i_X509_REQ(NULL, &p, len);
+	}
+	OPENSSL_free(der);
+	X509_REQ_free(r);
+	return back;
+}
+
+/* True when x encodes to the certificate PEM text pem holds. */
+static bool
+t_same_cert(X509 *x, const char *pem)
+{
+	X509 *y = pem_cert(pem);
+	bool same = x != NULL && y != NULL && X509_cmp(x, y) == 0;
+
+	X509_free(y);
+	return same;
+}
+
+/*
+ * A door that hands its CSR's SubjectPublicKeyInfo and asks for the
+ * certificate back: the version's public_key is the key's PEM, the
+ * certificate handed back is the one recorded, a certificate left from
+ * an earlier try is replaced (new entry, next version) or dropped (a
+ * refusal), and a missing CA is still "ca_id: no CA".
+ */
+static void
+test_issue_handback(void)
+{
+	struct lifecycle_issue_req req;
+	struct common_error err;
+	const char *sans[] = { "handback.example.com" };
+	const char *bad_sans[] = { "bad..example.com" };
+	EVP_PKEY *key = ca_key_generate(CA_KEY_ECDSA_P256);
+	X509_REQ *csr = key != NULL ? t_received_csr(key) : NULL;
+	X509 *x = NULL, *first = NULL;
+	json_t *v = NULL, *v2 = NULL, *rec = NULL, *r;
+	char *pub = NULL;
+
+	CHECK(csr != NULL);
+	if (csr == NULL)
+		goto out;
+	memset(&req, 0, sizeof(req));
+	req.ca_id = sub_id;
+	req.pubkey = X509_REQ_get0_pubkey(csr);
+	req.spki = X509_REQ_get_X509_PUBKEY(csr);
+	req.sans = sans;
+	req.nsans = 1;
+	req.profile = CA_PROFILE_TLS_SERVER;
+	req.validity_days = 30;
+	req.origin = "est";
+	req.issued = &x;
+	common_error_clear(&err);
+	v = lifecycle_issue(lc, &req, "est:dev", &err);
+	CHECK(v != NULL && x != NULL);
+	if (v == NULL || x == NULL)
+		goto out;
+	audit_expected++;
+	CHECK(t_same_cert(x, jstr(v, "certificate")));
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1);
+	rec = store_version_get(st, NULL, jstr(v, "certificate_id"), 1);
+	pub = common_pubkey_to_pem(key);
+	CHECK(pub != NULL && jstr(rec, "public_key") != NULL &&
+	    strcmp(jstr(rec, "public_key"), pub) == 0);
+
+	/* the next version of the same entry: the certificate held from
+	 * the first call is replaced by the new one */
+	first = X509_dup(x);
+	req.cert_id = jstr(v, "certificate_id");
+	common_error_clear(&err);
+	v2 = lifecycle_issue(lc, &req, "est:dev", &err);
+	CHECK(v2 != NULL && x != NULL);
+	if (v2 != NULL)
+		audit_expected++;
+	CHECK(v2 != NULL && jint(v2, "version") == 2);
+	CHECK(v2 != NULL && t_same_cert(x, jstr(v2, "certificate")));
+	CHECK(x != NULL && first != NULL && X509_cmp(x, first) != 0);
+
+	/* refused: what the earlier try left is freed, nothing handed back */
+	req.cert_id = NULL;
+	req.sans = bad_sans;
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "est:dev", &err);
+	CHECK(r == NULL && err.code == COMMON_E_INVALID && x == NULL);
+	json_decref(r);
+
+	/* a CA that does not exist: NOTFOUND worded as before */
+	req.sans = sans;
+	req.ca_id = "ca-0000000000000000";
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "est:dev", &err);
+	CHECK(r == NULL && err.code == COMMON_E_NOTFOUND && x == NULL);
+	CHECK_STR(err.msg, "ca_id: no CA ca-0000000000000000");
+	json_decref(r);
+	/* the same into an existing entry */
+	req.cert_id = jstr(v, "certificate_id");
+	common_error_clear(&err);
+	r = lifecycle_issue(lc, &req, "est:dev", &err);
+	CHECK(r == NULL && err.code == COMMON_E_NOTFOUND && x == NULL);
+	CHECK_STR(err.msg, "ca_id: no CA ca-0000000000000000");
+	json_decref(r);
+out:
+	free(pub);
+	json_decref(rec);
+	json_decref(v);
+	json_decref(v2);
+	X509_free(first);
+	X509_free(x);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(key);
+}
+
 /* ---- issuance in the caller's transaction ---- */
 
 struct t_issue_txn {
@@ -3597,6 +3721,7 @@ const struct test_case test_cases[] = {
 	TEST(test_renew_revoke),
 	TEST(test_resources_associations),
 	TEST(test_issue),
+	TEST(test_issue_handback),
 	TEST(test_issue_txn),
 	TEST(test_revoke_serial),
 	TEST(test_issued_rows),
