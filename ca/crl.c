@@ -622,7 +622,7 @@ crl_txn(struct store_txn *txn, void *arg)
 	}
 	if (json_object_set_new(rec, "crl_number",
 	    json_integer((json_int_t)number)) == -1 ||
-	    store_ca_put(txn, job->ca_id, rec) == -1)
+	    ca_record_store(job->ctx, txn, job->ca_id, rec) == -1)
 		goto internal;
 	rc = 0;
 	goto out;

@@ -1613,6 +1613,22 @@ t_same_cert(X509 *x, const char *pem)
 	return same;
 }
 
+/* True when x's SubjectPublicKeyInfo encodes key. */
+static bool
+t_same_spki(X509 *x, EVP_PKEY *key)
+{
+	unsigned char *a = NULL, *b = NULL;
+	int alen, blen;
+	bool same;
+
+	alen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &a);
+	blen = i2d_PUBKEY(key, &b);
+	same = alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0;
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	return same;
+}
+
 /*
  * A door that hands its CSR's SubjectPublicKeyInfo and asks for the
  * certificate back: the version's public_key is the key's PEM, the
@@ -1653,7 +1669,9 @@ test_issue_handback(void)
 		goto out;
 	audit_expected++;
 	CHECK(t_same_cert(x, jstr(v, "certificate")));
-	CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1);
+	/* ca_issue writes the SPKI without attaching an EVP_PKEY to the
+	 * certificate it returns: compare the encodings */
+	CHECK(t_same_spki(x, key));
 	rec = store_version_get(st, NULL, jstr(v, "certificate_id"), 1);
 	pub = common_pubkey_to_pem(key);
 	CHECK(pub != NULL && jstr(rec, "public_key") != NULL &&
