@@ -107,24 +107,39 @@ struct store_table_def {
 	const char	*name;		/* for logs */
 	const char	*file;		/* in DIR/db */
 	bool		 json;		/* records are JSON objects */
+	u_int32_t	 pagesize;	/* new files; 0: BDB's (the fs block) */
 };
 
+/*
+ * Tables whose records carry a certificate (~1.1-1.5 KB of JSON) get
+ * 16 KB pages: on 4 KB pages such a record is past the B-tree's overflow
+ * threshold (about a quarter of a page) and takes an overflow page of
+ * its own, 4 KB on disk and one more page to allocate, log and read per
+ * record. Only files created from now on get it (a page size is fixed
+ * when a file is made).
+ */
+#define STORE_PAGE_CERT	(16 * 1024)
+
 static const struct store_table_def store_tables[STORE_T__MAX] = {
-	[STORE_T_META] = { "meta", "meta.db", false },
-	[STORE_T_CA] = { "ca", "ca.db", true },
-	[STORE_T_CERT] = { "certificate", "certificate.db", true },
-	[STORE_T_VERSION] = { "version", "version.db", true },
-	[STORE_T_ISSUED] = { "issued", "issued.db", true },
-	[STORE_T_KEY] = { "key", "key.db", false },
-	[STORE_T_RESOURCE] = { "resource", "resource.db", true },
-	[STORE_T_ASSOC] = { "association", "association.db", true },
-	[STORE_T_AUDIT] = { "audit", "audit.db", true },
-	[STORE_T_ACME_ACCOUNT] = { "acme_account", "acme-account.db", true },
-	[STORE_T_ACME_ORDER] = { "acme_order", "acme-order.db", true },
-	[STORE_T_ACME_AUTHZ] = { "acme_authz", "acme-authz.db", true },
-	[STORE_T_EAB_KEY] = { "eab_key", "eab-key.db", true },
-	[STORE_T_EST_CLIENT] = { "est_client", "est-client.db", true },
-	[STORE_T_EST_REQUEST] = { "est_request", "est-request.db", true },
+	[STORE_T_META] = { "meta", "meta.db", false, 0 },
+	[STORE_T_CA] = { "ca", "ca.db", true, 0 },
+	[STORE_T_CERT] = { "certificate", "certificate.db", true,
+	    STORE_PAGE_CERT },
+	[STORE_T_VERSION] = { "version", "version.db", true,
+	    STORE_PAGE_CERT },
+	[STORE_T_ISSUED] = { "issued", "issued.db", true,
+	    STORE_PAGE_CERT },
+	[STORE_T_KEY] = { "key", "key.db", false, 0 },
+	[STORE_T_RESOURCE] = { "resource", "resource.db", true, 0 },
+	[STORE_T_ASSOC] = { "association", "association.db", true, 0 },
+	[STORE_T_AUDIT] = { "audit", "audit.db", true, 0 },
+	[STORE_T_ACME_ACCOUNT] = { "acme_account", "acme-account.db", true, 0 },
+	[STORE_T_ACME_ORDER] = { "acme_order", "acme-order.db", true,
+	    STORE_PAGE_CERT },
+	[STORE_T_ACME_AUTHZ] = { "acme_authz", "acme-authz.db", true, 0 },
+	[STORE_T_EAB_KEY] = { "eab_key", "eab-key.db", true, 0 },
+	[STORE_T_EST_CLIENT] = { "est_client", "est-client.db", true, 0 },
+	[STORE_T_EST_REQUEST] = { "est_request", "est-request.db", true, 0 },
 };
 
 enum store_index {
@@ -2026,7 +2041,7 @@ store_env_open(struct store *st, unsigned int flags)
  * its own transaction). NULL on failure (logged). */
 static DB *
 store_db_open(struct store *st, DB_TXN *tid, const char *file,
-    u_int32_t dbflags)
+    u_int32_t dbflags, u_int32_t pagesize)
 {
 	DB *db = NULL;
 	int rc;
@@ -2036,8 +2051,9 @@ store_db_open(struct store *st, DB_TXN *tid, const char *file,
 		    STORE_ENV_DIR, file, db_strerror(rc));
 		return NULL;
 	}
-	if (dbflags != 0 && (rc = db->set_flags(db, dbflags)) != 0) {
-		log_err("store: %s/%s/%s: set_flags: %s", st->dir,
+	if ((dbflags != 0 && (rc = db->set_flags(db, dbflags)) != 0) ||
+	    (pagesize != 0 && (rc = db->set_pagesize(db, pagesize)) != 0)) {
+		log_err("store: %s/%s/%s: configure: %s", st->dir,
 		    STORE_ENV_DIR, file, db_strerror(rc));
 		db->close(db, 0);
 		return NULL;
@@ -2356,7 +2372,7 @@ store_index_open(struct store *st, size_t i, bool table_new)
 	    store_txn_run(st, store_build_start_txn, &i) != 0)
 		goto out;
 	if ((st->idx[i] = store_db_open(st, NULL, def->file,
-	    def->unique ? 0 : DB_DUP | DB_DUPSORT)) == NULL)
+	    def->unique ? 0 : DB_DUP | DB_DUPSORT, 0)) == NULL)
 		goto out;
 	st->idx[i]->app_private = (void *)(uintptr_t)i;
 	if (build) {
@@ -2389,7 +2405,7 @@ store_tables_open(struct store *st)
 	for (i = 0; i < STORE_T__MAX; i++) {
 		table_new[i] = !store_file_exists(st, store_tables[i].file);
 		if ((st->db[i] = store_db_open(st, NULL, store_tables[i].file,
-		    0)) == NULL)
+		    0, store_tables[i].pagesize)) == NULL)
 			return -1;
 	}
 	for (i = 0; i < STORE_I__MAX; i++)
@@ -2397,7 +2413,7 @@ store_tables_open(struct store *st)
 		    table_new[store_indexes[i].primary]) == -1)
 			return -1;
 	if ((st->revoked_plain = store_db_open(st, NULL,
-	    store_indexes[STORE_I_ISSUED_REVOKED].file, 0)) == NULL)
+	    store_indexes[STORE_I_ISSUED_REVOKED].file, 0, 0)) == NULL)
 		return -1;
 	return 0;
 }
