@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "common/common.h"
 #include "server/server.h"
@@ -86,7 +87,8 @@ server_tls_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /*
  * Builds the server TLS context from chain_pem (leaf first, then its
- * intermediates) and key_pem (unencrypted). The caller owns the result
+ * intermediates; a self-signed root at the end is not sent) and key_pem
+ * (unencrypted). The caller owns the result
  * (SSL_CTX_free). NULL on failure, logged with the step and the reason.
  */
 SSL_CTX *
@@ -95,7 +97,7 @@ server_tls_ctx(const char *chain_pem, const char *key_pem)
 	STACK_OF(X509) *chain = NULL;
 	EVP_PKEY *key = NULL;
 	SSL_CTX *ctx = NULL, *ret = NULL;
-	int i;
+	int i, n;
 
 	if (chain_pem == NULL || key_pem == NULL) {
 		log_err("tls: certificate chain or key missing");
@@ -145,7 +147,15 @@ server_tls_ctx(const char *chain_pem, const char *key_pem)
 		log_err("tls: leaf certificate: %s", common_ssl_error());
 		goto out;
 	}
-	for (i = 1; i < sk_X509_num(chain); i++) {
+	/* RFC 8446 4.4.2: a trust anchor may be left out of the chain, and
+	 * every client must hold it already to verify anything; not sending
+	 * the self-signed root saves each new connection its bytes and the
+	 * client the parsing of one more certificate. */
+	n = sk_X509_num(chain);
+	while (n > 1 && X509_check_issued(sk_X509_value(chain, n - 1),
+	    sk_X509_value(chain, n - 1)) == X509_V_OK)
+		n--;
+	for (i = 1; i < n; i++) {
 		if (SSL_CTX_add1_chain_cert(ctx,
 		    sk_X509_value(chain, i)) != 1) {
 			log_err("tls: chain certificate %d: %s", i,

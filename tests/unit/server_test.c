@@ -689,6 +689,7 @@ test_tls_ctx(void)
 {
 	SSL_CTX *ctx;
 	STACK_OF(X509) *chain = NULL;
+	char *full;
 
 	CHECK(t_pki_make());
 	ctx = server_tls_ctx(pki.chain_pem, pki.key_pem);
@@ -704,6 +705,20 @@ test_tls_ctx(void)
 		CHECK(chain != NULL && sk_X509_num(chain) == 1);
 		SSL_CTX_free(ctx);
 	}
+	/* A chain that ends with its self-signed root: the root is not
+	 * sent (RFC 8446 4.4.2), the intermediate still is. */
+	full = t_concat(pki.chain_pem, pki.root_pem);
+	ctx = full != NULL ? server_tls_ctx(full, pki.key_pem) : NULL;
+	CHECK(ctx != NULL);
+	if (ctx != NULL) {
+		chain = NULL;
+		CHECK(SSL_CTX_get0_chain_certs(ctx, &chain) == 1);
+		CHECK(chain != NULL && sk_X509_num(chain) == 1 &&
+		    X509_check_issued(sk_X509_value(chain, 0),
+		    sk_X509_value(chain, 0)) != X509_V_OK);
+		SSL_CTX_free(ctx);
+	}
+	free(full);
 	/* Key of another certificate, garbage, nothing. */
 	CHECK(server_tls_ctx(pki.chain_pem, pki.other_key_pem) == NULL);
 	CHECK(server_tls_ctx("not a certificate", pki.key_pem) == NULL);
