@@ -2015,6 +2015,9 @@ store_env_open(struct store *st, unsigned int flags)
 	    (rc = env->set_lk_max_objects(env, STORE_LOCK_OBJECTS_MAX)) != 0 ||
 	    (rc = env->set_lk_max_lockers(env, STORE_LOCKERS_MAX)) != 0 ||
 	    (rc = env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1)) != 0 ||
+	    /* log files written full of zeros when made: a commit's
+	     * fdatasync then never has a file size to write as well */
+	    (rc = env->log_set_config(env, DB_LOG_ZERO, 1)) != 0 ||
 	    ((flags & STORE_F_NOSYNC) != 0 &&
 	    (rc = env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1)) != 0)) {
 		log_err("store: %s: configure environment: %s", path,
