@@ -58,6 +58,12 @@
 
 #define SERVER_BACKLOG		1024	/* listen(2) backlog */
 #define SERVER_WORKERS_MAX	256	/* cap on worker threads */
+/* Default workers per core. A worker runs each request to its end,
+ * including the wait for the commit's log flush and for page locks, so
+ * with one per core a core idles while its worker waits on the disk; two
+ * keep it busy (ACME at 32 flows on 2 cores: 384 -> 437 orders/s, mean of
+ * three runs each), more gained nothing measurable. */
+#define SERVER_WORKERS_PER_CORE	2
 #define SERVER_BUILTIN_ROUTES	4	/* /healthz /metrics /crl/ /ca/ */
 #define SERVER_REQ_BUCKETS	256	/* per-worker request hash size */
 #define SERVER_JOBS_BATCH	64	/* jobs per wakeup before yielding */
@@ -1882,7 +1888,8 @@ server_run(struct server *srv)
 	srv->nworkers = srv->workers_cf;
 	if (srv->nworkers <= 0) {
 		cores = sysconf(_SC_NPROCESSORS_ONLN);
-		srv->nworkers = cores > 0 ? (int)cores : 1;
+		srv->nworkers = cores > 0 ? (int)cores *
+		    SERVER_WORKERS_PER_CORE : SERVER_WORKERS_PER_CORE;
 	}
 	if (srv->nworkers > SERVER_WORKERS_MAX)
 		srv->nworkers = SERVER_WORKERS_MAX;
