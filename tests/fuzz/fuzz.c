@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ca.h"
 #include "common/common.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -76,4 +77,26 @@ fuzz_pem_wrap(const char *label, const uint8_t *data, size_t size)
 	if ((pem = common_buf_steal(&b, NULL)) == NULL)
 		abort();
 	return pem;
+}
+
+void
+fuzz_csr_parse(X509_REQ *req)
+{
+	struct common_error err;
+	json_t *sans, *v;
+	char *subject;
+	size_t i;
+
+	common_error_clear(&err);
+	if (ca_csr_parse(req, &subject, &sans, &err) == -1) {
+		FUZZ_CHECK(subject == NULL && sans == NULL);
+		FUZZ_CHECK(err.code != COMMON_E_NONE && err.msg[0] != '\0');
+		return;
+	}
+	FUZZ_CHECK(subject != NULL && json_is_array(sans));
+	FUZZ_CHECK(json_array_size(sans) <= CA_MAX_SANS);
+	json_array_foreach(sans, i, v)
+		FUZZ_CHECK(json_is_string(v));
+	free(subject);
+	json_decref(sans);
 }

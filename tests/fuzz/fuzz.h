@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 /* The libFuzzer entry points (declared here for -Wmissing-prototypes). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -48,5 +50,10 @@ size_t fuzz_lines(const uint8_t *data, size_t size, size_t max,
  * driver can reach a PEM parser's DER decoder with mutated DER. To
  * free(); aborts on allocation failure. */
 char *fuzz_pem_wrap(const char *label, const uint8_t *data, size_t size);
+
+/* ca_csr_parse on req (borrowed) and the checks of what ca.h promises:
+ * a subject and a JSON array of at most CA_MAX_SANS strings, or nothing
+ * back and a refusal with a code and message. Frees what it got. */
+void fuzz_csr_parse(X509_REQ *req);
 
 #endif
