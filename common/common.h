@@ -160,6 +160,12 @@ STACK_OF(X509) *common_x509s_from_pem(const char *pem, size_t len, int max);
 EVP_PKEY *common_privkey_from_pem(const char *pem, size_t len);
 /* PKCS#10 request from PEM; NULL on malformed input or trailing garbage. */
 X509_REQ *common_csr_from_pem(const char *pem, size_t len);
+/* True when der, the len bytes req was decoded from, is req's DER
+ * encoding: d2i_X509_REQ also takes BER around the signed part (long
+ * length forms, signature bits), which a door that keys on the bytes
+ * must refuse. */
+bool common_csr_is_der(X509_REQ *req, const unsigned char *der,
+    size_t len);
 /* DER of a certificate to a malloc'd buffer; -1 on failure. */
 int common_x509_to_der(X509 *x, unsigned char **out, size_t *len);
 /* Upper-case hex serial number of x into out (>= 41 bytes). */

@@ -296,6 +296,19 @@ common_privkey_from_pem(const char *pem, size_t len)
 	return k;
 }
 
+bool
+common_csr_is_der(X509_REQ *req, const unsigned char *der, size_t len)
+{
+	unsigned char *enc = NULL;
+	int n;
+	bool same;
+
+	n = i2d_X509_REQ(req, &enc);
+	same = n > 0 && (size_t)n == len && memcmp(enc, der, len) == 0;
+	OPENSSL_free(enc);
+	return same;
+}
+
 /*
  * Exactly one PKCS#10 request ("CERTIFICATE REQUEST", or "NEW
  * CERTIFICATE REQUEST" as older tools write it) with nothing but

@@ -1091,7 +1091,7 @@ order_csr_check(struct acme_req *r, const char *b64, const json_t *idents,
 	}
 	dp = der;
 	if ((out->req = d2i_X509_REQ(NULL, &dp, (long)derlen)) == NULL ||
-	    dp != der + derlen) {
+	    dp != der + derlen || !common_csr_is_der(out->req, der, derlen)) {
 		acme_prob_set(p, 400, "badCSR",
 		    "\"csr\" is not one DER PKCS#10 request");
 		goto out;

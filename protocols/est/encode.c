@@ -65,6 +65,16 @@ est_csr_decode(const unsigned char *der, size_t len,
 		X509_REQ_free(csr);
 		return NULL;
 	}
+	/* d2i accepts BER around the signed part (long length forms, a
+	 * signature BIT STRING with unused bits set); the stored request
+	 * and a pending request's id are its bytes, so one request must
+	 * have one encoding. */
+	if (!common_csr_is_der(csr, der, len)) {
+		common_error_set(err, COMMON_E_INVALID, "the PKCS#10 request "
+		    "is not DER (RFC 2986; RFC 7030 section 4.2.1)");
+		X509_REQ_free(csr);
+		csr = NULL;
+	}
 	return csr;
 }
 

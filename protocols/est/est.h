@@ -171,7 +171,8 @@ bool est_cert_verify(struct est *e, const struct est_label *l, SSL *ssl,
  * a buffer to free(), or -1 with why in err. */
 int est_b64_body(const char *body, size_t len, unsigned char **der,
     size_t *derlen, struct common_error *err);
-/* A DER PKCS#10 request with nothing after it; NULL with err. */
+/* A DER PKCS#10 request with nothing after it (BER, which d2i would
+ * take, is refused); NULL with err. */
 X509_REQ *est_csr_decode(const unsigned char *der, size_t len,
     struct common_error *err);
 /* PKCS#7 signed-data "certs-only" (no signers, no content) holding

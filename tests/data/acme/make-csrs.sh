@@ -46,6 +46,16 @@ body = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
 with open("csr-bad-signature.pem", "w") as f:
     f.write("-----BEGIN CERTIFICATE REQUEST-----\n" + body +
             "\n-----END CERTIFICATE REQUEST-----\n")
+# The same request in BER: the outer SEQUENCE's length in a long form one
+# byte longer than needed (signature and signed part untouched).
+good = base64.b64decode("".join(l for l in lines if not l.startswith("-----")))
+assert good[0] == 0x30 and good[1] == 0x82
+ber = bytes([0x30, 0x83, 0x00]) + good[2:]
+b64 = base64.b64encode(ber).decode()
+body = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+with open("csr-ber-length.pem", "w") as f:
+    f.write("-----BEGIN CERTIFICATE REQUEST-----\n" + body +
+            "\n-----END CERTIFICATE REQUEST-----\n")
 PY
 # OpenSSL 3.0's req -verify exits 0 even on failure: read what it says.
 openssl req -in csr-good-reference.pem -noout -verify 2>&1 | grep -q "verify OK"
