@@ -191,7 +191,7 @@ asan: deps
 # to build-fuzz/crashes/); `make fuzz-smoke` replays the seeds once.
 # FUZZ_DRIVERS="csr pem" picks drivers.
 FUZZ_SECONDS	?= 60
-FUZZ_DRIVERS	?= conf b64 pem csr subject json jws est
+FUZZ_DRIVERS	?= conf b64 pem csr subject json jws est basic
 FUZZ_DIR	?= $(BUILD)-fuzz
 FUZZ_SAN	 = -fsanitize=fuzzer-no-link,address,undefined \
 		   -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -211,6 +211,7 @@ $(FUZZ_BINS): $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o \
 	  -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(PKG_LIBS)
 $(BUILD)/fuzz/jws_fuzz: $(LIB_ACME) $(LIB_SERVER)
 $(BUILD)/fuzz/est_fuzz: $(LIB_EST) $(LIB_SERVER)
+$(BUILD)/fuzz/basic_fuzz: $(LIB_EST) $(LIB_SERVER)
 
 fuzz-build:
 	@$(FUZZ_MAKE) fuzz-bins

@@ -142,22 +142,23 @@ est_client_label_ok(const json_t *rec, const char *label)
  * r->user when the header names one. The password is wiped before
  * returning.
  */
-static enum est_basic_verdict
-est_basic(struct est_req *r, char *why, size_t whylen)
+/*
+ * Parses an HTTP Basic Authorization header value h (RFC 7617). 0 with
+ * the user name in user (1..EST_USERNAME_MAX bytes) and the password in
+ * *password (to cleanse and free(): est_basic_forget); -1 with the
+ * client's reason in why and nothing kept. A name or password over its
+ * limit gets the same answer as a wrong one.
+ */
+int
+est_basic_parse(const char *h, char *user, size_t userlen, char **password,
+    char *why, size_t whylen)
 {
-	struct est *e = r->e;
-	const char *h, *hash;
-	unsigned char *raw = NULL, tag[32];
+	unsigned char *raw = NULL;
 	size_t rawlen = 0, ulen;
 	char *colon;
-	json_t *rec = NULL;
-	bool ok;
-	enum est_basic_verdict v = EST_BASIC_BAD;
+	int rc = -1;
 
-	h = evhttp_find_header(evhttp_request_get_input_headers(r->req),
-	    "Authorization");
-	if (h == NULL)
-		return EST_BASIC_NONE;
+	*password = NULL;
 	if (strlen(h) > EST_AUTH_HEADER_MAX || strncasecmp(h, "Basic", 5) !=
 	    0 || (h[5] != ' ' && h[5] != '\t')) {
 		snprintf(why, whylen, "the Authorization header is not HTTP "
@@ -172,22 +173,60 @@ est_basic(struct est_req *r, char *why, size_t whylen)
 	}
 	*colon = '\0';
 	ulen = strlen((char *)raw);
-	if (ulen == 0 || ulen > EST_USERNAME_MAX ||
+	if (ulen == 0 || ulen > EST_USERNAME_MAX || ulen >= userlen ||
 	    strlen(colon + 1) > COMMON_PASSWORD_MAX) {
 		snprintf(why, whylen, "wrong user name or password");
 		goto out;
 	}
-	snprintf(r->user, sizeof(r->user), "%s", (char *)raw);
+	if ((*password = strdup(colon + 1)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	memcpy(user, raw, ulen + 1);
+	rc = 0;
+out:
+	if (raw != NULL) {
+		OPENSSL_cleanse(raw, rawlen);
+		free(raw);
+	}
+	return rc;
+}
+
+void
+est_basic_forget(char *password)
+{
+	if (password != NULL)
+		OPENSSL_clear_free(password, strlen(password));
+}
+
+static enum est_basic_verdict
+est_basic(struct est_req *r, char *why, size_t whylen)
+{
+	struct est *e = r->e;
+	const char *h, *hash;
+	unsigned char tag[32];
+	char *pass = NULL;
+	json_t *rec = NULL;
+	bool ok;
+	enum est_basic_verdict v = EST_BASIC_BAD;
+
+	h = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+	    "Authorization");
+	if (h == NULL)
+		return EST_BASIC_NONE;
+	if (est_basic_parse(h, r->user, sizeof(r->user), &pass, why,
+	    whylen) == -1)
+		goto out;
 	rec = store_est_client_get(e->st, NULL, r->user);
 	hash = json_string_value(json_object_get(rec, "password_hash"));
 	if (rec != NULL && hash != NULL && est_cred_tag(e, hash, r->user,
-	    colon + 1, tag) == 0 && est_cred_cached(e, tag)) {
+	    pass, tag) == 0 && est_cred_cached(e, tag)) {
 		ok = true;
 	} else {
 		/* an unknown user costs the same time as a known one */
 		ok = common_password_verify(hash != NULL ? hash :
-		    e->dummy_hash, colon + 1) && rec != NULL && hash != NULL;
-		if (ok && est_cred_tag(e, hash, r->user, colon + 1, tag) == 0)
+		    e->dummy_hash, pass) && rec != NULL && hash != NULL;
+		if (ok && est_cred_tag(e, hash, r->user, pass, tag) == 0)
 			est_cred_remember(e, tag);
 	}
 	if (!ok) {
@@ -202,10 +241,7 @@ est_basic(struct est_req *r, char *why, size_t whylen)
 	}
 	v = EST_BASIC_OK;
 out:
-	if (raw != NULL) {
-		OPENSSL_cleanse(raw, rawlen);
-		free(raw);
-	}
+	est_basic_forget(pass);
 	OPENSSL_cleanse(tag, sizeof(tag));
 	json_decref(rec);
 	return v;

@@ -166,6 +166,16 @@ X509_STORE *est_trust_load(const char *path);
 bool est_cert_verify(struct est *e, const struct est_label *l, SSL *ssl,
     X509 *peer, char *reason, size_t reasonlen);
 
+/* auth.c */
+/* Parses an HTTP Basic Authorization header value (RFC 7617): 0 with the
+ * user name in user (1..EST_USERNAME_MAX bytes; userlen its size) and the
+ * password in *password, to release with est_basic_forget(); -1 with the
+ * client's reason in why and nothing kept. */
+int est_basic_parse(const char *h, char *user, size_t userlen,
+    char **password, char *why, size_t whylen);
+/* Cleanses and frees a password est_basic_parse returned; accepts NULL. */
+void est_basic_forget(char *password);
+
 /* encode.c */
 /* Decodes an RFC 8951 base64 body (line breaks CRLF/LF or none). 0 and
  * a buffer to free(), or -1 with why in err. */

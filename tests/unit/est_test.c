@@ -2448,6 +2448,57 @@ test_start(void)
 	CHECK(t_env());
 }
 
+/* est_basic_parse on its own (RFC 7617): what it accepts, what it
+ * refuses and with which reason. */
+static void
+test_basic_parse(void)
+{
+	static const struct {
+		const char	*h;
+		const char	*user;		/* NULL: refused */
+		const char	*pass_or_why;
+	} cases[] = {
+		{ "Basic ZGV2aWNlOnNlY3JldA==", "device", "secret" },
+		{ "basic\tZGV2aWNlOnNlY3JldA==", "device", "secret" },
+		{ "Basic Ym9iOg==", "bob", "" },			/* bob: */
+		{ "Basic Y2Fyb2w6YTpiOmM=", "carol", "a:b:c" },
+		{ "Bearer abc", NULL, "not HTTP Basic" },
+		{ "BasicZGV2aWNlOnNlY3JldA==", NULL, "not HTTP Basic" },
+		{ "Basic !!!", NULL, "malformed" },
+		{ "Basic bm9jb2xvbg==", NULL, "malformed" },	/* nocolon */
+		{ "Basic OnB3", NULL, "wrong user name" },		/* :pw */
+	};
+	char user[EST_USERNAME_MAX + 1], why[256], *pass, longh[256];
+	char longu[EST_USERNAME_MAX + 4], *b64;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		why[0] = '\0';
+		rc = est_basic_parse(cases[i].h, user, sizeof(user), &pass,
+		    why, sizeof(why));
+		if (cases[i].user != NULL) {
+			CHECK(rc == 0);
+			CHECK(rc == 0 && strcmp(user, cases[i].user) == 0 &&
+			    strcmp(pass, cases[i].pass_or_why) == 0);
+		} else {
+			CHECK(rc == -1 && pass == NULL);
+			CHECK(strstr(why, cases[i].pass_or_why) != NULL);
+		}
+		est_basic_forget(pass);
+	}
+	/* a user name one byte over the limit: the answer of a wrong one */
+	memset(longu, 'u', EST_USERNAME_MAX + 1);
+	memcpy(longu + EST_USERNAME_MAX + 1, ":x", 3);
+	b64 = common_b64_encode(longu, strlen(longu), false, 0);
+	CHECK(b64 != NULL);
+	snprintf(longh, sizeof(longh), "Basic %s", b64 != NULL ? b64 : "");
+	free(b64);
+	CHECK(est_basic_parse(longh, user, sizeof(user), &pass, why,
+	    sizeof(why)) == -1 && pass == NULL &&
+	    strstr(why, "wrong user name") != NULL);
+}
+
 const struct test_case test_cases[] = {
 	TEST(test_start),
 	TEST(test_routing),
@@ -2456,6 +2507,7 @@ const struct test_case test_cases[] = {
 	TEST(test_simpleenroll),
 	TEST(test_refusals),
 	TEST(test_auth_basic),
+	TEST(test_basic_parse),
 	TEST(test_auth_cert),
 	TEST(test_reenroll),
 	TEST(test_serverkeygen),
