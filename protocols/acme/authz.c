@@ -754,6 +754,8 @@ static int
 authz_kick(struct authz_kick *c)
 {
 	int rc = store_txn_run(c->r->a->st, authz_kick_txn, c);
+	enum acme_chall_type type;
+	bool held;
 
 	if (rc != 0) {
 		free(c->job);	/* not committed: nothing to validate */
@@ -775,6 +777,10 @@ authz_kick(struct authz_kick *c)
 		    strcmp(authz_chall_names[c->job->type], c->type) == 0)
 			c->job->wait = authz_wait_new(c->r, c->id,
 			    c->job->type);
+		/* Read before the hand-off: once queued, the jobs thread may
+		 * finish and free the job before server_job returns. */
+		held = c->job->wait != NULL;
+		type = c->job->type;
 		/* A full queue leaves the challenge processing; the stale
 		 * check starts it again on a later poll. */
 		if (server_job(c->r->a->srv, authz_job_run, c->job) == -1) {
@@ -784,8 +790,8 @@ authz_kick(struct authz_kick *c)
 			free(c->job);
 		} else {
 			log_info("acme: authz %s: %s validation queued",
-			    c->id, authz_chall_names[c->job->type]);
-			c->held = c->job->wait != NULL;
+			    c->id, authz_chall_names[type]);
+			c->held = held;
 		}
 		c->job = NULL;	/* owned by the jobs thread now */
 	}
