@@ -239,19 +239,9 @@ static int
 lc_ca_check(struct lifecycle *lc, struct store_txn *txn, const char *ca_id,
     struct common_error *err)
 {
-	struct common_error e;
-	json_t *rec;
-
-	common_error_clear(&e);
-	if ((rec = ca_get(lifecycle_ca(lc), txn, ca_id, &e)) != NULL) {
-		json_decref(rec);
+	if (ca_exists(lifecycle_ca(lc), txn, ca_id))
 		return 0;
-	}
-	if (e.code == COMMON_E_INTERNAL)
-		common_error_set(err, COMMON_E_INTERNAL, "%s", e.msg);
-	else
-		common_error_set(err, COMMON_E_NOTFOUND,
-		    "ca_id: no CA %s", ca_id);
+	common_error_set(err, COMMON_E_NOTFOUND, "ca_id: no CA %s", ca_id);
 	return -1;
 }
 
