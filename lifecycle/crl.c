@@ -302,6 +302,9 @@ lc_crl_on_debounce(evutil_socket_t fd, short what, void *arg)
 	s->all_dirty = false;
 	s->armed = false;
 	pthread_mutex_unlock(&s->mu);
+	/* the revocations that armed it may still wait for their flush */
+	if (store_flush_all(lifecycle_store(s->lc)) == -1)
+		log_err("crl: the log flush failed");
 	lc_crl_pass(s->lc, ids, n, all, 0, LC_CRL_WHY_REVOCATION);
 	for (i = 0; i < n; i++)
 		free(ids[i]);

@@ -530,6 +530,50 @@ main_banner(void *arg)
 	fflush(stdout);
 }
 
+/* ---- deferred durability: the store's, for the server's workers ---- */
+
+static int
+main_dur_thread_start(void *arg)
+{
+	return store_defer(arg);
+}
+
+static uint64_t
+main_dur_pending(void *arg)
+{
+	return store_defer_pending(arg);
+}
+
+static int
+main_dur_state(void *arg, uint64_t ticket)
+{
+	return store_flush_state(arg, ticket);
+}
+
+static void
+main_dur_request(void *arg, uint64_t ticket)
+{
+	store_flush_request(arg, ticket);
+}
+
+static int
+main_dur_wait(void *arg, uint64_t ticket)
+{
+	return store_flush_wait(arg, ticket);
+}
+
+static int
+main_dur_subscribe(void *arg, void (*fn)(void *), void *fnarg)
+{
+	return store_flush_subscribe(arg, fn, fnarg);
+}
+
+static void
+main_dur_unsubscribe(void *arg, void (*fn)(void *), void *fnarg)
+{
+	store_flush_unsubscribe(arg, fn, fnarg);
+}
+
 static int
 main_serve(struct main_ctx *mc)
 {
@@ -545,6 +589,10 @@ main_serve(struct main_ctx *mc)
 		goto out;
 	if ((mc->srv = server_new(mc->cf, tls)) == NULL)
 		goto out;
+	server_set_durability(mc->srv, &(struct server_durability){
+	    main_dur_thread_start, main_dur_pending, main_dur_state,
+	    main_dur_request, main_dur_wait, main_dur_subscribe,
+	    main_dur_unsubscribe, mc->st });
 	memset(&mcfg, 0, sizeof(mcfg));
 	mcfg.data_dir = mc->cf->data_dir;
 	mcfg.http_base_url = mc->http_url;

@@ -139,6 +139,9 @@ struct server_reqctx {			/* one dispatched request */
 	int			 status;
 	bool			 replied;	/* server_reply() was called */
 	bool			 detached;	/* connection gone, reply due */
+	bool			 held;		/* reply waits for a flush */
+	struct server_reqctx	*held_next;
+	uint64_t		 ticket;	/* held: durable when this is */
 	char			 peer[SERVER_ADDR_MAX];
 	char			 path[SERVER_LOG_PATH_MAX];
 };
@@ -151,6 +154,10 @@ struct server_worker {
 	struct event_base	*base;
 	struct event		*accept_off_ev;	/* stop accepting (drain) */
 	struct event		*shutdown_ev;	/* leave the loop */
+	struct event		*durable_ev;	/* a log flush completed */
+	bool			 subscribed;	/* durable_ev to the flusher */
+	struct server_reqctx	*held_head;	/* replies held, FIFO */
+	struct server_reqctx	*held_tail;
 	struct server_http	 http[SERVER_LISTENER__MAX];
 	struct server_reqctx	*reqs[SERVER_REQ_BUCKETS];
 };
@@ -162,8 +169,9 @@ struct server_listen {
 };
 
 struct server_job_ent {
-	void	(*fn)(void *);
-	void	*arg;
+	void		(*fn)(void *);
+	void		*arg;
+	uint64_t	 ticket;	/* durable before the job runs */
 };
 
 struct server_timer_ent {
@@ -177,6 +185,7 @@ struct server {
 	char			*data_dir;
 	int			 workers_cf;
 	bool			 access_log;
+	struct server_durability dur;		/* hooks; pending NULL: off */
 	size_t			 max_header_bytes;
 	size_t			 max_body_bytes;
 	int			 timeout_seconds;
@@ -438,6 +447,25 @@ server_reqctx_find(struct evhttp_request *req)
 	return NULL;
 }
 
+/* Takes ctx off its worker's list of held replies. */
+static void
+server_held_remove(struct server_worker *w, struct server_reqctx *ctx)
+{
+	struct server_reqctx **pp, *prev = NULL;
+
+	for (pp = &w->held_head; *pp != NULL; pp = &(*pp)->held_next) {
+		if (*pp == ctx) {
+			*pp = ctx->held_next;
+			if (w->held_tail == ctx)
+				w->held_tail = prev;
+			break;
+		}
+		prev = *pp;
+	}
+	ctx->held = false;
+	ctx->held_next = NULL;
+}
+
 /*
  * Ends a request's life as far as the server is concerned: one access
  * log line, one metric increment, the in-flight count down, ctx freed.
@@ -464,6 +492,8 @@ server_req_finish(struct server_reqctx *ctx, bool aborted)
 	common_metric_inc("pkid_http_requests_total", labels);
 
 	server_reqctx_remove(w, ctx);
+	if (ctx->held)
+		server_held_remove(w, ctx);
 	free(ctx->body);
 	free(ctx);
 	atomic_fetch_sub(&srv->inflight, 1);
@@ -511,6 +541,112 @@ server_conn_closed(struct evhttp_connection *evcon, void *arg)
 
 /* ---- replies ---------------------------------------------------------- */
 
+/* Hands the reply to evhttp (server_reply, or a held reply released). */
+static void
+server_reply_send(struct evhttp_request *req, struct server_reqctx *ctx,
+    int status)
+{
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+
+	/* evhttp frees a detached request in evhttp_send_reply() without
+	 * calling on-complete: finish it here. */
+	if (ctx != NULL && (ctx->detached ||
+	    evhttp_request_get_connection(req) == NULL))
+		server_req_finish(ctx, true);
+	evcon = evhttp_request_get_connection(req);
+	bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	evhttp_send_reply(req, status, server_status_phrase(status), NULL);
+	/*
+	 * evhttp queues the status line and headers and the body as separate
+	 * buffer chunks; over TLS each chunk becomes its own record and
+	 * write, which clients with Nagle-style coalescing (and EST devices)
+	 * pay for with a stall. One contiguous chunk goes out as one record.
+	 */
+	if (bev != NULL)
+		evbuffer_pullup(bufferevent_get_output(bev), -1);
+}
+
+/*
+ * Holds ctx's reply when its worker made commits that are not durable
+ * yet (deferred durability): the reply goes out from
+ * server_worker_durable once they are. True when held. A request whose
+ * connection is gone is not held (nobody would get the reply).
+ */
+static bool
+server_reply_hold(struct server_reqctx *ctx)
+{
+	struct server_worker *w = ctx->w;
+	struct server *srv = w->srv;
+	uint64_t t;
+
+	if (srv->dur.pending == NULL || !w->subscribed || ctx->detached ||
+	    evhttp_request_get_connection(ctx->req) == NULL ||
+	    (t = srv->dur.pending(srv->dur.arg)) == 0)
+		return false;
+	ctx->held = true;
+	ctx->ticket = t;
+	ctx->held_next = NULL;
+	if (w->held_tail != NULL)
+		w->held_tail->held_next = ctx;
+	else
+		w->held_head = ctx;
+	w->held_tail = ctx;
+	/* A flush that completes from here on wakes durable_ev; one that
+	 * completed since pending() looked did too. */
+	srv->dur.request(srv->dur.arg, t);
+	return true;
+}
+
+/*
+ * durable_ev (a flush completed): sends the held replies whose commits
+ * are now durable. A worker's tickets only grow, so the list is in
+ * ticket order. A reply whose commit can never be durable (the log
+ * flush failed) becomes a 500: nothing may say it was done.
+ */
+static void
+server_worker_durable(evutil_socket_t fd, short what, void *arg)
+{
+	static const char lost[] = "internal error: the change could not be "
+	    "written to disk\n";
+	struct server_worker *w = arg;
+	struct server *srv = w->srv;
+	struct server_reqctx *ctx;
+	struct evkeyvalq *out;
+	int state;
+
+	(void)fd;
+	(void)what;
+	while ((ctx = w->held_head) != NULL) {
+		if ((state = srv->dur.state(srv->dur.arg, ctx->ticket)) == 0)
+			break;
+		server_held_remove(w, ctx);
+		if (state < 0) {
+			out = evhttp_request_get_output_headers(ctx->req);
+			evbuffer_drain(evhttp_request_get_output_buffer(
+			    ctx->req), (size_t)-1);
+			evhttp_remove_header(out, "Content-Type");
+			evhttp_remove_header(out, "Content-Length");
+			evhttp_add_header(out, "Content-Type",
+			    "text/plain; charset=utf-8");
+			evbuffer_add(evhttp_request_get_output_buffer(
+			    ctx->req), lost, sizeof(lost) - 1);
+			ctx->status = 500;
+			ctx->sent = sizeof(lost) - 1;
+		}
+		server_reply_send(ctx->req, ctx, ctx->status);
+	}
+}
+
+/* Flusher thread: a flush completed (only wakes the worker). */
+static void
+server_worker_kick(void *arg)
+{
+	struct server_worker *w = arg;
+
+	event_active(w->durable_ev, EV_READ, 0);
+}
+
 /*
  * Sends the reply: status with its reason phrase, Content-Type when ctype
  * is set, body (not for HEAD, 1xx, 204, 304; HEAD gets the length). While
@@ -525,8 +661,6 @@ server_reply(struct evhttp_request *req, int status, const char *ctype,
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct server *srv = ctx != NULL ? ctx->w->srv :
 	    server_worker_self != NULL ? server_worker_self->srv : NULL;
-	struct evhttp_connection *evcon;
-	struct bufferevent *bev;
 	char lenbuf[32];
 	size_t sent = 0;
 	bool nobody;
@@ -561,22 +695,10 @@ server_reply(struct evhttp_request *req, int status, const char *ctype,
 		ctx->replied = true;
 		ctx->status = status;
 		ctx->sent = sent;
-		/* evhttp frees a detached request in evhttp_send_reply()
-		 * without calling on-complete: finish it here. */
-		if (ctx->detached || evhttp_request_get_connection(req) == NULL)
-			server_req_finish(ctx, true);
+		if (server_reply_hold(ctx))
+			return;
 	}
-	evcon = evhttp_request_get_connection(req);
-	bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	evhttp_send_reply(req, status, server_status_phrase(status), NULL);
-	/*
-	 * evhttp queues the status line and headers and the body as separate
-	 * buffer chunks; over TLS each chunk becomes its own record and
-	 * write, which clients with Nagle-style coalescing (and EST devices)
-	 * pay for with a stall. One contiguous chunk goes out as one record.
-	 */
-	if (bev != NULL)
-		evbuffer_pullup(bufferevent_get_output(bev), -1);
+	server_reply_send(req, ctx, status);
 }
 
 static int
@@ -1488,8 +1610,14 @@ static void *
 server_worker_main(void *arg)
 {
 	struct server_worker *w = arg;
+	char name[16];
 
+	snprintf(name, sizeof(name), "pkid-worker-%d", w->idx);
+	(void)pthread_setname_np(pthread_self(), name);
 	server_worker_self = w;
+	if (w->subscribed && w->srv->dur.thread_start(w->srv->dur.arg) == -1)
+		log_warn("worker %d: deferred durability unavailable: each "
+		    "commit waits for the disk", w->idx);
 	if (event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY) == -1)
 		log_err("worker %d: event loop failed", w->idx);
 	server_worker_teardown(w);
@@ -1512,9 +1640,19 @@ server_worker_init(struct server *srv, struct server_worker *w, int idx)
 	    (w->accept_off_ev = event_new(w->base, -1, 0,
 	    server_worker_accept_off, w)) == NULL ||
 	    (w->shutdown_ev = event_new(w->base, -1, 0,
-	    server_worker_shutdown, w)) == NULL) {
+	    server_worker_shutdown, w)) == NULL ||
+	    (w->durable_ev = event_new(w->base, -1, 0,
+	    server_worker_durable, w)) == NULL) {
 		log_err("worker %d: event base: out of memory", idx);
 		return -1;
+	}
+	if (srv->dur.pending != NULL) {
+		if (srv->dur.subscribe(srv->dur.arg, server_worker_kick,
+		    w) == 0)
+			w->subscribed = true;
+		else
+			log_warn("worker %d: deferred durability unavailable: "
+			    "each commit waits for the disk", idx);
 	}
 	for (l = 0; l < SERVER_LISTENER__MAX; l++) {
 		if (srv->listens[l].fd == -1)
@@ -1578,6 +1716,14 @@ server_workers_stop(struct server *srv)
 			w->started = false;
 		} else
 			server_worker_teardown(w);
+		if (w->subscribed) {
+			/* after this no flush wakes durable_ev */
+			srv->dur.unsubscribe(srv->dur.arg, server_worker_kick,
+			    w);
+			w->subscribed = false;
+		}
+		if (w->durable_ev != NULL)
+			event_free(w->durable_ev);
 		if (w->accept_off_ev != NULL)
 			event_free(w->accept_off_ev);
 		if (w->shutdown_ev != NULL)
@@ -1610,6 +1756,12 @@ server_jobs_run(struct server *srv, size_t max)
 		srv->jhead = (srv->jhead + 1) % SERVER_QUEUE_MAX;
 		srv->jcount--;
 		pthread_mutex_unlock(&srv->jlock);
+		/* queued by a worker after commits not yet durable: the job
+		 * may act on them outside (deploy, validate) */
+		if (job.ticket != 0 &&
+		    srv->dur.wait(srv->dur.arg, job.ticket) == -1)
+			log_err("jobs: a commit before this job is not "
+			    "durable (log flush failed)");
 		job.fn(job.arg);
 	}
 	pthread_mutex_lock(&srv->jlock);
@@ -1636,6 +1788,7 @@ server_jobs_main(void *arg)
 {
 	struct server *srv = arg;
 
+	(void)pthread_setname_np(pthread_self(), "pkid-jobs");
 	if (event_base_loop(srv->jbase, EVLOOP_NO_EXIT_ON_EMPTY) == -1)
 		log_err("jobs: event loop failed");
 	/* The queue is closed: run what was accepted before the stop. */
@@ -1646,6 +1799,10 @@ server_jobs_main(void *arg)
 int
 server_job(struct server *srv, void (*fn)(void *arg), void *arg)
 {
+	uint64_t ticket = srv->dur.pending != NULL &&
+	    server_worker_self != NULL && server_worker_self->subscribed ?
+	    srv->dur.pending(srv->dur.arg) : 0;
+
 	pthread_mutex_lock(&srv->jlock);
 	if (fn == NULL || srv->jclosed || srv->jcount >= SERVER_QUEUE_MAX) {
 		bool closed = srv->jclosed;
@@ -1656,11 +1813,23 @@ server_job(struct server *srv, void (*fn)(void *arg), void *arg)
 		return -1;
 	}
 	srv->jq[(srv->jhead + srv->jcount) % SERVER_QUEUE_MAX] =
-	    (struct server_job_ent){ fn, arg };
+	    (struct server_job_ent){ fn, arg, ticket };
 	srv->jcount++;
 	pthread_mutex_unlock(&srv->jlock);
 	event_active(srv->jwake, EV_READ, 0);
 	return 0;
+}
+
+void
+server_set_durability(struct server *srv, const struct server_durability *d)
+{
+	if (d == NULL || d->thread_start == NULL || d->pending == NULL ||
+	    d->state == NULL || d->request == NULL || d->wait == NULL ||
+	    d->subscribe == NULL || d->unsubscribe == NULL) {
+		memset(&srv->dur, 0, sizeof(srv->dur));
+		return;
+	}
+	srv->dur = *d;
 }
 
 struct event_base *

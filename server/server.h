@@ -64,6 +64,29 @@ int server_route_add(struct server *srv, const struct server_route *r);
  * lets in-flight requests finish (at most server.drain_seconds) and
  * returns 0. -1 if a listener cannot be bound. */
 int server_run(struct server *srv);
+/*
+ * Deferred durability: with these hooks (the store's, see store_defer)
+ * the workers commit without waiting for the disk, and the server holds
+ * each reply until the commits its worker made before it are durable,
+ * answering other clients meanwhile; a job queued after such a commit
+ * runs once it is durable. Every hook gets arg. Without them (NULL
+ * hooks) replies go out at once and commits wait for the disk.
+ */
+struct server_durability {
+	int	 (*thread_start)(void *arg);	/* on each worker: 0 or -1 */
+	uint64_t (*pending)(void *arg);		/* the calling thread's
+						   ticket, 0: nothing */
+	int	 (*state)(void *arg, uint64_t ticket);	/* 1 durable, 0 not
+							   yet, -1 never */
+	void	 (*request)(void *arg, uint64_t ticket);	/* async */
+	int	 (*wait)(void *arg, uint64_t ticket);		/* blocking */
+	int	 (*subscribe)(void *arg, void (*fn)(void *), void *fnarg);
+	void	 (*unsubscribe)(void *arg, void (*fn)(void *), void *fnarg);
+	void	*arg;
+};
+/* Sets the hooks (copied); call before server_run(). */
+void server_set_durability(struct server *srv,
+    const struct server_durability *d);
 /* Makes server_run() return as if signalled (tests, fatal errors). */
 void server_stop(struct server *srv);
 /* Queues fn(arg) on the jobs thread; -1 when the queue is full. */

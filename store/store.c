@@ -265,7 +265,45 @@ struct store {
 	int	 lock_fd;		/* flock'd DIR/pkid.lock, -1 if none */
 	bool	 nosync;		/* STORE_F_NOSYNC: commits not fsync'd */
 	char	 dir[PATH_MAX];
+	struct store_flusher *fl;	/* deferred durability, or NULL */
+	pthread_mutex_t fl_once;	/* creating fl */
 };
+
+/*
+ * Deferred durability (store_defer): on a deferring thread a commit
+ * writes its commit record and returns without flushing the log; its
+ * ticket (seq, counted after the commit returned) is durable once a flush
+ * that started after it completed. One flusher thread per store runs
+ * those flushes when someone waits for a ticket, so every commit made
+ * while a flush runs shares the next one.
+ */
+#define STORE_FLUSH_SUBS_MAX	64	/* subscribers (server workers) */
+
+struct store_flush_sub {
+	void	(*fn)(void *);
+	void	*arg;
+};
+
+struct store_flusher {
+	pthread_t		 thread;
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 work;		/* to the flusher */
+	pthread_cond_t		 done;		/* to blocking waiters */
+	uint64_t		 seq;		/* deferred commits made
+						   (atomic) */
+	uint64_t		 requested;	/* highest ticket waited on */
+	uint64_t		 flushed;	/* tickets <= this are durable */
+	bool			 failed;	/* a flush failed: no ticket
+						   past flushed ever will be */
+	bool			 stop;
+	struct store_flush_sub	 subs[STORE_FLUSH_SUBS_MAX];
+	size_t			 nsubs;
+};
+
+/* The store the calling thread defers durability on, and its last
+ * deferred commit's ticket. */
+static __thread struct store *store_defer_st;
+static __thread uint64_t store_defer_ticket;
 
 struct store_txn {
 	struct store	*st;
@@ -1096,11 +1134,247 @@ store_txn_commit(struct store_txn *txn)
 	if ((rc = txn->tid->commit(txn->tid, st->nosync ? 0 :
 	    DB_TXN_NOSYNC)) != 0)
 		log_err("store: %s: txn commit: %s", st->dir, db_strerror(rc));
+	else if (store_defer_st == st && st->fl != NULL)
+		/* deferred: the ticket counts from after the commit */
+		store_defer_ticket = __atomic_add_fetch(&st->fl->seq, 1,
+		    __ATOMIC_SEQ_CST);
 	else if (!st->nosync && (rc = st->env->log_flush(st->env, NULL)) != 0)
 		log_err("store: %s: txn commit: log flush (the commit is not "
 		    "durable): %s", st->dir, db_strerror(rc));
 	free(txn);
 	return rc == 0 ? 0 : -1;
+}
+
+/* ---- deferred durability ------------------------------------------------ */
+
+static void *
+store_flusher_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_flusher *fl = st->fl;
+	uint64_t target;
+	size_t i;
+	int rc;
+
+	(void)pthread_setname_np(pthread_self(), "pkid-flush");
+	pthread_mutex_lock(&fl->lock);
+	for (;;) {
+		while (!fl->stop && (fl->failed || fl->requested <= fl->flushed))
+			pthread_cond_wait(&fl->work, &fl->lock);
+		if (fl->stop && (fl->failed || fl->requested <= fl->flushed))
+			break;
+		/* every ticket counted so far has its commit record in the
+		 * log: one flush makes them all durable */
+		target = __atomic_load_n(&fl->seq, __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&fl->lock);
+		rc = st->env->log_flush(st->env, NULL);
+		pthread_mutex_lock(&fl->lock);
+		if (rc != 0) {
+			log_err("store: %s: log flush (commits since ticket "
+			    "%" PRIu64 " are not durable): %s", st->dir,
+			    fl->flushed + 1, db_strerror(rc));
+			fl->failed = true;
+		} else if (target > fl->flushed)
+			fl->flushed = target;
+		pthread_cond_broadcast(&fl->done);
+		/* under the lock, so that unsubscribing waits for this */
+		for (i = 0; i < fl->nsubs; i++)
+			fl->subs[i].fn(fl->subs[i].arg);
+	}
+	pthread_mutex_unlock(&fl->lock);
+	return NULL;
+}
+
+/* Creates st's flusher and starts its thread once; 0 or -1. */
+static int
+store_flusher_start(struct store *st)
+{
+	struct store_flusher *fl;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->fl_once);
+	if (st->fl != NULL)
+		goto out;
+	if ((fl = calloc(1, sizeof(*fl))) == NULL) {
+		log_err("store: %s: flusher: out of memory", st->dir);
+		rc = -1;
+		goto out;
+	}
+	pthread_mutex_init(&fl->lock, NULL);
+	pthread_cond_init(&fl->work, NULL);
+	pthread_cond_init(&fl->done, NULL);
+	st->fl = fl;
+	if (pthread_create(&fl->thread, NULL, store_flusher_main, st) != 0) {
+		log_err("store: %s: flusher: cannot start its thread",
+		    st->dir);
+		st->fl = NULL;
+		pthread_cond_destroy(&fl->done);
+		pthread_cond_destroy(&fl->work);
+		pthread_mutex_destroy(&fl->lock);
+		free(fl);
+		rc = -1;
+	}
+out:
+	pthread_mutex_unlock(&st->fl_once);
+	return rc;
+}
+
+/* Flushes what is left, stops and frees st's flusher (store_close). */
+static void
+store_flusher_stop(struct store *st)
+{
+	struct store_flusher *fl = st->fl;
+
+	if (fl == NULL)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	fl->requested = __atomic_load_n(&fl->seq, __ATOMIC_SEQ_CST);
+	fl->stop = true;
+	pthread_cond_signal(&fl->work);
+	pthread_mutex_unlock(&fl->lock);
+	pthread_join(fl->thread, NULL);
+	st->fl = NULL;
+	pthread_cond_destroy(&fl->done);
+	pthread_cond_destroy(&fl->work);
+	pthread_mutex_destroy(&fl->lock);
+	free(fl);
+}
+
+int
+store_defer(struct store *st)
+{
+	if (st == NULL)
+		return -1;
+	if (st->nosync) {
+		/* nothing is flushed: there is nothing to defer */
+		store_defer_st = NULL;
+		return 0;
+	}
+	if (store_flusher_start(st) == -1)
+		return -1;
+	store_defer_st = st;
+	store_defer_ticket = 0;
+	return 0;
+}
+
+uint64_t
+store_defer_pending(struct store *st)
+{
+	struct store_flusher *fl;
+	uint64_t t = store_defer_ticket;
+	bool durable;
+
+	if (st == NULL || store_defer_st != st || t == 0 ||
+	    (fl = st->fl) == NULL)
+		return 0;
+	pthread_mutex_lock(&fl->lock);
+	durable = t <= fl->flushed;
+	pthread_mutex_unlock(&fl->lock);
+	if (durable) {
+		store_defer_ticket = 0;
+		return 0;
+	}
+	return t;
+}
+
+int
+store_flush_state(struct store *st, uint64_t ticket)
+{
+	struct store_flusher *fl;
+	int state;
+
+	if (st == NULL || ticket == 0 || (fl = st->fl) == NULL)
+		return 1;
+	pthread_mutex_lock(&fl->lock);
+	state = ticket <= fl->flushed ? 1 : fl->failed ? -1 : 0;
+	pthread_mutex_unlock(&fl->lock);
+	return state;
+}
+
+void
+store_flush_request(struct store *st, uint64_t ticket)
+{
+	struct store_flusher *fl;
+
+	if (st == NULL || ticket == 0 || (fl = st->fl) == NULL)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	if (ticket > fl->requested) {
+		fl->requested = ticket;
+		pthread_cond_signal(&fl->work);
+	}
+	pthread_mutex_unlock(&fl->lock);
+}
+
+int
+store_flush_wait(struct store *st, uint64_t ticket)
+{
+	struct store_flusher *fl;
+	int rc;
+
+	if (st == NULL || ticket == 0 || (fl = st->fl) == NULL)
+		return 0;
+	pthread_mutex_lock(&fl->lock);
+	if (ticket > fl->requested) {
+		fl->requested = ticket;
+		pthread_cond_signal(&fl->work);
+	}
+	while (ticket > fl->flushed && !fl->failed)
+		pthread_cond_wait(&fl->done, &fl->lock);
+	rc = ticket <= fl->flushed ? 0 : -1;
+	pthread_mutex_unlock(&fl->lock);
+	return rc;
+}
+
+int
+store_flush_all(struct store *st)
+{
+	if (st == NULL || st->fl == NULL)
+		return 0;	/* every commit flushed itself */
+	return store_flush_wait(st, __atomic_load_n(&st->fl->seq,
+	    __ATOMIC_SEQ_CST));
+}
+
+int
+store_flush_subscribe(struct store *st, void (*fn)(void *), void *arg)
+{
+	struct store_flusher *fl;
+	int rc = -1;
+
+	if (st == NULL || fn == NULL)
+		return -1;
+	if (st->nosync)
+		return 0;
+	if (store_flusher_start(st) == -1)
+		return -1;
+	fl = st->fl;
+	pthread_mutex_lock(&fl->lock);
+	if (fl->nsubs < STORE_FLUSH_SUBS_MAX) {
+		fl->subs[fl->nsubs++] = (struct store_flush_sub){ fn, arg };
+		rc = 0;
+	} else
+		log_err("store: %s: more than %d flush subscribers", st->dir,
+		    STORE_FLUSH_SUBS_MAX);
+	pthread_mutex_unlock(&fl->lock);
+	return rc;
+}
+
+void
+store_flush_unsubscribe(struct store *st, void (*fn)(void *), void *arg)
+{
+	struct store_flusher *fl;
+	size_t i;
+
+	if (st == NULL || (fl = st->fl) == NULL)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	for (i = 0; i < fl->nsubs; i++) {
+		if (fl->subs[i].fn == fn && fl->subs[i].arg == arg) {
+			fl->subs[i] = fl->subs[--fl->nsubs];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fl->lock);
 }
 
 void
@@ -2533,6 +2807,7 @@ store_open_flags(const char *dir, unsigned int flags)
 	}
 	st->lock_fd = -1;
 	st->nosync = (flags & STORE_F_NOSYNC) != 0;
+	pthread_mutex_init(&st->fl_once, NULL);
 	if (common_path(st->dir, sizeof(st->dir), "%s", dir) == -1) {
 		log_err("store: %s: path too long", dir);
 		goto out;
@@ -2555,6 +2830,7 @@ store_open_flags(const char *dir, unsigned int flags)
 out:
 	if (!ok && st != NULL) {
 		store_handles_close(st);
+		pthread_mutex_destroy(&st->fl_once);
 		free(st);
 		st = NULL;
 	}
@@ -2582,9 +2858,11 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	store_flusher_stop(st);
 	if (st->env != NULL)
 		(void)store_checkpoint(st);
 	store_handles_close(st);
+	pthread_mutex_destroy(&st->fl_once);
 	free(st);
 }
 

@@ -98,6 +98,38 @@ void store_txn_abort(struct store_txn *txn);	/* frees txn; accepts NULL */
 bool store_txn_failed(const struct store_txn *txn);
 struct store *store_txn_store(struct store_txn *txn);
 
+/*
+ * Deferred durability, for threads that answer many clients (the server's
+ * workers). After store_defer(st) on a thread, its commits on st return
+ * as soon as the commit record is written, without waiting for the log
+ * flush; store_defer_pending() then gives the ticket of the thread's last
+ * commit that is not durable yet (0 when there is none), and the caller
+ * must not acknowledge that commit to anyone before store_flush_state()
+ * says the ticket is durable. A flusher thread per store flushes the log
+ * when a ticket is requested (store_flush_request, store_flush_wait), so
+ * every commit made during one flush shares the next. Other threads keep
+ * durable commits. On a store opened with STORE_F_NOSYNC nothing is
+ * deferred (there is no flush to wait for).
+ */
+int store_defer(struct store *st);			/* 0 or -1 */
+uint64_t store_defer_pending(struct store *st);
+/* 1: ticket is durable (or 0), 0: not yet, -1: a log flush failed and it
+ * never will be (the store needs a restart with recovery). */
+int store_flush_state(struct store *st, uint64_t ticket);
+/* Asks the flusher to make ticket durable; returns at once. */
+void store_flush_request(struct store *st, uint64_t ticket);
+/* Waits until ticket is durable: 0, or -1 when a flush failed. */
+int store_flush_wait(struct store *st, uint64_t ticket);
+/* Waits until every commit made so far, deferred or not, is durable:
+ * for work that acts outside on what others committed (deployments,
+ * webhooks, CRLs). 0, or -1 when a flush failed. */
+int store_flush_all(struct store *st);
+/* fn(arg) is called on the flusher thread after every flush it runs,
+ * under its lock: it must only wake someone (event_active), never call
+ * the store. Unsubscribing waits for a call in progress. */
+int store_flush_subscribe(struct store *st, void (*fn)(void *), void *arg);
+void store_flush_unsubscribe(struct store *st, void (*fn)(void *), void *arg);
+
 /* ---- meta ---- */
 char *store_meta_get(struct store *st, struct store_txn *txn, const char *name);
 int store_meta_put(struct store_txn *txn, const char *name, const char *value);

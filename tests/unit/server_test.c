@@ -843,6 +843,17 @@ t_solo_run(void *arg)
 	return NULL;
 }
 
+/* A server of its own for cf, with the shared test PKI's chain. */
+static struct server *
+t_solo_new(const struct conf *cf)
+{
+	SSL_CTX *tls = server_tls_ctx(pki.chain_pem, pki.key_pem);
+	struct server *srv = server_new(cf, tls);
+
+	SSL_CTX_free(tls);
+	return srv;
+}
+
 /* server_stop() from another thread, even before server_run() got
  * going, and SIGTERM: both end in a clean drain and return 0. */
 static void
@@ -980,7 +991,6 @@ test_drain_deadline(void)
 	struct t_hang_client c;
 	struct t_solo s;
 	pthread_t th, cth;
-	SSL_CTX *tls;
 	char logpath[600], *log;
 	uint64_t t0;
 	int saved, waited;
@@ -989,9 +999,7 @@ test_drain_deadline(void)
 	memset(&s, 0, sizeof(s));
 	memset(&c, 0, sizeof(c));
 	cf->server.drain_seconds = 1;
-	tls = server_tls_ctx(pki.chain_pem, pki.key_pem);
-	s.srv = server_new(cf, tls);
-	SSL_CTX_free(tls);
+	s.srv = t_solo_new(cf);
 	CHECK(s.srv != NULL);
 	if (s.srv == NULL)
 		goto out;
@@ -1025,6 +1033,322 @@ test_drain_deadline(void)
 	} else
 		t_replay(log);
 	free(log);
+out:
+	conf_free(cf);
+}
+
+/* ---- deferred durability -------------------------------------------------- */
+
+/* A stand-in for the store's flusher that the test drives by hand: a
+ * handler "commits" by taking a ticket, and nothing is durable until
+ * t_dur_flush() says so. */
+struct t_dur {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	uint64_t	 seq;		/* tickets handed out */
+	uint64_t	 flushed;	/* durable up to */
+	bool		 failed;
+	int		 requests;	/* request hook calls */
+	atomic_int	 thread_starts;
+	void		(*fn[8])(void *);
+	void		*fnarg[8];
+	int		 nsubs;
+	atomic_bool	 job_ran;
+	uint64_t	 job_saw_flushed;	/* flushed when the job ran */
+	struct server	*srv;
+};
+
+static struct t_dur tdur = { .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER };
+static __thread uint64_t t_dur_ticket;
+
+static int
+t_dur_thread_start(void *arg)
+{
+	struct t_dur *d = arg;
+
+	atomic_fetch_add(&d->thread_starts, 1);
+	return 0;
+}
+
+static uint64_t
+t_dur_pending(void *arg)
+{
+	struct t_dur *d = arg;
+	uint64_t t;
+
+	pthread_mutex_lock(&d->lock);
+	t = t_dur_ticket > d->flushed ? t_dur_ticket : 0;
+	pthread_mutex_unlock(&d->lock);
+	return t;
+}
+
+static int
+t_dur_state(void *arg, uint64_t ticket)
+{
+	struct t_dur *d = arg;
+	int s;
+
+	pthread_mutex_lock(&d->lock);
+	s = ticket <= d->flushed ? 1 : d->failed ? -1 : 0;
+	pthread_mutex_unlock(&d->lock);
+	return s;
+}
+
+static void
+t_dur_request(void *arg, uint64_t ticket)
+{
+	struct t_dur *d = arg;
+
+	(void)ticket;
+	pthread_mutex_lock(&d->lock);
+	d->requests++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int
+t_dur_wait(void *arg, uint64_t ticket)
+{
+	struct t_dur *d = arg;
+	int rc;
+
+	pthread_mutex_lock(&d->lock);
+	while (ticket > d->flushed && !d->failed)
+		pthread_cond_wait(&d->cond, &d->lock);
+	rc = ticket <= d->flushed ? 0 : -1;
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static int
+t_dur_subscribe(void *arg, void (*fn)(void *), void *fnarg)
+{
+	struct t_dur *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	d->fn[d->nsubs] = fn;
+	d->fnarg[d->nsubs++] = fnarg;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static void
+t_dur_unsubscribe(void *arg, void (*fn)(void *), void *fnarg)
+{
+	struct t_dur *d = arg;
+	int i;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < d->nsubs; i++) {
+		if (d->fn[i] == fn && d->fnarg[i] == fnarg) {
+			d->nsubs--;
+			d->fn[i] = d->fn[d->nsubs];
+			d->fnarg[i] = d->fnarg[d->nsubs];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* "The flush" of everything handed out so far, or its failure. */
+static void
+t_dur_flush(struct t_dur *d, bool fail)
+{
+	int i;
+
+	pthread_mutex_lock(&d->lock);
+	if (fail)
+		d->failed = true;
+	else
+		d->flushed = d->seq;
+	pthread_cond_broadcast(&d->cond);
+	for (i = 0; i < d->nsubs; i++)
+		d->fn[i](d->fnarg[i]);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int
+t_dur_requests(struct t_dur *d)
+{
+	int n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->requests;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+static void
+t_dur_job(void *arg)
+{
+	struct t_dur *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	d->job_saw_flushed = d->flushed;
+	pthread_mutex_unlock(&d->lock);
+	atomic_store(&d->job_ran, true);
+}
+
+/* /commit: "commits" (takes a ticket), queues a job when asked, replies. */
+static void
+t_dur_commit(struct evhttp_request *req, void *arg)
+{
+	struct t_dur *d = arg;
+	const char *uri = evhttp_request_get_uri(req);
+
+	pthread_mutex_lock(&d->lock);
+	t_dur_ticket = ++d->seq;
+	pthread_mutex_unlock(&d->lock);
+	if (strstr(uri, "job") != NULL)
+		CHECK(server_job(d->srv, t_dur_job, d) == 0);
+	server_reply(req, 201, "text/plain", "stored\n", 7);
+}
+
+/* /plain: commits nothing on a thread that has nothing pending. */
+static void
+t_dur_plain(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	server_reply(req, 200, "text/plain", "plain\n", 6);
+}
+
+struct t_dur_client {
+	char		 url[T_URL_MAX * 2];
+	struct t_resp	 r;
+	atomic_bool	 done;
+};
+
+static void *
+t_dur_get(void *arg)
+{
+	struct t_dur_client *c = arg;
+	struct t_req q = { .dispatched = false };	/* not fx's server */
+
+	t_do(NULL, c->url, &q, &c->r);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* Starts a client thread on path and waits until its reply is held. */
+static void
+t_dur_start(struct t_dur_client *c, pthread_t *th, struct server *srv,
+    const char *path, int requests_before)
+{
+	int waited;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->url, sizeof(c->url), "https://%s%s",
+	    server_bound(srv, SERVER_HTTPS), path);
+	CHECK(pthread_create(th, NULL, t_dur_get, c) == 0);
+	for (waited = 0; waited < T_WAIT_MS &&
+	    t_dur_requests(&tdur) == requests_before; waited += 5)
+		t_sleep_ms(5);
+	CHECK(t_dur_requests(&tdur) == requests_before + 1);
+}
+
+/*
+ * With durability hooks the reply of a request that committed is held
+ * until its commit is durable (other clients are answered meanwhile),
+ * a job queued after it runs only then, a failed flush turns the reply
+ * into a 500, and the workers unsubscribe when the server stops.
+ */
+static void
+test_durable_hold(void)
+{
+	struct conf *cf = t_conf("127.0.0.1:0", "", "");
+	struct server_route commit = { "commit", "/commit",
+	    SERVER_ON(SERVER_HTTPS), 0, t_dur_commit, NULL, &tdur };
+	struct server_route plain = { "plain", "/plain",
+	    SERVER_ON(SERVER_HTTPS), 0, t_dur_plain, NULL, &tdur };
+	struct server_durability hooks = { t_dur_thread_start, t_dur_pending,
+	    t_dur_state, t_dur_request, t_dur_wait, t_dur_subscribe,
+	    t_dur_unsubscribe, &tdur };
+	struct t_dur_client c, p;
+	struct t_solo s;
+	pthread_t th, pth, sth;
+	int waited;
+
+	CHECK(t_pki_make());
+	memset(&s, 0, sizeof(s));
+	cf->workers = 1;	/* one worker: its tickets are all of them */
+	s.srv = t_solo_new(cf);
+	CHECK(s.srv != NULL);
+	if (s.srv == NULL)
+		goto out;
+	tdur.srv = s.srv;
+	server_set_durability(s.srv, &hooks);
+	CHECK(server_route_add(s.srv, &commit) == 0);
+	CHECK(server_route_add(s.srv, &plain) == 0);
+	CHECK(pthread_create(&sth, NULL, t_solo_run, &s) == 0);
+	for (waited = 0; waited < T_WAIT_MS && server_bound(s.srv,
+	    SERVER_HTTPS) == NULL; waited += 5)
+		t_sleep_ms(5);
+	CHECK(server_bound(s.srv, SERVER_HTTPS) != NULL);
+	if (server_bound(s.srv, SERVER_HTTPS) == NULL)
+		goto stop;
+
+	/* held until the flush, with its job */
+	t_dur_start(&c, &th, s.srv, "/commit?job", 0);
+	t_sleep_ms(200);
+	CHECK(!atomic_load(&c.done));
+	CHECK(!atomic_load(&tdur.job_ran));
+	CHECK(atomic_load(&tdur.thread_starts) == 1);
+	pthread_mutex_lock(&tdur.lock);
+	CHECK(tdur.nsubs == 1);
+	pthread_mutex_unlock(&tdur.lock);
+	t_dur_flush(&tdur, false);
+	pthread_join(th, NULL);
+	CHECK(c.r.cc == CURLE_OK && c.r.status == 201);
+	CHECK(c.r.body != NULL && strcmp(c.r.body, "stored\n") == 0);
+	CHECK(t_wait_flag(&tdur.job_ran));
+	CHECK(tdur.job_saw_flushed >= 1);	/* ran after the flush */
+	free(c.r.body);
+
+	/* nothing pending: answered at once, no flush asked for */
+	memset(&p, 0, sizeof(p));
+	snprintf(p.url, sizeof(p.url), "https://%s/plain",
+	    server_bound(s.srv, SERVER_HTTPS));
+	t_dur_get(&p);
+	CHECK(p.r.cc == CURLE_OK && p.r.status == 200);
+	CHECK(t_dur_requests(&tdur) == 1);
+	free(p.r.body);
+
+	/* the worker keeps serving while a reply is held; a reply after a
+	 * held one on the same worker waits for the same flush */
+	t_dur_start(&c, &th, s.srv, "/commit", 1);
+	memset(&p, 0, sizeof(p));
+	snprintf(p.url, sizeof(p.url), "https://%s/plain",
+	    server_bound(s.srv, SERVER_HTTPS));
+	CHECK(pthread_create(&pth, NULL, t_dur_get, &p) == 0);
+	for (waited = 0; waited < T_WAIT_MS && t_dur_requests(&tdur) < 3;
+	    waited += 5)
+		t_sleep_ms(5);
+	CHECK(t_dur_requests(&tdur) == 3);	/* both held, one loop */
+	CHECK(!atomic_load(&c.done) && !atomic_load(&p.done));
+	t_dur_flush(&tdur, false);
+	pthread_join(th, NULL);
+	pthread_join(pth, NULL);
+	CHECK(c.r.status == 201 && p.r.status == 200);
+	free(c.r.body);
+	free(p.r.body);
+
+	/* a flush that fails: the reply says the change was not made */
+	t_dur_start(&c, &th, s.srv, "/commit", 3);
+	t_dur_flush(&tdur, true);
+	pthread_join(th, NULL);
+	CHECK(c.r.cc == CURLE_OK && c.r.status == 500);
+	CHECK(c.r.body != NULL && strstr(c.r.body, "could not be written "
+	    "to disk") != NULL);
+	free(c.r.body);
+stop:
+	server_stop(s.srv);
+	CHECK(t_wait_flag(&s.returned));
+	pthread_join(sth, NULL);
+	CHECK(s.rc == 0);
+	server_free(s.srv);
+	pthread_mutex_lock(&tdur.lock);
+	CHECK(tdur.nsubs == 0);		/* no flush wakes a freed worker */
+	pthread_mutex_unlock(&tdur.lock);
 out:
 	conf_free(cf);
 }
@@ -1811,6 +2135,7 @@ const struct test_case test_cases[] = {
 	TEST(test_stop_and_signal),
 	TEST(test_ipv6),
 	TEST(test_drain_deadline),
+	TEST(test_durable_hold),
 	TEST(test_listeners),
 	TEST(test_route_tls13_and_tls12),
 	TEST(test_alpn),

@@ -39,7 +39,8 @@
 #define T_PATH_MAX		512
 #define T_JOIN_MAX		4096
 #define T_DEADLOCK_ROUNDS	25
-#define T_DUR_CYCLES		3
+#define T_DUR_CYCLES		4	/* odd cycles defer durability */
+#define T_DUR_BATCH		8	/* deferred commits per flush wait */
 #define T_DUR_MIN_RECORDS	5	/* acked before the kill, at least */
 #define T_DUR_KILL_MIN_MS	150
 #define T_DUR_KILL_SPAN_MS	250
@@ -2507,21 +2508,38 @@ t_dur_txn(struct store_txn *txn, void *arg)
 	return rc;
 }
 
-/* The child: commits records base, base+1, ... and reports each number
- * on fd only after store_txn_run() returned 0. Never returns. */
+/*
+ * The child: commits records base, base+1, ... and reports each number
+ * on fd only once it is durable: after store_txn_run() returned 0, or,
+ * deferring (as the server's workers do), after T_DUR_BATCH deferred
+ * commits once store_flush_wait() said the last one's ticket is durable.
+ * Never returns.
+ */
 static void
-t_dur_child(const char *dir, uint32_t base, int fd)
+t_dur_child(const char *dir, uint32_t base, int fd, bool defer)
 {
 	struct store *st = store_open(dir);
-	uint32_t n;
+	uint32_t n, first = base;
+	uint64_t ticket;
 
-	if (st == NULL)
+	if (st == NULL || (defer && store_defer(st) != 0))
 		_exit(3);
 	for (n = base; ; n++) {
 		if (store_txn_run(st, t_dur_txn, &n) != 0)
 			_exit(4);
-		if (write(fd, &n, sizeof(n)) != sizeof(n))
-			_exit(5);
+		if (defer) {
+			/* nobody flushes unasked: each commit is pending */
+			if ((ticket = store_defer_pending(st)) == 0)
+				_exit(6);
+			if (n - first + 1 < T_DUR_BATCH)
+				continue;
+			if (store_flush_wait(st, ticket) != 0)
+				_exit(7);
+		}
+		for (; first <= n; first++)
+			if (write(fd, &first, sizeof(first)) !=
+			    sizeof(first))
+				_exit(5);
 	}
 }
 
@@ -2583,6 +2601,113 @@ t_dur_present(struct store *st, uint32_t n)
 	return ok;
 }
 
+static atomic_int t_flush_calls;
+
+static void
+t_flush_cb(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&t_flush_calls, 1);
+}
+
+static void *
+t_defer_other(void *arg)
+{
+	struct store *st = arg;
+	uint32_t n = 7000001;
+
+	/* a thread that did not defer: durable commits, nothing pending */
+	if (store_txn_run(st, t_dur_txn, &n) != 0 ||
+	    store_defer_pending(st) != 0)
+		return (void *)1;
+	return NULL;
+}
+
+/*
+ * Deferred durability: a deferring thread's commit returns with a ticket
+ * that is not durable until a flush it asked for ran; subscribers hear
+ * of every flush until they unsubscribe; tickets only grow; other
+ * threads and NOSYNC stores are unaffected; close flushes.
+ */
+static void
+test_defer(void)
+{
+	char dir[T_PATH_MAX];
+	struct store *st = t_open("defer", dir, sizeof(dir));
+	uint64_t t1, t2;
+	uint32_t n = 7000000;
+	pthread_t th;
+	void *res = (void *)1;
+	int waited, calls;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK(store_defer_pending(st) == 0);		/* not deferring */
+	CHECK(store_flush_subscribe(st, t_flush_cb, NULL) == 0);
+	CHECK(store_defer(st) == 0);
+	CHECK(store_defer_pending(st) == 0);		/* nothing yet */
+	CHECK(store_txn_run(st, t_dur_txn, &n) == 0);
+	t1 = store_defer_pending(st);
+	CHECK(t1 > 0);
+	CHECK(store_flush_state(st, t1) == 0);		/* nobody asked */
+	calls = atomic_load(&t_flush_calls);
+	store_flush_request(st, t1);
+	for (waited = 0; waited < 5000 && atomic_load(&t_flush_calls) ==
+	    calls; waited += 2)
+		(void)poll(NULL, 0, 2);
+	CHECK(atomic_load(&t_flush_calls) > calls);
+	CHECK(store_flush_state(st, t1) == 1);
+	CHECK(store_defer_pending(st) == 0);
+	CHECK(store_flush_state(st, 0) == 1);
+
+	/* tickets grow; store_flush_wait returns once it is durable */
+	n++;
+	CHECK(store_txn_run(st, t_dur_txn, &n) == 0);
+	t2 = store_defer_pending(st);
+	CHECK(t2 > t1);
+	CHECK(store_flush_wait(st, t2) == 0);
+	CHECK(store_flush_state(st, t2) == 1);
+	CHECK(store_defer_pending(st) == 0);
+
+	CHECK(pthread_create(&th, NULL, t_defer_other, st) == 0);
+	pthread_join(th, &res);
+	CHECK(res == NULL);
+
+	/* unsubscribed: flushes no longer call back */
+	store_flush_unsubscribe(st, t_flush_cb, NULL);
+	calls = atomic_load(&t_flush_calls);
+	n++;
+	CHECK(store_txn_run(st, t_dur_txn, &n) == 0);
+	CHECK(store_flush_wait(st, store_defer_pending(st)) == 0);
+	CHECK(atomic_load(&t_flush_calls) == calls);
+
+	/* left pending at close: the flusher flushes it on its way out */
+	n++;
+	CHECK(store_txn_run(st, t_dur_txn, &n) == 0);
+	CHECK(store_defer_pending(st) > 0);
+	st = t_reopen(st, dir);
+	CHECK(st != NULL);
+	if (st != NULL) {
+		CHECK(t_dur_present(st, n));
+		CHECK(t_dur_present(st, 7000001));
+	}
+	store_close(st);
+
+	/* NOSYNC: nothing to defer */
+	snprintf(dir, sizeof(dir), "%s/defer-nosync", test_tmpdir());
+	st = store_open_flags(dir, STORE_F_NOSYNC);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK(store_defer(st) == 0);
+	n++;
+	CHECK(store_txn_run(st, t_dur_txn, &n) == 0);
+	CHECK(store_defer_pending(st) == 0);
+	CHECK(store_flush_subscribe(st, t_flush_cb, NULL) == 0);
+	store_close(st);
+}
+
 static void
 test_durability(void)
 {
@@ -2608,7 +2733,7 @@ test_durability(void)
 		CHECK(child >= 0);
 		if (child == 0) {
 			close(fds[0]);
-			t_dur_child(dir, base, fds[1]);
+			t_dur_child(dir, base, fds[1], cycle % 2 == 1);
 		}
 		close(fds[1]);
 		nacked = 0;
@@ -2638,8 +2763,9 @@ test_durability(void)
 		CHECK(waitpid(child, &status, 0) == child);
 		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 		CHECK(nacked >= T_DUR_MIN_RECORDS);
-		fprintf(stderr, "durability cycle %d: %zu records acked "
-		    "before SIGKILL\n", cycle, nacked);
+		fprintf(stderr, "durability cycle %d (%s): %zu records acked "
+		    "before SIGKILL\n", cycle, cycle % 2 == 1 ? "deferred" :
+		    "synchronous", nacked);
 		total += nacked;
 
 		/* Recovery runs on open. */
@@ -2728,5 +2854,6 @@ const struct test_case test_cases[] = {
 	TEST(test_lock),
 	TEST(test_corrupt_record),
 	TEST(test_durability),
+	TEST(test_defer),
 	{ 0 }
 };
