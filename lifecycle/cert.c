@@ -1315,8 +1315,10 @@ lc_pick_name(struct lc_create *c, struct store_txn *txn,
 }
 
 /*
- * The creation transaction: name, signing (or, for imports, the issuer
- * lookup), key, version 1, certificate record, audit. Retry-safe: what
+ * The creation transaction: signing (or, for imports, the issuer
+ * lookup), name, key, version 1, certificate record, audit. A name that
+ * is taken aborts it after the signing (the certificate is not stored).
+ * Retry-safe: what
  * it hands back (c->out, c->ca_id, c->final_name) is reset first.
  */
 static int
@@ -1333,8 +1335,6 @@ lc_create_txn(struct store_txn *txn, void *arg, struct common_error *err)
 	json_decref(c->out);
 	c->out = NULL;
 	c->ca_id[0] = '\0';
-	if (lc_pick_name(c, txn, err) == -1)
-		goto out;
 	if (c->mode == LC_MODE_IMPORTED) {
 		lc_import_issuer(lc, txn, c->cert, c->ca_id, sizeof(c->ca_id));
 		chain = c->chain_pem;
@@ -1366,6 +1366,14 @@ lc_create_txn(struct store_txn *txn, void *arg, struct common_error *err)
 			lc_ca_notfound(c->ca_id, err);
 	}
 	if (v == NULL)
+		goto out;
+	/*
+	 * The name check after the signing: it locks the name index's page
+	 * (for writing: the put below writes it) until the commit, and every
+	 * creation touches the same few pages of that index, so the shorter
+	 * the hold the more creations run side by side.
+	 */
+	if (lc_pick_name(c, txn, err) == -1)
 		goto out;
 	if (c->sealed != NULL && store_key_put(txn, c->key_id, c->sealed,
 	    strlen(c->sealed)) == -1)
