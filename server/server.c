@@ -156,6 +156,8 @@ struct server_worker {
 	struct event		*shutdown_ev;	/* leave the loop */
 	struct event		*durable_ev;	/* a log flush completed */
 	bool			 subscribed;	/* durable_ev to the flusher */
+	atomic_int		 nheld;		/* held, or about to be: the
+						   flusher wakes only those */
 	struct server_reqctx	*held_head;	/* replies held, FIFO */
 	struct server_reqctx	*held_tail;
 	struct server_http	 http[SERVER_LISTENER__MAX];
@@ -225,6 +227,13 @@ struct server {
 	bool			 jstarted;
 	pthread_mutex_t		 jlock;		/* queue and timers */
 	struct server_job_ent	*jq;		/* ring of SERVER_QUEUE_MAX */
+	struct server_job_ent	*jwait;		/* ring of SERVER_QUEUE_MAX:
+						   jobs thread only, waiting
+						   for their ticket */
+	size_t			 jwhead;
+	size_t			 jwcount;
+	atomic_bool		 jsubscribed;	/* jwake on each flush */
+	atomic_bool		 jwaiting;	/* ...while jobs wait */
 	size_t			 jhead;
 	size_t			 jcount;
 	bool			 jclosed;
@@ -464,6 +473,7 @@ server_held_remove(struct server_worker *w, struct server_reqctx *ctx)
 	}
 	ctx->held = false;
 	ctx->held_next = NULL;
+	atomic_fetch_sub(&w->nheld, 1);
 }
 
 /*
@@ -581,9 +591,15 @@ server_reply_hold(struct server_reqctx *ctx)
 	uint64_t t;
 
 	if (srv->dur.pending == NULL || !w->subscribed || ctx->detached ||
-	    evhttp_request_get_connection(ctx->req) == NULL ||
-	    (t = srv->dur.pending(srv->dur.arg)) == 0)
+	    evhttp_request_get_connection(ctx->req) == NULL)
 		return false;
+	/* counted first: a flush that completes after pending() looked
+	 * then sees it and wakes this worker */
+	atomic_fetch_add(&w->nheld, 1);
+	if ((t = srv->dur.pending(srv->dur.arg)) == 0) {
+		atomic_fetch_sub(&w->nheld, 1);
+		return false;
+	}
 	ctx->held = true;
 	ctx->ticket = t;
 	ctx->held_next = NULL;
@@ -644,7 +660,8 @@ server_worker_kick(void *arg)
 {
 	struct server_worker *w = arg;
 
-	event_active(w->durable_ev, EV_READ, 0);
+	if (atomic_load(&w->nheld) > 0)
+		event_active(w->durable_ev, EV_READ, 0);
 }
 
 /*
@@ -1738,32 +1755,84 @@ server_workers_stop(struct server *srv)
 
 /* ---- jobs thread -------------------------------------------------------- */
 
-/* Runs up to max queued jobs, one at a time without the lock; true when
- * more are waiting. */
+/* Runs the waiting jobs whose ticket is durable (all of them when
+ * block: at the stop, waiting for each), in the order they came. */
+static void
+server_jobs_run_waiting(struct server *srv, bool block)
+{
+	struct server_job_ent job;
+	size_t n, i;
+	int state;
+
+	for (n = srv->jwcount, i = 0; i < n; i++) {
+		job = srv->jwait[srv->jwhead];
+		srv->jwhead = (srv->jwhead + 1) % SERVER_QUEUE_MAX;
+		srv->jwcount--;
+		state = block ? (srv->dur.wait(srv->dur.arg, job.ticket) == 0 ?
+		    1 : -1) : srv->dur.state(srv->dur.arg, job.ticket);
+		if (state == 0) {	/* not yet: back at the end */
+			srv->jwait[(srv->jwhead + srv->jwcount) %
+			    SERVER_QUEUE_MAX] = job;
+			srv->jwcount++;
+			continue;
+		}
+		if (state < 0)
+			log_err("jobs: a commit before this job is not "
+			    "durable (log flush failed)");
+		job.fn(job.arg);
+	}
+}
+
+/*
+ * Runs up to max queued jobs, one at a time without the lock; true when
+ * more are waiting. A job queued by a worker after commits that are not
+ * durable yet (a validation, a deployment may act outside on them)
+ * waits, without holding up the others, until a flush makes them so:
+ * the jobs thread hears of every flush (jwake).
+ */
 static bool
 server_jobs_run(struct server *srv, size_t max)
 {
 	struct server_job_ent job;
 	size_t n;
+	int state;
 
+	if (srv->jwcount > 0)
+		server_jobs_run_waiting(srv, false);
 	for (n = 0; n < max; n++) {
 		pthread_mutex_lock(&srv->jlock);
 		if (srv->jcount == 0) {
 			pthread_mutex_unlock(&srv->jlock);
+			atomic_store(&srv->jwaiting, srv->jwcount > 0);
 			return false;
 		}
 		job = srv->jq[srv->jhead];
 		srv->jhead = (srv->jhead + 1) % SERVER_QUEUE_MAX;
 		srv->jcount--;
 		pthread_mutex_unlock(&srv->jlock);
-		/* queued by a worker after commits not yet durable: the job
-		 * may act on them outside (deploy, validate) */
-		if (job.ticket != 0 &&
-		    srv->dur.wait(srv->dur.arg, job.ticket) == -1)
+		/* set before looking: a flush that completes after the
+		 * look then wakes the jobs thread */
+		if (job.ticket != 0)
+			atomic_store(&srv->jwaiting, true);
+		state = job.ticket == 0 ? 1 :
+		    srv->dur.state(srv->dur.arg, job.ticket);
+		if (state == 0 && atomic_load(&srv->jsubscribed) &&
+		    srv->jwcount < SERVER_QUEUE_MAX) {
+			srv->dur.request(srv->dur.arg, job.ticket);
+			srv->jwait[(srv->jwhead + srv->jwcount) %
+			    SERVER_QUEUE_MAX] = job;
+			srv->jwcount++;
+			continue;
+		}
+		if (state == 0 && srv->dur.wait(srv->dur.arg,
+		    job.ticket) == -1)
+			state = -1;
+		if (state < 0)
 			log_err("jobs: a commit before this job is not "
 			    "durable (log flush failed)");
 		job.fn(job.arg);
 	}
+	atomic_store(&srv->jwaiting, srv->jwcount > 0);
 	pthread_mutex_lock(&srv->jlock);
 	n = srv->jcount;
 	pthread_mutex_unlock(&srv->jlock);
@@ -1793,7 +1862,18 @@ server_jobs_main(void *arg)
 		log_err("jobs: event loop failed");
 	/* The queue is closed: run what was accepted before the stop. */
 	server_jobs_run(srv, SERVER_QUEUE_MAX);
+	server_jobs_run_waiting(srv, true);
 	return NULL;
+}
+
+/* Flusher thread: a flush completed; the waiting jobs may run. */
+static void
+server_jobs_kick(void *arg)
+{
+	struct server *srv = arg;
+
+	if (atomic_load(&srv->jwaiting))
+		event_active(srv->jwake, EV_READ, 0);
 }
 
 int
@@ -1893,6 +1973,9 @@ server_jobs_stop(struct server *srv)
 	pthread_mutex_lock(&srv->jlock);
 	srv->jclosed = true;
 	pthread_mutex_unlock(&srv->jlock);
+	if (atomic_exchange(&srv->jsubscribed, false))
+		/* the jobs thread's last pass waits on each ticket itself */
+		srv->dur.unsubscribe(srv->dur.arg, server_jobs_kick, srv);
 	if (!srv->jstarted)
 		return;
 	event_base_loopexit(srv->jbase, NULL);
@@ -2080,6 +2163,14 @@ server_run(struct server *srv)
 		}
 		srv->workers[i].started = true;
 	}
+	if (srv->dur.pending != NULL) {
+		if (srv->dur.subscribe(srv->dur.arg, server_jobs_kick,
+		    srv) == 0)
+			atomic_store(&srv->jsubscribed, true);
+		else
+			log_warn("jobs: a job queued after a commit blocks "
+			    "the jobs thread until the commit is durable");
+	}
 	if ((errno = pthread_create(&srv->jthread, NULL, server_jobs_main,
 	    srv)) != 0) {
 		log_err("jobs: cannot start the thread: %s", strerror(errno));
@@ -2173,7 +2264,9 @@ server_new(const struct conf *cf, SSL_CTX *tls)
 		}
 		srv->tls = tls;
 	}
-	if ((srv->jq = calloc(SERVER_QUEUE_MAX, sizeof(*srv->jq))) == NULL) {
+	if ((srv->jq = calloc(SERVER_QUEUE_MAX, sizeof(*srv->jq))) == NULL ||
+	    (srv->jwait = calloc(SERVER_QUEUE_MAX,
+	    sizeof(*srv->jwait))) == NULL) {
 		log_err("server: jobs queue: out of memory");
 		goto out;
 	}
@@ -2217,6 +2310,7 @@ server_free(struct server *srv)
 	for (l = 0; l < SERVER_LISTENER__MAX; l++)
 		free(srv->listens[l].addr);
 	free(srv->jq);
+	free(srv->jwait);
 	free(srv->data_dir);
 	SSL_CTX_free(srv->tls);
 	pthread_mutex_destroy(&srv->lock);

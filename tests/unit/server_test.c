@@ -1048,7 +1048,8 @@ struct t_dur {
 	uint64_t	 seq;		/* tickets handed out */
 	uint64_t	 flushed;	/* durable up to */
 	bool		 failed;
-	int		 requests;	/* request hook calls */
+	int		 requests;	/* request hook calls: workers */
+	int		 job_requests;	/* ...and the jobs thread */
 	atomic_int	 thread_starts;
 	void		(*fn[8])(void *);
 	void		*fnarg[8];
@@ -1061,12 +1062,14 @@ struct t_dur {
 static struct t_dur tdur = { .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER };
 static __thread uint64_t t_dur_ticket;
+static __thread bool t_dur_worker;	/* thread_start ran here */
 
 static int
 t_dur_thread_start(void *arg)
 {
 	struct t_dur *d = arg;
 
+	t_dur_worker = true;
 	atomic_fetch_add(&d->thread_starts, 1);
 	return 0;
 }
@@ -1102,7 +1105,10 @@ t_dur_request(void *arg, uint64_t ticket)
 
 	(void)ticket;
 	pthread_mutex_lock(&d->lock);
-	d->requests++;
+	if (t_dur_worker)	/* a held reply, not the jobs thread's */
+		d->requests++;
+	else
+		d->job_requests++;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -1294,7 +1300,7 @@ test_durable_hold(void)
 	CHECK(!atomic_load(&tdur.job_ran));
 	CHECK(atomic_load(&tdur.thread_starts) == 1);
 	pthread_mutex_lock(&tdur.lock);
-	CHECK(tdur.nsubs == 1);
+	CHECK(tdur.nsubs == 2);		/* the worker and the jobs thread */
 	pthread_mutex_unlock(&tdur.lock);
 	t_dur_flush(&tdur, false);
 	pthread_join(th, NULL);
@@ -1302,6 +1308,9 @@ test_durable_hold(void)
 	CHECK(c.r.body != NULL && strcmp(c.r.body, "stored\n") == 0);
 	CHECK(t_wait_flag(&tdur.job_ran));
 	CHECK(tdur.job_saw_flushed >= 1);	/* ran after the flush */
+	pthread_mutex_lock(&tdur.lock);
+	CHECK(tdur.job_requests == 1);		/* it waited, unblocked */
+	pthread_mutex_unlock(&tdur.lock);
 	free(c.r.body);
 
 	/* nothing pending: answered at once, no flush asked for */
