@@ -38,9 +38,12 @@
 #define STORE_LOCK_FILE		"pkid.lock"
 #define STORE_DIR_MODE		0700
 #define STORE_FILE_MODE		0600
-/* A small cache keeps an idle daemon's RSS small; the working set of a
- * private CA (records of a few KiB) fits easily. */
-#define STORE_CACHE_BYTES	(16 * 1024 * 1024)
+/* The cache is touched as it is used, so an idle daemon's RSS stays
+ * small (~20 MB); under load the pages a new certificate lands on (the
+ * issued table is keyed by random serial) stay cached for longer: 16 MB
+ * made every insert past ~100k certificates read and write back a page
+ * (bench/issue P-256 deferred: 5,905-6,811 -> 7,511-7,852/s). */
+#define STORE_CACHE_BYTES	(64 * 1024 * 1024)
 /* Page-level locks: a long scan inside one caller transaction holds one
  * lock per page, so the lock table is sized well above the default. */
 #define STORE_LOCKS_MAX		20000
