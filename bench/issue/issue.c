@@ -42,6 +42,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "ca/ca.h"
 #include "common/common.h"
@@ -78,6 +79,8 @@ struct issuebench_ca {
 	char		 nosync_ca_id[LIFECYCLE_ID_MAX]; /* its twin */
 	EVP_PKEY	*key;		/* the issuing CA's private key */
 	size_t		 tbs_len;	/* DER length of a real TBS */
+	unsigned char	*leaf_der;	/* that leaf */
+	size_t		 leaf_len;
 };
 
 /* The state of the whole run. */
@@ -94,6 +97,8 @@ struct issuebench {
 	struct ca_ctx	*ctx_nosync;
 	struct lifecycle *lc;
 	EVP_PKEY	*leaf[ISSUEBENCH_LEAF_KEYS];
+	unsigned char	*csr_der;	/* a P-256 request, as EST gets */
+	size_t		 csr_len;
 };
 
 struct issuebench_worker;
@@ -178,6 +183,44 @@ issuebench_op_raw(struct issuebench_worker *w)
 		    common_ssl_error());
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * What reading a request and a certificate costs with OpenSSL 3.0 (its
+ * d2i decodes the public key through a decoder context it builds per
+ * call): the parse each EST enrollment and ACME finalize does once, and
+ * a TLS client once per certificate of the server's chain.
+ */
+static int
+issuebench_op_csr_parse(struct issuebench_worker *w)
+{
+	struct issuebench *b = w->run->b;
+	const unsigned char *p = b->csr_der;
+	X509_REQ *req;
+
+	if ((req = d2i_X509_REQ(NULL, &p, (long)b->csr_len)) == NULL) {
+		snprintf(w->err, sizeof(w->err), "d2i_X509_REQ: %s",
+		    common_ssl_error());
+		return -1;
+	}
+	X509_REQ_free(req);
+	return 0;
+}
+
+static int
+issuebench_op_cert_parse(struct issuebench_worker *w)
+{
+	struct issuebench_ca *ca = w->run->ca;
+	const unsigned char *p = ca->leaf_der;
+	X509 *x;
+
+	if ((x = d2i_X509(NULL, &p, (long)ca->leaf_len)) == NULL) {
+		snprintf(w->err, sizeof(w->err), "d2i_X509: %s",
+		    common_ssl_error());
+		return -1;
+	}
+	X509_free(x);
 	return 0;
 }
 
@@ -535,6 +578,8 @@ struct issuebench_trial {
 	const char		*ca_id;
 	EVP_PKEY		*pubkey;
 	size_t			 tbs_len;
+	unsigned char		*der;		/* the leaf, to free() */
+	size_t			 der_len;
 	struct common_error	 err;
 };
 
@@ -560,6 +605,9 @@ issuebench_trial_txn(struct store_txn *txn, void *arg)
 	if ((x = ca_issue(t->ctx, txn, t->ca_id, &req, &t->err)) == NULL)
 		return -1;
 	len = i2d_re_X509_tbs(x, NULL);
+	free(t->der);
+	if (common_x509_to_der(x, &t->der, &t->der_len) == -1)
+		len = -1;
 	X509_free(x);
 	if (len <= 0) {
 		common_error_set(&t->err, COMMON_E_INTERNAL, "i2d_re_X509_tbs: "
@@ -583,6 +631,7 @@ issuebench_ca_setup(struct issuebench *b, struct issuebench_ca *ca)
 	json_t *rec = NULL;
 	int rc = -1;
 
+	memset(&t, 0, sizeof(t));
 	snprintf(name, sizeof(name), "bench root %s", ca->label);
 	if (issuebench_ca_create(b->ctx, ca->alg, name, NULL,
 	    ca->root_id) == -1 ||
@@ -601,7 +650,6 @@ issuebench_ca_setup(struct issuebench *b, struct issuebench_ca *ca)
 		log_err("issue: key of CA %s: %s", ca->ca_id, err.msg);
 		goto out;
 	}
-	memset(&t, 0, sizeof(t));
 	t.ctx = b->ctx;
 	t.ca_id = ca->ca_id;
 	t.pubkey = b->leaf[0];
@@ -611,8 +659,12 @@ issuebench_ca_setup(struct issuebench *b, struct issuebench_ca *ca)
 		goto out;
 	}
 	ca->tbs_len = t.tbs_len;
+	ca->leaf_der = t.der;	/* steal */
+	t.der = NULL;
+	ca->leaf_len = t.der_len;
 	rc = 0;
 out:
+	free(t.der);
 	json_decref(rec);
 	return rc;
 }
@@ -629,6 +681,47 @@ issuebench_rm_entry(const char *path, const struct stat *sb, int type,
 	return 0;
 }
 
+/* A P-256 request as an EST device sends one (CN, SAN), for the parse
+ * phase. */
+static int
+issuebench_csr_make(struct issuebench *b)
+{
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_EXTENSION *san = NULL;
+	X509_REQ *req = NULL;
+	unsigned char *der = NULL;
+	int len, rc = -1;
+
+	if ((req = X509_REQ_new()) == NULL ||
+	    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
+	    MBSTRING_ASC, (const unsigned char *)"device-000001", -1, -1,
+	    0) != 1 ||
+	    X509_REQ_set_pubkey(req, b->leaf[0]) != 1 ||
+	    (exts = sk_X509_EXTENSION_new_null()) == NULL ||
+	    (san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+	    "DNS:device-000001.bench.example")) == NULL ||
+	    sk_X509_EXTENSION_push(exts, san) == 0)
+		goto out;
+	san = NULL;
+	if (X509_REQ_add_extensions(req, exts) != 1 ||
+	    X509_REQ_sign(req, b->leaf[0], EVP_sha256()) <= 0 ||
+	    (len = i2d_X509_REQ(req, &der)) <= 0 ||
+	    (b->csr_der = malloc((size_t)len)) == NULL)
+		goto out;
+	memcpy(b->csr_der, der, (size_t)len);
+	b->csr_len = (size_t)len;
+	rc = 0;
+out:
+	if (rc != 0)
+		log_err("issue: the request of the parse phase: %s",
+		    common_ssl_error());
+	OPENSSL_free(der);
+	X509_EXTENSION_free(san);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	return rc;
+}
+
 /* Closes everything and removes the temporary directory (unless kept). */
 static void
 issuebench_teardown(struct issuebench *b)
@@ -642,6 +735,7 @@ issuebench_teardown(struct issuebench *b)
 	store_close(b->st_nosync);
 	for (i = 0; i < ISSUEBENCH_LEAF_KEYS; i++)
 		EVP_PKEY_free(b->leaf[i]);
+	free(b->csr_der);
 	if (b->dir[0] == '\0')
 		return;
 	if (b->keep)
@@ -694,7 +788,7 @@ issuebench_setup(struct issuebench *b)
 			log_err("issue: leaf key: %s", common_ssl_error());
 			return -1;
 		}
-	return 0;
+	return issuebench_csr_make(b);
 }
 
 /* ---- results ---- */
@@ -732,7 +826,7 @@ issuebench_measure(struct issuebench *b, struct issuebench_ca *ca,
     json_t *rows, json_t *details)
 {
 	struct issuebench_run run;
-	struct issuebench_result raw, dur, def, nos, lcr, lcd;
+	struct issuebench_result raw, dur, def, nos, lcr, lcd, csrp, crtp;
 	char metric[256], peer[256], target[64];
 	json_t *d;
 
@@ -743,6 +837,14 @@ issuebench_measure(struct issuebench *b, struct issuebench_ca *ca,
 	fprintf(stderr, "issue: %s: raw signatures, %d threads, %.0f s\n",
 	    ca->label, b->threads, b->seconds);
 	if (issuebench_phase_run(&run, &raw) == -1)
+		return -1;
+	fprintf(stderr, "issue: %s: parsing a request and a leaf\n",
+	    ca->label);
+	run.op = issuebench_op_csr_parse;
+	if (issuebench_phase_run(&run, &csrp) == -1)
+		return -1;
+	run.op = issuebench_op_cert_parse;
+	if (issuebench_phase_run(&run, &crtp) == -1)
 		return -1;
 	fprintf(stderr, "issue: %s: ca_issue (durable)\n", ca->label);
 	run.op = issuebench_op_issue;
@@ -797,10 +899,13 @@ issuebench_measure(struct issuebench *b, struct issuebench_ca *ca,
 	    ca->label);
 	json_array_append_new(rows, issuebench_row(metric, lcd.rate, peer,
 	    raw.rate, NULL, 0));
-	d = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+	d = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+	    "s:o}",
 	    "issuing_ca", ca->ca_id, "key", ca->label,
 	    "tbs_bytes", (json_int_t)ca->tbs_len,
 	    "raw_sign", issuebench_result_json(&raw),
+	    "d2i_X509_REQ_p256_request", issuebench_result_json(&csrp),
+	    "d2i_X509_leaf", issuebench_result_json(&crtp),
 	    "ca_issue_durable", issuebench_result_json(&dur),
 	    "ca_issue_deferred", issuebench_result_json(&def),
 	    "ca_issue_nosync", issuebench_result_json(&nos),
@@ -942,8 +1047,10 @@ main(int argc, char **argv)
 		goto out;
 	rc = 0;
 out:
-	for (i = 0; i < sizeof(cas) / sizeof(cas[0]); i++)
+	for (i = 0; i < sizeof(cas) / sizeof(cas[0]); i++) {
 		EVP_PKEY_free(cas[i].key);
+		free(cas[i].leaf_der);
+	}
 	json_decref(res);
 	json_decref(rows);
 	json_decref(details);
