@@ -702,6 +702,13 @@ ca_crl_publish(struct ca_ctx *ctx, const char *ca_id,
 			    "the CRL number of CA %s", ca_id);
 		goto out;
 	}
+	/* the numbers on disk before the files (a server worker's commit
+	 * returns before its flush): a published number is never reused */
+	if (store_flush_all(ca_ctx_store(ctx)) == -1) {
+		common_error_set(err, COMMON_E_INTERNAL, "the CRL numbers of "
+		    "CA %s could not be written to disk", ca_id);
+		goto out;
+	}
 	for (i = 0; i < job.nouts; i++) {
 		if (crl_write(ctx, ca_id, &job.outs[i]) == -1) {
 			common_error_set(err, COMMON_E_INTERNAL, "cannot write "

@@ -364,7 +364,13 @@ lc_ca_delete_now(struct lifecycle *lc, const char *ca_id, const char *who,
 		json_decref(op.out);
 		return -1;
 	}
-	ca_purge(lifecycle_ca(lc), op.out);
+	/* on a server worker the deletion may not be on disk yet: the
+	 * keys go only once it is (a crash would bring the CA back) */
+	if (store_flush_all(lifecycle_store(lc)) == -1)
+		log_err("lifecycle: CA %s deleted but the log flush failed: "
+		    "its keys and files are kept", ca_id);
+	else
+		ca_purge(lifecycle_ca(lc), op.out);
 	json_decref(op.out);
 	log_info("lifecycle: %s deleted CA %s", who, ca_id);
 	return 0;

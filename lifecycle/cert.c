@@ -1421,6 +1421,10 @@ lifecycle_cert_create(struct lifecycle *lc, const json_t *req,
 	c.who = who;
 	if (lc_create_parse(lc, req, &c, err) == -1)
 		goto out;
+	/* a name the caller chose and that is taken: refused before the
+	 * signing (the transaction checks again) */
+	if (!c.derived_name && lc_name_free(lc, NULL, c.name, err) == -1)
+		goto out;
 	if (lifecycle_txn_run(lc, lc_create_txn, &c, err) == -1)
 		goto out;
 	res = c.out;	/* steal */

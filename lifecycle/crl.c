@@ -294,6 +294,20 @@ lc_crl_on_debounce(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/*
+	 * The revocations that armed it may still wait for their flush (a
+	 * server worker committed them): a CRL must not list a revocation
+	 * a crash could take back. When the flush fails the rebuild waits
+	 * for the next debounce.
+	 */
+	if (store_flush_all(lifecycle_store(s->lc)) == -1) {
+		log_err("crl: the log flush failed; rebuild postponed");
+		pthread_mutex_lock(&s->mu);
+		s->armed = false;
+		lc_crl_arm(s);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
 	pthread_mutex_lock(&s->mu);
 	n = s->ndirty;
 	memcpy(ids, s->dirty, n * sizeof(ids[0]));	/* steal */
@@ -302,9 +316,6 @@ lc_crl_on_debounce(evutil_socket_t fd, short what, void *arg)
 	s->all_dirty = false;
 	s->armed = false;
 	pthread_mutex_unlock(&s->mu);
-	/* the revocations that armed it may still wait for their flush */
-	if (store_flush_all(lifecycle_store(s->lc)) == -1)
-		log_err("crl: the log flush failed");
 	lc_crl_pass(s->lc, ids, n, all, 0, LC_CRL_WHY_REVOCATION);
 	for (i = 0; i < n; i++)
 		free(ids[i]);

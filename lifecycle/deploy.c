@@ -490,12 +490,16 @@ lc_deploy_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* a version queued by a server worker may not be durable yet:
-	 * nothing is deployed that a crash could take back */
-	if (store_flush_all(lifecycle_store(d->lc)) == -1)
-		log_err("deploy: the log flush failed; deploying anyway what "
-		    "the store holds");
 	for (;;) {
+		/* a version queued by a server worker may not be durable
+		 * yet: nothing is deployed that a crash could take back
+		 * (when the flush fails the queue waits for the next
+		 * wake-up) */
+		if (store_flush_all(lifecycle_store(d->lc)) == -1) {
+			log_err("deploy: the log flush failed; deployments "
+			    "wait");
+			return;
+		}
 		pthread_mutex_lock(&d->mu);
 		for (q = TAILQ_FIRST(&d->queue); q != NULL; q = next) {
 			next = TAILQ_NEXT(q, entry);

@@ -499,22 +499,24 @@ static void
 lc_notify_pump(struct lifecycle_notifier *n)
 {
 	struct lc_delivery *d;
-	bool flushed = false;
 
 	while (n->ninflight < LC_NOTIFY_INFLIGHT_MAX) {
+		/* the change an event reports may have been committed by a
+		 * server worker whose flush is still due: announce nothing
+		 * a crash could take back (when the flush fails the
+		 * deliveries wait for the next wake-up) */
+		if (n->lc != NULL && store_flush_all(lifecycle_store(n->lc)) ==
+		    -1) {
+			log_err("notify: the log flush failed; deliveries "
+			    "wait");
+			break;
+		}
 		pthread_mutex_lock(&n->mu);
 		if ((d = TAILQ_FIRST(&n->queue)) != NULL)
 			TAILQ_REMOVE(&n->queue, d, entry);
 		pthread_mutex_unlock(&n->mu);
 		if (d == NULL)
 			break;
-		/* the change an event reports may have been committed by a
-		 * server worker whose flush is still due: announce nothing
-		 * a crash could take back */
-		if (!flushed && n->lc != NULL && store_flush_all(
-		    lifecycle_store(n->lc)) == -1)
-			log_err("notify: the log flush failed");
-		flushed = true;
 		lc_delivery_send(d);
 	}
 }

@@ -590,9 +590,14 @@ main_serve(struct main_ctx *mc)
 	if ((mc->srv = server_new(mc->cf, tls)) == NULL)
 		goto out;
 	server_set_durability(mc->srv, &(struct server_durability){
-	    main_dur_thread_start, main_dur_pending, main_dur_state,
-	    main_dur_request, main_dur_wait, main_dur_subscribe,
-	    main_dur_unsubscribe, mc->st });
+	    .thread_start = main_dur_thread_start,
+	    .pending = main_dur_pending,
+	    .state = main_dur_state,
+	    .request = main_dur_request,
+	    .wait = main_dur_wait,
+	    .subscribe = main_dur_subscribe,
+	    .unsubscribe = main_dur_unsubscribe,
+	    .arg = mc->st });
 	memset(&mcfg, 0, sizeof(mcfg));
 	mcfg.data_dir = mc->cf->data_dir;
 	mcfg.http_base_url = mc->http_url;

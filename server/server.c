@@ -609,8 +609,11 @@ server_reply_hold(struct server_reqctx *ctx)
 		w->held_head = ctx;
 	w->held_tail = ctx;
 	/* A flush that completes from here on wakes durable_ev; one that
-	 * completed since pending() looked did too. */
+	 * completed since pending() looked did too. One that failed
+	 * before may wake nobody again: look once more. */
 	srv->dur.request(srv->dur.arg, t);
+	if (srv->dur.state(srv->dur.arg, t) != 0)
+		event_active(w->durable_ev, EV_READ, 0);
 	return true;
 }
 
@@ -1756,7 +1759,11 @@ server_workers_stop(struct server *srv)
 /* ---- jobs thread -------------------------------------------------------- */
 
 /* Runs the waiting jobs whose ticket is durable (all of them when
- * block: at the stop, waiting for each), in the order they came. */
+ * block: at the stop, waiting for each), in the order they came among
+ * themselves (a later job without a ticket may have run before). A job
+ * whose commit could not be made durable runs all the same: jobs are
+ * ACME validations, whose own result commit flushes (or fails) in
+ * turn. */
 static void
 server_jobs_run_waiting(struct server *srv, bool block)
 {
@@ -1822,6 +1829,8 @@ server_jobs_run(struct server *srv, size_t max)
 			srv->jwait[(srv->jwhead + srv->jwcount) %
 			    SERVER_QUEUE_MAX] = job;
 			srv->jwcount++;
+			if (srv->dur.state(srv->dur.arg, job.ticket) != 0)
+				event_active(srv->jwake, EV_READ, 0);
 			continue;
 		}
 		if (state == 0 && srv->dur.wait(srv->dur.arg,

@@ -280,7 +280,7 @@ struct store {
  * those flushes when someone waits for a ticket, so every commit made
  * while a flush runs shares the next one.
  */
-#define STORE_FLUSH_SUBS_MAX	64	/* subscribers (server workers) */
+#define STORE_FLUSH_SUBS_MAX	1024	/* subscribers (server workers) */
 
 struct store_flush_sub {
 	void	(*fn)(void *);
@@ -296,8 +296,9 @@ struct store_flusher {
 						   (atomic) */
 	uint64_t		 requested;	/* highest ticket waited on */
 	uint64_t		 flushed;	/* tickets <= this are durable */
-	bool			 failed;	/* a flush failed: no ticket
-						   past flushed ever will be */
+	uint64_t		 failed;	/* tickets <= this (and past
+						   flushed) were in a flush
+						   that failed */
 	bool			 stop;
 	struct store_flush_sub	 subs[STORE_FLUSH_SUBS_MAX];
 	size_t			 nsubs;
@@ -1137,10 +1138,13 @@ store_txn_commit(struct store_txn *txn)
 	if ((rc = txn->tid->commit(txn->tid, st->nosync ? 0 :
 	    DB_TXN_NOSYNC)) != 0)
 		log_err("store: %s: txn commit: %s", st->dir, db_strerror(rc));
-	else if (store_defer_st == st && st->fl != NULL)
-		/* deferred: the ticket counts from after the commit */
+	else if (store_defer_st == st && st->fl != NULL) {
+		/* deferred: the ticket counts from after the commit, and
+		 * its flush is asked for at once, whoever waits for it */
 		store_defer_ticket = __atomic_add_fetch(&st->fl->seq, 1,
 		    __ATOMIC_SEQ_CST);
+		store_flush_request(st, store_defer_ticket);
+	}
 	else if (!st->nosync && (rc = st->env->log_flush(st->env, NULL)) != 0)
 		log_err("store: %s: txn commit: log flush (the commit is not "
 		    "durable): %s", st->dir, db_strerror(rc));
@@ -1162,9 +1166,11 @@ store_flusher_main(void *arg)
 	(void)pthread_setname_np(pthread_self(), "pkid-flush");
 	pthread_mutex_lock(&fl->lock);
 	for (;;) {
-		while (!fl->stop && (fl->failed || fl->requested <= fl->flushed))
+		while (!fl->stop && (fl->requested <= fl->flushed ||
+		    fl->requested <= fl->failed))
 			pthread_cond_wait(&fl->work, &fl->lock);
-		if (fl->stop && (fl->failed || fl->requested <= fl->flushed))
+		if (fl->stop && (fl->requested <= fl->flushed ||
+		    fl->requested <= fl->failed))
 			break;
 		/* every ticket counted so far has its commit record in the
 		 * log: one flush makes them all durable */
@@ -1173,10 +1179,14 @@ store_flusher_main(void *arg)
 		rc = st->env->log_flush(st->env, NULL);
 		pthread_mutex_lock(&fl->lock);
 		if (rc != 0) {
-			log_err("store: %s: log flush (commits since ticket "
-			    "%" PRIu64 " are not durable): %s", st->dir,
-			    fl->flushed + 1, db_strerror(rc));
-			fl->failed = true;
+			/* those waiting hear it failed; a later request
+			 * tries again (an earlier failure may have been
+			 * passing, as a full disk) */
+			log_err("store: %s: log flush (commits %" PRIu64
+			    "..%" PRIu64 " are not durable): %s", st->dir,
+			    fl->flushed + 1, target, db_strerror(rc));
+			if (target > fl->failed)
+				fl->failed = target;
 		} else if (target > fl->flushed)
 			fl->flushed = target;
 		pthread_cond_broadcast(&fl->done);
@@ -1289,7 +1299,7 @@ store_flush_state(struct store *st, uint64_t ticket)
 	if (st == NULL || ticket == 0 || (fl = st->fl) == NULL)
 		return 1;
 	pthread_mutex_lock(&fl->lock);
-	state = ticket <= fl->flushed ? 1 : fl->failed ? -1 : 0;
+	state = ticket <= fl->flushed ? 1 : ticket <= fl->failed ? -1 : 0;
 	pthread_mutex_unlock(&fl->lock);
 	return state;
 }
@@ -1322,7 +1332,7 @@ store_flush_wait(struct store *st, uint64_t ticket)
 		fl->requested = ticket;
 		pthread_cond_signal(&fl->work);
 	}
-	while (ticket > fl->flushed && !fl->failed)
+	while (ticket > fl->flushed && ticket > fl->failed)
 		pthread_cond_wait(&fl->done, &fl->lock);
 	rc = ticket <= fl->flushed ? 0 : -1;
 	pthread_mutex_unlock(&fl->lock);

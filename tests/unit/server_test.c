@@ -1349,6 +1349,23 @@ test_durable_hold(void)
 	CHECK(c.r.body != NULL && strstr(c.r.body, "could not be written "
 	    "to disk") != NULL);
 	free(c.r.body);
+
+	/* after the failure no flush comes to wake anyone: a reply held
+	 * then is not left waiting */
+	t_dur_start(&c, &th, s.srv, "/commit", 4);
+	pthread_join(th, NULL);
+	CHECK(c.r.cc == CURLE_OK && c.r.status == 500);
+	free(c.r.body);
+
+	/* the failure passed (a later flush works): answered again */
+	pthread_mutex_lock(&tdur.lock);
+	tdur.failed = false;
+	pthread_mutex_unlock(&tdur.lock);
+	t_dur_start(&c, &th, s.srv, "/commit", 5);
+	t_dur_flush(&tdur, false);
+	pthread_join(th, NULL);
+	CHECK(c.r.cc == CURLE_OK && c.r.status == 201);
+	free(c.r.body);
 stop:
 	server_stop(s.srv);
 	CHECK(t_wait_flag(&s.returned));
