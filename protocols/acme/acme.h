@@ -137,6 +137,10 @@ struct acme {
 	struct acme_keycache	*keys;		/* account keys, parsed */
 	struct acme_validator	*validator;	/* jobs thread only */
 	struct acme_vjob	*vjobs;		/* in flight; jobs thread */
+	struct acme_vjob	*vdone;		/* results to record in one
+						   commit; jobs thread */
+	struct acme_vjob	**vdone_tail;
+	struct event		*vdone_ev;	/* records vdone */
 	struct server_route	 route;
 };
 

@@ -79,6 +79,7 @@ struct acme_vjob {
 	char			 token[ACME_TOKEN_MAX];
 	char			 keyauth[AUTHZ_KEYAUTH_MAX];
 	json_int_t		 attempt;	/* matches the challenge's */
+	struct acme_validation_result res;	/* once finished */
 };
 
 static const char *
@@ -536,24 +537,115 @@ authz_job_unlink(struct acme_vjob *job)
 		}
 }
 
-/* Records the result and frees the job (jobs thread). */
+/* Logs a recorded (or lost) result, wakes the held answer (wake false:
+ * the workers are gone, only the reference is dropped), frees job. */
+static void
+authz_job_done_free(struct acme_vjob *job, bool recorded, bool wake)
+{
+	if (!recorded)
+		log_err("acme: authz %s: %s: cannot record the validation "
+		    "result (%s)", job->authz_id, authz_chall_names[job->type],
+		    job->res.valid ? "valid" : "invalid");
+	else
+		log_info("acme: authz %s: %s for %s:%s %s%s%s", job->authz_id,
+		    authz_chall_names[job->type], job->ident_type,
+		    job->ident_value, job->res.valid ? "valid" : "invalid",
+		    job->res.valid ? "" : ": ", job->res.valid ? "" :
+		    job->res.detail);
+	if (wake)
+		authz_wait_signal(job->wait);
+	else
+		authz_wait_unref(job->wait);
+	free(job);
+}
+
+/* Every result of the list in one transaction (retry-safe: each result
+ * transaction is). */
+static int
+authz_results_txn(struct store_txn *txn, void *arg)
+{
+	struct acme_vjob *job;
+	struct authz_result c;
+
+	for (job = arg; job != NULL; job = job->next) {
+		c.job = job;
+		c.res = &job->res;
+		if (authz_result_txn(txn, &c) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Records the results finished since the last time in one commit, then
+ * wakes their held answers. The jobs thread runs every validation and a
+ * commit waits for its log flush: one per result made it the bottleneck
+ * of ACME (~0.6 ms of fdatasync per validation, the thread busy ~93 % of
+ * the time at ~450 orders/s). Results that finish while a commit runs
+ * share the next. When the shared commit fails each result is recorded
+ * on its own, so one bad result does not take the others with it.
+ */
+static void
+authz_results_record(struct acme *a, bool wake)
+{
+	struct acme_vjob *list = a->vdone, *job, *next;
+	struct authz_result c;
+	bool batch_ok;
+
+	a->vdone = NULL;
+	a->vdone_tail = &a->vdone;
+	if (list == NULL)
+		return;
+	batch_ok = list->next != NULL &&
+	    store_txn_run(a->st, authz_results_txn, list) == 0;
+	for (job = list; job != NULL; job = next) {
+		next = job->next;
+		job->next = NULL;
+		if (batch_ok) {
+			authz_job_done_free(job, true, wake);
+			continue;
+		}
+		c.job = job;
+		c.res = &job->res;
+		authz_job_done_free(job, store_txn_run(a->st,
+		    authz_result_txn, &c) == 0, wake);
+	}
+}
+
+static void
+authz_results_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	authz_results_record(arg, true);
+}
+
+/* Queues the result for the next shared commit (jobs thread). */
 static void
 authz_job_finish(struct acme_vjob *job,
     const struct acme_validation_result *res)
 {
-	struct authz_result c = { job, res };
+	struct acme *a = job->a;
+	struct authz_result c;
 
-	if (store_txn_run(job->a->st, authz_result_txn, &c) != 0)
-		log_err("acme: authz %s: %s: cannot record the validation "
-		    "result (%s)", job->authz_id, authz_chall_names[job->type],
-		    res->valid ? "valid" : "invalid");
-	else
-		log_info("acme: authz %s: %s for %s:%s %s%s%s", job->authz_id,
-		    authz_chall_names[job->type], job->ident_type,
-		    job->ident_value, res->valid ? "valid" : "invalid",
-		    res->valid ? "" : ": ", res->valid ? "" : res->detail);
-	authz_wait_signal(job->wait);
-	free(job);
+	job->res = *res;
+	job->next = NULL;
+	if (a->vdone_tail == NULL)
+		a->vdone_tail = &a->vdone;
+	if (a->vdone_ev == NULL && (a->vdone_ev = event_new(
+	    server_jobs_base(a->srv), -1, 0, authz_results_cb, a)) == NULL) {
+		/* no event: recorded here, on its own */
+		c.job = job;
+		c.res = &job->res;
+		authz_job_done_free(job, store_txn_run(a->st,
+		    authz_result_txn, &c) == 0, true);
+		return;
+	}
+	*a->vdone_tail = job;
+	a->vdone_tail = &job->next;
+	/* runs after the callbacks already due in this pass of the loop,
+	 * so the results they finish join this commit */
+	event_active(a->vdone_ev, EV_READ, 0);
 }
 
 /* The validator's done callback. */
@@ -618,6 +710,12 @@ acme_authz_jobs_free(struct acme *a)
 	/* Cancels the validations in flight (no callbacks after this). */
 	acme_validator_free(a->validator);
 	a->validator = NULL;
+	/* results finished but not yet recorded: recorded now (the
+	 * workers are gone: no wake-up, only the references) */
+	authz_results_record(a, false);
+	if (a->vdone_ev != NULL)
+		event_free(a->vdone_ev);
+	a->vdone_ev = NULL;
 	while ((job = a->vjobs) != NULL) {
 		a->vjobs = job->next;
 		/* the workers are gone: no wake-up, only the reference */
