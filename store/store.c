@@ -277,8 +277,8 @@ struct store {
  * writes its commit record and returns without flushing the log; its
  * ticket (seq, counted after the commit returned) is durable once a flush
  * that started after it completed. One flusher thread per store runs
- * those flushes when someone waits for a ticket, so every commit made
- * while a flush runs shares the next one.
+ * those flushes as tickets are asked for (each deferred commit asks for
+ * its own), so every commit made while a flush runs shares the next one.
  */
 #define STORE_FLUSH_SUBS_MAX	1024	/* subscribers (server workers) */
 
@@ -294,7 +294,7 @@ struct store_flusher {
 	pthread_cond_t		 done;		/* to blocking waiters */
 	uint64_t		 seq;		/* deferred commits made
 						   (atomic) */
-	uint64_t		 requested;	/* highest ticket waited on */
+	uint64_t		 requested;	/* highest ticket asked for */
 	uint64_t		 flushed;	/* tickets <= this are durable */
 	uint64_t		 failed;	/* tickets <= this (and past
 						   flushed) were in a flush

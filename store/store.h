@@ -106,9 +106,9 @@ struct store *store_txn_store(struct store_txn *txn);
  * commit that is not durable yet (0 when there is none), and the caller
  * must not acknowledge that commit to anyone before store_flush_state()
  * says the ticket is durable. A flusher thread per store flushes the log
- * when a ticket is requested (store_flush_request, store_flush_wait), so
- * every commit made during one flush shares the next. Other threads keep
- * durable commits. On a store opened with STORE_F_NOSYNC nothing is
+ * as tickets are asked for (each deferred commit asks for its own;
+ * store_flush_request, store_flush_wait), so every commit made during
+ * one flush shares the next. Other threads keep durable commits. On a store opened with STORE_F_NOSYNC nothing is
  * deferred (there is no flush to wait for).
  */
 int store_defer(struct store *st);			/* 0 or -1 */
