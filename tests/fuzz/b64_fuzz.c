@@ -16,14 +16,7 @@
 
 #define B64_FUZZ_WRAP	64	/* PEM / EST line length */
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INITIALIZE_QUIET
 
 /* Decodes enc (mode url) and checks it yields exactly want/wantlen. */
 static void

@@ -19,14 +19,7 @@
 
 #define BASIC_FUZZ_WHY	256	/* reason buffer, as est_basic's caller */
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INITIALIZE_QUIET
 
 /* The header for user and password, written as clients write it; to
  * free(). */

@@ -48,14 +48,7 @@ static const struct {
 #define EST_FUZZ_NLAYOUTS \
 	(sizeof(est_fuzz_layouts) / sizeof(est_fuzz_layouts[0]))
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INITIALIZE_QUIET
 
 /* A refusal carries a code and a one-line message. */
 static void

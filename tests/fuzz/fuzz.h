@@ -35,6 +35,18 @@ void fuzz_fail(const char *file, int line, const char *expr)
  * logged at info/warn level and would only slow the run down. */
 void fuzz_quiet(void);
 
+/* The LLVMFuzzerInitialize of a driver whose only set-up is
+ * fuzz_quiet(). */
+#define FUZZ_INITIALIZE_QUIET \
+int \
+LLVMFuzzerInitialize(int *argc, char ***argv) \
+{ \
+	(void)argc; \
+	(void)argv; \
+	fuzz_quiet(); \
+	return 0; \
+}
+
 /* A NUL-terminated copy of the input (an embedded NUL ends the string,
  * as it would for a C caller). To free(); aborts on allocation failure
  * so a NULL never passes for a parser result. */

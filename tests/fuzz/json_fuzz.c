@@ -60,14 +60,7 @@ static const struct lifecycle_field json_fuzz_assoc_fields[] = {
 	{ NULL, LIFECYCLE_F_STRING }
 };
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INITIALIZE_QUIET
 
 /* lifecycle_req_check, with the promise that a refusal is explained. */
 static int

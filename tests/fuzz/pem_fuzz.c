@@ -28,14 +28,7 @@
 #define PEM_FUZZ_CSR	0x2u	/* common_csr_from_pem */
 #define PEM_FUZZ_KEY	0x4u	/* common_privkey_from_pem */
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INITIALIZE_QUIET
 
 /* What pkid does with a certificate it accepted: PEM round trip, DER,
  * serial, validity, SANs, subject text and profile. */
